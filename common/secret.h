@@ -1,0 +1,34 @@
+/* A secret (the server token) kept in libsodium guarded memory: its own
+ * pages, guard pages around them, locked out of swap, no access except while
+ * a caller has it open, and wiped when freed. */
+#ifndef MC_SECRET_H
+#define MC_SECRET_H
+
+#include <stddef.h>
+
+struct mc_secret;
+
+/* Allocates a secret holding a copy of the len bytes at value. The caller
+ * should wipe its own copy (sodium_memzero). Returns NULL with errno set. */
+struct mc_secret *mc_secret_new(const char *value, size_t len);
+
+/* Reads a token file: surrounding whitespace trimmed, must be non-empty,
+ * printable ASCII, at most 4 KiB. Refuses a file readable or writable by
+ * group or others (EPERM). On error returns NULL, sets errno and writes a
+ * reason into err (may be NULL). The caller owns the result. */
+struct mc_secret *mc_secret_from_file(const char *path, char *err, size_t err_size);
+
+/* Opens the secret for reading and returns its NUL-terminated value; it stays
+ * readable until mc_secret_close. Opens do not nest. */
+const char *mc_secret_open(struct mc_secret *s);
+void mc_secret_close(struct mc_secret *s);
+
+size_t mc_secret_len(const struct mc_secret *s);
+
+/* Returns a new secret with the same value. Caller owns it. */
+struct mc_secret *mc_secret_dup(struct mc_secret *s);
+
+/* Wipes and frees. NULL is a no-op. */
+void mc_secret_free(struct mc_secret *s);
+
+#endif

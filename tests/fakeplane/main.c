@@ -1,0 +1,2 @@
+/* placeholder: replaced by the emulator */
+int main(void) { return 1; }

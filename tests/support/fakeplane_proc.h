@@ -1,0 +1,49 @@
+/* Test support: run multica-fakeplane as a child process on an ephemeral
+ * loopback port, drive its admin API, read its state and journal.
+ * For use from Criterion tests (parent side only; never from a forked child). */
+#ifndef MC_TEST_FAKEPLANE_PROC_H
+#define MC_TEST_FAKEPLANE_PROC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+struct fp_proc {
+	pid_t pid;
+	int port;
+	char url[64];        /* "http://127.0.0.1:PORT" */
+	char dir[256];       /* temp dir holding the seed file; removed by fp_stop */
+};
+
+/* Starts the fakeplane (path from the FAKEPLANE_BIN compile definition) with
+ * seed_json written to a temp seed file (NULL: no --seed), plus extra argv
+ * entries (NULL-terminated, may be NULL). Waits for "listening on ..." and
+ * fills fp. Returns 0, or -1 (the test should cr_assert on it). */
+int fp_start(struct fp_proc *fp, const char *seed_json, const char *const *extra_args);
+/* SIGTERM, wait (SIGKILL after 5 s), remove the temp dir. Returns the exit
+ * status as from waitpid. */
+int fp_stop(struct fp_proc *fp);
+
+/* One admin or raw HTTP request to the fakeplane. body may be NULL.
+ * extra_headers: NULL-terminated list of "Name: value" (may be NULL).
+ * Returns the HTTP status (or -1 on transport error); *out_body (if not NULL)
+ * receives a malloc'd NUL-terminated body the caller frees. */
+long fp_http(const struct fp_proc *fp, const char *method, const char *path,
+	     const char *body, const char *const *extra_headers, char **out_body);
+
+/* GET /_admin/state or /_admin/journal parsed; caller cJSON_Delete()s. NULL on error. */
+cJSON *fp_state(const struct fp_proc *fp);
+cJSON *fp_journal(const struct fp_proc *fp);
+
+/* Convenience: POST /_admin/faults with the given JSON; returns status. */
+long fp_fault(const struct fp_proc *fp, const char *fault_json);
+
+/* Count journal entries matching method and path prefix (NULL = any). */
+int fp_journal_count(const struct fp_proc *fp, const char *method, const char *path_prefix);
+
+/* Status string ("online"/"offline") of runtime id in /_admin/state, or
+ * NULL when the row does not exist. Returns a malloc'd string. */
+char *fp_runtime_status(const struct fp_proc *fp, const char *runtime_id);
+
+#endif
