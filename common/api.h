@@ -48,10 +48,14 @@ struct mc_api;
 
 /* Allocates a client; copies the config (the token into guarded memory).
  * Returns NULL with errno (EINVAL for a bad URL: not http(s), or with a path,
- * query or credentials). Free with mc_api_free. */
+ * query or credentials; or for a token that is empty or holds anything but
+ * visible ASCII, or a client_version with control characters: either would
+ * go into a header line). Free with mc_api_free. */
 struct mc_api *mc_api_new(const struct mc_api_config *cfg);
+/* Free every call of the api first (a running call uses the api's pool). */
 void mc_api_free(struct mc_api *api);
-/* Replaces the token (rotated token file). 0 or -1 with errno. */
+/* Replaces the token (rotated token file). 0 or -1 with errno (EINVAL: a
+ * token mc_api_new would refuse). */
 int mc_api_set_token(struct mc_api *api, struct mc_secret *token);
 /* Drops idle keep-alive connections (after repeated transient failures). */
 void mc_api_close_idle(struct mc_api *api);
@@ -162,19 +166,26 @@ struct mc_call *mc_call_recover_orphans(struct mc_api *api, const char *runtime_
 struct mc_call *mc_call_renew_token(struct mc_api *api);
 
 void mc_call_set_done(struct mc_call *call, mc_call_done_fn fn, void *arg);
+/* Overrides the api's whole-request timeout for this call (before it starts),
+ * e.g. the 5 s bound of the shutdown deregistration. */
+void mc_call_set_timeout(struct mc_call *call, long timeout_ms);
 void *mc_call_arg(const struct mc_call *call);
 
 /* Blocking: runs the call to completion, decodes, then runs the done
  * callback if one is set (the callback must not free the call here).
  * Returns 0 when the outcome is MC_API_OK, else -1 (errno untouched; see
- * mc_call_error). */
+ * mc_call_error). A finished call may be performed again. If the call could
+ * not even start, -1 with errno: EBUSY (running in a multi; its outcome is
+ * untouched) or ENOMEM (mc_call_error says so; no callback). */
 int mc_call_perform(struct mc_call *call);
 
 /* Event loop: adds the call to multi. 0, or -1 with errno. */
 int mc_call_start(struct mc_call *call, CURLM *multi);
 /* Reads every finished transfer of multi, decodes it and runs its call's done
  * callback, which may free the call and start others. Transfers that are not
- * mc_calls are left alone. Returns how many calls finished. */
+ * mc_calls are left alone (not removed, not touched), but their CURLMSG_DONE
+ * message is consumed: libcurl cannot put it back, so give mc_calls a multi
+ * of their own. Returns how many calls finished. */
 int mc_multi_dispatch(CURLM *multi);
 /* Frees a call; if it is running in a multi it is removed first. NULL ok. */
 void mc_call_free(struct mc_call *call);
@@ -189,6 +200,9 @@ long mc_call_status(const struct mc_call *call);
 const char *mc_call_runtime_id(const struct mc_call *call);
 /* Elapsed wall time of the transfer in microseconds. */
 long long mc_call_elapsed_us(const struct mc_call *call);
+/* New connections the transfer opened (CURLINFO_NUM_CONNECTS): 0 when it
+ * reused a keep-alive connection; -1 before it finished. */
+long mc_call_num_connects(const struct mc_call *call);
 
 /* Move the decoded result out of a finished, successful call; the caller
  * then owns *out. -1 with errno=EINVAL when the call is of another endpoint

@@ -17,8 +17,9 @@ char *mc_encode_register(const struct mc_register_request *req);
 char *mc_encode_deregister(size_t n, const char *const *runtime_ids);
 char *mc_encode_heartbeat(const char *runtime_id);
 
-/* Decoders return 0, or -1 after filling err (kind MC_API_ERR_DECODE, the
- * message naming the offending field). On success the caller owns *out. */
+/* Decoders return 0 (err then says MC_API_OK), or -1 after filling err
+ * (kind MC_API_ERR_DECODE, the message naming the offending field). On
+ * success the caller owns *out; on failure *out is empty. */
 int mc_decode_workspaces(const char *body, size_t len, struct mc_workspace_list *out,
 			 struct mc_api_error *err);
 int mc_decode_profiles(const char *body, size_t len, struct mc_profile_list *out,

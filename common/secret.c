@@ -69,6 +69,11 @@ static int read_bounded(int fd, char *buf, size_t cap, size_t *out_len)
 
 struct mc_secret *mc_secret_from_file(const char *path, char *err, size_t err_size)
 {
+	if (sodium_init() < 0) {
+		set_err(err, err_size, path, "libsodium failed to initialize");
+		errno = ENOMEM;
+		return NULL;
+	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
