@@ -46,4 +46,20 @@ int fp_journal_count(const struct fp_proc *fp, const char *method, const char *p
  * NULL when the row does not exist. Returns a malloc'd string. */
 char *fp_runtime_status(const struct fp_proc *fp, const char *runtime_id);
 
+/* Runs the fakeplane to completion: FAKEPLANE_BIN, then "--seed
+ * DIR/seed.json" when seed_json is not NULL, then args (NULL-terminated,
+ * may be NULL). Captures stderr; kills it after timeout_ms. Returns 0 with
+ * *status (as from waitpid) and *out_stderr (malloc'd, caller frees), or -1.
+ * For tests of start-up errors: bad flags, bad seed files. */
+int fp_run(const char *seed_json, const char *const *args, int timeout_ms,
+	   int *status, char **out_stderr);
+
+/* The port in s = prefix + "PORT" (optionally + "\n"), or -1. */
+long fp_parse_port_after(const char *s, const char *prefix);
+
+/* fp_http with a timeout in milliseconds (fp_http uses 30 s). */
+long fp_http_timeout(const struct fp_proc *fp, const char *method, const char *path,
+		     const char *body, const char *const *extra_headers, char **out_body,
+		     long timeout_ms);
+
 #endif

@@ -1,0 +1,32 @@
+/* multica-fakeplane: JSON -> model objects, shared by the seed loader and the
+ * admin API. Errors name the offending field by its path, e.g.
+ * "profiles[2].workspace_id: expected string" (the seed loader puts the file
+ * name in front).
+ *
+ * Error convention: 0 on success, -1 with a message in err[0..errlen). */
+#ifndef FP_DECODE_H
+#define FP_DECODE_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "tests/fakeplane/state.h"
+
+/* Each allocates a new object into *out (fields as in the seed file; a
+ * missing id gets a fresh UUID). path prefixes error messages ("" at top). */
+int fp_decode_workspace(const cJSON *j, const char *path, struct fp_workspace **out,
+			char *err, size_t errlen);
+int fp_decode_profile(const cJSON *j, const char *path, struct fp_profile **out,
+		      char *err, size_t errlen);
+int fp_decode_task(const cJSON *j, const char *path, struct fp_task **out,
+		   char *err, size_t errlen);
+/* Seed extension: a pre-existing runtime row. */
+int fp_decode_runtime(const cJSON *j, const char *path, struct fp_runtime **out,
+		      char *err, size_t errlen);
+
+/* Applies a PATCH body to p (pass a clone; on error it may be half-changed).
+ * id, workspace_id and protocol_family may only repeat their value. */
+int fp_decode_profile_patch(const cJSON *j, struct fp_profile *p, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,37 @@
+/* multica-fakeplane: the HTTP server (libmicrohttpd). One thread per
+ * connection, so an injected delay holds up only its own connection.
+ * Request bodies are gathered up to 1 MiB (413 beyond). Daemon requests
+ * pass the faults, then the API, and are journaled; /_admin requests go to
+ * the admin API only.
+ *
+ * Error convention: start returns NULL with a message in err. */
+#ifndef FP_HTTP_H
+#define FP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "tests/fakeplane/app.h"
+
+#define FP_BODY_MAX (1u << 20)
+
+struct fp_server_opts {
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+	const char *tls_cert_pem;      /* both NULL: plain HTTP */
+	const char *tls_key_pem;
+};
+
+struct fp_server;
+
+/* Allocates and starts the server. */
+struct fp_server *fp_server_start(const struct fp_server_opts *o, struct fp_app *app,
+				  char *err, size_t errlen);
+/* The bound port (useful after port 0). */
+uint16_t fp_server_port(const struct fp_server *s);
+/* Stops (closes connections, joins threads) and frees. NULL is fine.
+ * Call fp_faults_shutdown first so that delayed requests give up. */
+void fp_server_stop(struct fp_server *s);
+
+#endif

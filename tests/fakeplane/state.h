@@ -1,0 +1,149 @@
+/* multica-fakeplane: the server-side data model (protocol sections 3 and 9).
+ *
+ * One mutex guards everything. The lookup and mutation functions below
+ * expect the caller to hold it (fp_state_lock), so that one request sees and
+ * changes the state as a unit; only fp_state_new/fp_state_free do not.
+ * Objects are owned by the state once added; pointers returned by lookups
+ * stay valid until the lock is released or the object is removed.
+ * Allocation failure aborts (util.h). */
+#ifndef FP_STATE_H
+#define FP_STATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tests/fakeplane/util.h"
+
+struct fp_token {
+	char *token;
+	char *user;
+};
+
+struct fp_workspace {
+	char id[FP_UUID_LEN + 1];
+	char *name;
+	struct fp_vec members;          /* char * user ids */
+};
+
+struct fp_profile {
+	char id[FP_UUID_LEN + 1];
+	char workspace_id[FP_UUID_LEN + 1];
+	char *display_name;
+	char *protocol_family;
+	char *command_name;
+	char *description;              /* NULL: JSON null */
+	struct fp_vec fixed_args;       /* char * */
+	char *visibility;
+	bool enabled;
+	char *created_by;               /* NULL: JSON null */
+	int64_t created_ms, updated_ms;
+};
+
+struct fp_runtime {
+	char id[FP_UUID_LEN + 1];
+	char workspace_id[FP_UUID_LEN + 1];
+	char *daemon_id;
+	char *name;
+	char *provider;
+	char profile_id[FP_UUID_LEN + 1]; /* "": built-in row (SQL NULL) */
+	bool online;
+	char *device_info;
+	char *metadata;                 /* JSON object text */
+	char *owner_id;                 /* NULL: JSON null */
+	int64_t last_seen_ms;           /* 0: never seen (JSON null) */
+	int64_t created_ms, updated_ms;
+};
+
+struct fp_task {
+	char id[FP_UUID_LEN + 1];
+	char runtime_id[FP_UUID_LEN + 1];
+	char *status;
+	char *failure_reason;           /* NULL: JSON null */
+	char *error;                    /* NULL: JSON null */
+	long attempt, max_attempts;
+	int64_t created_ms, completed_ms; /* completed 0: JSON null */
+};
+
+struct fp_state {
+	pthread_mutex_t mu;
+	struct fp_vec tokens;           /* struct fp_token * */
+	struct fp_vec workspaces;       /* struct fp_workspace *, sorted by id */
+	struct fp_vec profiles;         /* struct fp_profile *, creation order */
+	struct fp_vec runtimes;         /* struct fp_runtime *, creation order */
+	struct fp_vec tasks;            /* struct fp_task *, creation order */
+};
+
+/* Allocates an empty state; fp_state_free releases it and all it holds. */
+struct fp_state *fp_state_new(void);
+void fp_state_free(struct fp_state *st);
+void fp_state_lock(struct fp_state *st);
+void fp_state_unlock(struct fp_state *st);
+
+/* Object constructors (allocate, zero-filled) and destructors. */
+struct fp_workspace *fp_workspace_new(void);
+void fp_workspace_free(struct fp_workspace *w);
+struct fp_profile *fp_profile_new(void);
+/* Allocates a deep copy. */
+struct fp_profile *fp_profile_clone(const struct fp_profile *p);
+void fp_profile_free(struct fp_profile *p);
+struct fp_runtime *fp_runtime_new(void);
+void fp_runtime_free(struct fp_runtime *r);
+struct fp_task *fp_task_new(void);
+void fp_task_free(struct fp_task *t);
+
+/* Lookups (lock held). NULL when absent. IDs are canonical lower case. */
+const char *fp_state_user_for_token(struct fp_state *st, const char *token);
+struct fp_workspace *fp_state_workspace(struct fp_state *st, const char *id);
+bool fp_state_is_member(struct fp_state *st, const char *ws_id, const char *user);
+struct fp_profile *fp_state_profile(struct fp_state *st, const char *id);
+struct fp_profile *fp_state_profile_by_name(struct fp_state *st, const char *ws_id,
+					    const char *display_name);
+struct fp_runtime *fp_state_runtime(struct fp_state *st, const char *id);
+struct fp_task *fp_state_task(struct fp_state *st, const char *id);
+
+/* Mutations (lock held). The add functions take ownership. */
+void fp_state_set_token(struct fp_state *st, const char *token, const char *user);
+/* Returns 0, or -1 when the token is unknown. */
+int fp_state_remove_token(struct fp_state *st, const char *token);
+/* Adds w, or replaces the name and members of the workspace with its id
+ * (w is then freed). Returns the stored workspace. */
+struct fp_workspace *fp_state_put_workspace(struct fp_state *st, struct fp_workspace *w);
+/* Removes the workspace with its profiles and runtime rows (FK cascade).
+ * Returns 0, or -1 when absent. */
+int fp_state_remove_workspace(struct fp_state *st, const char *id);
+void fp_state_add_profile(struct fp_state *st, struct fp_profile *p);
+/* Swaps the stored profile with the same id for p (the old one is freed). */
+void fp_state_replace_profile(struct fp_state *st, struct fp_profile *p);
+/* Removes the profile and every runtime row bound to it, as the server's
+ * DeleteRuntimeProfile does. Returns the number of runtime rows deleted, or
+ * -1 when the profile is absent. */
+int fp_state_remove_profile(struct fp_state *st, const char *id);
+void fp_state_add_runtime(struct fp_state *st, struct fp_runtime *r);
+/* Returns 0, or -1 when absent. Tasks are left as they are. */
+int fp_state_remove_runtime(struct fp_state *st, const char *id);
+void fp_state_add_task(struct fp_state *st, struct fp_task *t);
+
+/* The row with this upsert identity: (ws, daemon_id, profile_id) when
+ * profile_id is non-empty, else (ws, daemon_id, provider) among built-in
+ * rows. NULL when absent. */
+struct fp_runtime *fp_state_runtime_by_identity(struct fp_state *st, const char *ws_id,
+						const char *daemon_id, const char *provider,
+						const char *profile_id);
+/* Finds the row with that identity or inserts a new one (fresh UUID,
+ * offline, created at now_ms). *inserted tells which. */
+struct fp_runtime *fp_state_runtime_upsert(struct fp_state *st, const char *ws_id,
+					   const char *daemon_id, const char *provider,
+					   const char *profile_id, int64_t now_ms, bool *inserted);
+
+/* Fails the runtime's dispatched|running|waiting_local_directory tasks with
+ * failure_reason runtime_recovery. Returns how many. */
+int fp_state_recover_orphans(struct fp_state *st, const char *runtime_id, int64_t now_ms);
+/* Marks online rows whose last_seen is older than stale_ms offline.
+ * Returns how many. */
+int fp_state_sweep_stale(struct fp_state *st, int64_t now_ms, int64_t stale_ms);
+
+/* True for the task statuses of migration 128. */
+bool fp_task_status_valid(const char *s);
+
+#endif
