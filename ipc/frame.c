@@ -1,0 +1,213 @@
+#include "ipc/frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#define READER_CAP (MC_IPC_HEADER_SIZE + MC_IPC_MAX_PAYLOAD)
+
+void mc_ipc_header_encode(uint8_t out[MC_IPC_HEADER_SIZE], uint16_t type, uint32_t len)
+{
+	out[0] = (uint8_t)(type >> 8);
+	out[1] = (uint8_t)type;
+	out[2] = 0;
+	out[3] = 0;
+	out[4] = (uint8_t)(len >> 24);
+	out[5] = (uint8_t)(len >> 16);
+	out[6] = (uint8_t)(len >> 8);
+	out[7] = (uint8_t)len;
+}
+
+int mc_ipc_header_decode(const uint8_t in[MC_IPC_HEADER_SIZE], mc_ipc_type_ok_fn type_ok,
+			 uint16_t *type, uint32_t *len)
+{
+	uint16_t t = (uint16_t)((in[0] << 8) | in[1]);
+	uint32_t l = ((uint32_t)in[4] << 24) | ((uint32_t)in[5] << 16) |
+		     ((uint32_t)in[6] << 8) | (uint32_t)in[7];
+	if (in[2] != 0 || in[3] != 0 || (type_ok != NULL && !type_ok(t))) {
+		errno = EPROTO;
+		return -1;
+	}
+	if (l > MC_IPC_MAX_PAYLOAD) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	*type = t;
+	*len = l;
+	return 0;
+}
+
+int mc_ipc_reader_init(struct mc_ipc_reader *r, mc_ipc_type_ok_fn type_ok)
+{
+	memset(r, 0, sizeof *r);
+	r->buf = malloc(READER_CAP);
+	if (r->buf == NULL)
+		return -1;
+	r->type_ok = type_ok;
+	return 0;
+}
+
+void mc_ipc_reader_free(struct mc_ipc_reader *r)
+{
+	if (r->buf != NULL) {
+		sodium_memzero(r->buf, READER_CAP);
+		free(r->buf);
+	}
+	r->buf = NULL;
+	r->used = r->consumed = 0;
+}
+
+/* Drops the frames already handed out, wiping them, so the buffer has room. */
+static void reader_compact(struct mc_ipc_reader *r)
+{
+	if (r->consumed == 0)
+		return;
+	size_t rest = r->used - r->consumed;
+	memmove(r->buf, r->buf + r->consumed, rest);
+	sodium_memzero(r->buf + rest, r->used - rest);
+	r->used = rest;
+	r->consumed = 0;
+}
+
+int mc_ipc_reader_fill(struct mc_ipc_reader *r, int fd)
+{
+	reader_compact(r);
+	if (r->used == READER_CAP)
+		return 0; /* a whole maximal frame is buffered: caller must take it */
+	for (;;) {
+		ssize_t n = read(fd, r->buf + r->used, READER_CAP - r->used);
+		if (n > 0) {
+			r->used += (size_t)n;
+			return 1;
+		}
+		if (n == 0) {
+			r->eof = 1;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		return -1;
+	}
+}
+
+int mc_ipc_reader_next(struct mc_ipc_reader *r, struct mc_ipc_frame *f)
+{
+	size_t avail = r->used - r->consumed;
+	if (avail < MC_IPC_HEADER_SIZE)
+		return 0;
+	const uint8_t *p = r->buf + r->consumed;
+	uint16_t type;
+	uint32_t len;
+	if (mc_ipc_header_decode(p, r->type_ok, &type, &len) < 0)
+		return -1;
+	if (avail < MC_IPC_HEADER_SIZE + (size_t)len)
+		return 0;
+	f->type = type;
+	f->len = len;
+	f->payload = p + MC_IPC_HEADER_SIZE;
+	r->consumed += MC_IPC_HEADER_SIZE + (size_t)len;
+	return 1;
+}
+
+size_t mc_ipc_reader_pending(const struct mc_ipc_reader *r)
+{
+	return r->used - r->consumed;
+}
+
+void mc_ipc_writer_init(struct mc_ipc_writer *w)
+{
+	memset(w, 0, sizeof *w);
+}
+
+void mc_ipc_writer_free(struct mc_ipc_writer *w)
+{
+	if (w->buf != NULL) {
+		sodium_memzero(w->buf, w->cap);
+		free(w->buf);
+	}
+	memset(w, 0, sizeof *w);
+}
+
+/* Makes room for need more bytes at the tail, compacting first, growing
+ * geometrically up to the cap. */
+static int writer_reserve(struct mc_ipc_writer *w, size_t need)
+{
+	if (w->head > 0) {
+		size_t rest = w->tail - w->head;
+		memmove(w->buf, w->buf + w->head, rest);
+		sodium_memzero(w->buf + rest, w->tail - rest);
+		w->tail = rest;
+		w->head = 0;
+	}
+	if (w->tail + need > MC_IPC_WQUEUE_MAX) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (w->tail + need <= w->cap)
+		return 0;
+	size_t cap = w->cap ? w->cap : 4096;
+	while (cap < w->tail + need)
+		cap *= 2;
+	if (cap > MC_IPC_WQUEUE_MAX)
+		cap = MC_IPC_WQUEUE_MAX;
+	uint8_t *nb = malloc(cap);
+	if (nb == NULL)
+		return -1;
+	if (w->buf != NULL) {
+		memcpy(nb, w->buf, w->tail);
+		sodium_memzero(w->buf, w->cap);
+		free(w->buf);
+	}
+	w->buf = nb;
+	w->cap = cap;
+	return 0;
+}
+
+int mc_ipc_writer_queue(struct mc_ipc_writer *w, uint16_t type, const void *payload,
+			uint32_t len)
+{
+	if (len > MC_IPC_MAX_PAYLOAD) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (writer_reserve(w, MC_IPC_HEADER_SIZE + (size_t)len) < 0)
+		return -1;
+	mc_ipc_header_encode(w->buf + w->tail, type, len);
+	if (len > 0)
+		memcpy(w->buf + w->tail + MC_IPC_HEADER_SIZE, payload, len);
+	w->tail += MC_IPC_HEADER_SIZE + (size_t)len;
+	return 0;
+}
+
+ssize_t mc_ipc_writer_flush(struct mc_ipc_writer *w, int fd)
+{
+	while (w->head < w->tail) {
+		/* send() with MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE. */
+		ssize_t n = send(fd, w->buf + w->head, w->tail - w->head,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -1;
+		}
+		w->head += (size_t)n;
+	}
+	if (w->head == w->tail && w->tail > 0) {
+		sodium_memzero(w->buf, w->tail); /* sent frames may have held the token */
+		w->head = w->tail = 0;
+	}
+	return (ssize_t)(w->tail - w->head);
+}
+
+size_t mc_ipc_writer_pending(const struct mc_ipc_writer *w)
+{
+	return w->tail - w->head;
+}

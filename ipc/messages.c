@@ -1,0 +1,557 @@
+#include "ipc/messages.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bsd/string.h>
+#include <cjson/cJSON.h>
+
+/* ---- type tables ---- */
+
+int mc_ipc_type_ok_for_worker(uint16_t type)
+{
+	switch (type) {
+	case MC_IPC_CONFIG: case MC_IPC_TOKEN: case MC_IPC_PROBES:
+	case MC_IPC_PING: case MC_IPC_STOP:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int mc_ipc_type_ok_for_supervisor(uint16_t type)
+{
+	switch (type) {
+	case MC_IPC_HELLO: case MC_IPC_PONG: case MC_IPC_REPORT:
+	case MC_IPC_STOPPED: case MC_IPC_FATAL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+const char *mc_ipc_type_name(uint16_t type)
+{
+	static const char *const names[] = {
+		[MC_IPC_HELLO] = "HELLO", [MC_IPC_CONFIG] = "CONFIG",
+		[MC_IPC_TOKEN] = "TOKEN", [MC_IPC_PROBES] = "PROBES",
+		[MC_IPC_PING] = "PING", [MC_IPC_PONG] = "PONG",
+		[MC_IPC_REPORT] = "REPORT", [MC_IPC_STOP] = "STOP",
+		[MC_IPC_STOPPED] = "STOPPED", [MC_IPC_FATAL] = "FATAL",
+	};
+	if (type < sizeof names / sizeof names[0] && names[type] != NULL)
+		return names[type];
+	return "UNKNOWN";
+}
+
+bool mc_is_uuid(const char *s)
+{
+	static const int dash_at[] = { 8, 13, 18, 23 };
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (int i = 0, d = 0; i < 36; i++) {
+		if (d < 4 && i == dash_at[d]) {
+			if (s[i] != '-')
+				return false;
+			d++;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- helpers ---- */
+
+static int fail(char *err, size_t err_size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t err_size, const char *fmt, ...)
+{
+	if (err != NULL && err_size > 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, err_size, fmt, ap);
+		va_end(ap);
+	}
+	errno = EPROTO;
+	return -1;
+}
+
+/* Sends a cJSON object as one frame and frees it. */
+static int send_json(struct mc_ipc_writer *w, uint16_t type, cJSON *obj)
+{
+	if (obj == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	char *text = cJSON_PrintUnformatted(obj);
+	cJSON_Delete(obj);
+	if (text == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	size_t len = strlen(text);
+	int rc = -1;
+	if (len > MC_IPC_MAX_PAYLOAD)
+		errno = EMSGSIZE;
+	else
+		rc = mc_ipc_writer_queue(w, type, text, (uint32_t)len);
+	free(text);
+	return rc;
+}
+
+/* Parses a frame's payload as a JSON object; the caller deletes it. */
+static cJSON *parse_object(const struct mc_ipc_frame *f, char *err, size_t err_size)
+{
+	if (f->len == 0) {
+		fail(err, err_size, "%s: empty payload", mc_ipc_type_name(f->type));
+		return NULL;
+	}
+	cJSON *obj = cJSON_ParseWithLength((const char *)f->payload, f->len);
+	if (obj == NULL || !cJSON_IsObject(obj)) {
+		cJSON_Delete(obj);
+		fail(err, err_size, "%s: payload is not a JSON object", mc_ipc_type_name(f->type));
+		return NULL;
+	}
+	return obj;
+}
+
+/* Copies a required string field that fits dst and holds no control bytes. */
+static int get_str(const cJSON *obj, const char *key, char *dst, size_t dst_size,
+		   bool allow_empty, char *err, size_t err_size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (!cJSON_IsString(v) || v->valuestring == NULL)
+		return fail(err, err_size, "%s: missing or not a string", key);
+	size_t len = strlen(v->valuestring);
+	if (len >= dst_size)
+		return fail(err, err_size, "%s: longer than %zu bytes", key, dst_size - 1);
+	if (!allow_empty && len == 0)
+		return fail(err, err_size, "%s: empty", key);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)v->valuestring[i] < 0x20)
+			return fail(err, err_size, "%s: control character", key);
+	strlcpy(dst, v->valuestring, dst_size);
+	return 0;
+}
+
+static int get_long(const cJSON *obj, const char *key, long min, long max, long *out,
+		    char *err, size_t err_size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (!cJSON_IsNumber(v))
+		return fail(err, err_size, "%s: missing or not a number", key);
+	double d = v->valuedouble;
+	if (d != (double)(long long)d || d < (double)min || d > (double)max)
+		return fail(err, err_size, "%s: not an integer in [%ld, %ld]", key, min, max);
+	*out = (long)d;
+	return 0;
+}
+
+/* ---- HELLO ---- */
+
+int mc_ipc_send_hello(struct mc_ipc_writer *w, int pid)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o != NULL && (!cJSON_AddNumberToObject(o, "proto", MC_IPC_PROTO_VERSION) ||
+			  !cJSON_AddNumberToObject(o, "pid", pid))) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return send_json(w, MC_IPC_HELLO, o);
+}
+
+int mc_ipc_parse_hello(const struct mc_ipc_frame *f, int *proto, int *pid,
+		       char *err, size_t err_size)
+{
+	cJSON *o = parse_object(f, err, err_size);
+	if (o == NULL)
+		return -1;
+	long p, id;
+	int rc = -1;
+	if (get_long(o, "proto", 0, INT_MAX, &p, err, err_size) == 0 &&
+	    get_long(o, "pid", 1, INT_MAX, &id, err, err_size) == 0) {
+		*proto = (int)p;
+		*pid = (int)id;
+		rc = 0;
+	}
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* ---- CONFIG ---- */
+
+void mc_worker_config_clear(struct mc_worker_config *c)
+{
+	free(c->overrides);
+	memset(c, 0, sizeof *c);
+}
+
+static cJSON *config_to_json(const struct mc_worker_config *c)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	cJSON *ov = cJSON_AddObjectToObject(o, "profile_commands");
+	int ok = ov != NULL &&
+		cJSON_AddNumberToObject(o, "proto", MC_IPC_PROTO_VERSION) &&
+		cJSON_AddStringToObject(o, "workspace_id", c->workspace_id) &&
+		cJSON_AddStringToObject(o, "server_url", c->server_url) &&
+		cJSON_AddStringToObject(o, "daemon_id", c->daemon_id) &&
+		cJSON_AddStringToObject(o, "device_name", c->device_name) &&
+		cJSON_AddStringToObject(o, "cli_version", c->cli_version) &&
+		cJSON_AddStringToObject(o, "log_level", c->log_level) &&
+		cJSON_AddNumberToObject(o, "heartbeat_interval_ms", (double)c->heartbeat_interval_ms) &&
+		cJSON_AddNumberToObject(o, "profile_sync_interval_ms", (double)c->profile_sync_interval_ms) &&
+		cJSON_AddNumberToObject(o, "http_timeout_ms", (double)c->http_timeout_ms) &&
+		cJSON_AddNumberToObject(o, "probe_timeout_ms", (double)c->probe_timeout_ms) &&
+		cJSON_AddStringToObject(o, "test_fault", c->test_fault);
+	for (size_t i = 0; ok && i < c->n_overrides; i++)
+		ok = cJSON_AddStringToObject(ov, c->overrides[i].profile_id,
+					     c->overrides[i].path) != NULL;
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+int mc_ipc_send_config(struct mc_ipc_writer *w, const struct mc_worker_config *c)
+{
+	if (c->n_overrides > MC_MAX_OVERRIDES) {
+		errno = EINVAL;
+		return -1;
+	}
+	return send_json(w, MC_IPC_CONFIG, config_to_json(c));
+}
+
+static int parse_overrides(const cJSON *o, struct mc_worker_config *c, char *err, size_t err_size)
+{
+	const cJSON *ov = cJSON_GetObjectItemCaseSensitive(o, "profile_commands");
+	if (!cJSON_IsObject(ov))
+		return fail(err, err_size, "profile_commands: missing or not an object");
+	size_t n = (size_t)cJSON_GetArraySize(ov);
+	if (n > MC_MAX_OVERRIDES)
+		return fail(err, err_size, "profile_commands: more than %d entries", MC_MAX_OVERRIDES);
+	if (n == 0)
+		return 0;
+	c->overrides = calloc(n, sizeof *c->overrides);
+	if (c->overrides == NULL)
+		return -1;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, ov) {
+		struct mc_profile_override *po = &c->overrides[c->n_overrides];
+		if (!mc_is_uuid(e->string))
+			return fail(err, err_size, "profile_commands: key is not a profile UUID");
+		if (get_str(ov, e->string, po->path, sizeof po->path, false, err, err_size) < 0)
+			return -1;
+		if (po->path[0] != '/')
+			return fail(err, err_size, "profile_commands.%s: not an absolute path", e->string);
+		strlcpy(po->profile_id, e->string, sizeof po->profile_id);
+		c->n_overrides++;
+	}
+	return 0;
+}
+
+static int parse_config_fields(const cJSON *o, struct mc_worker_config *c, char *err, size_t err_size)
+{
+	long proto;
+	if (get_long(o, "proto", 0, INT_MAX, &proto, err, err_size) < 0)
+		return -1;
+	if (proto != MC_IPC_PROTO_VERSION)
+		return fail(err, err_size, "proto: version %ld, this worker speaks %d",
+			    proto, MC_IPC_PROTO_VERSION);
+	if (get_str(o, "workspace_id", c->workspace_id, sizeof c->workspace_id, false, err, err_size) ||
+	    get_str(o, "server_url", c->server_url, sizeof c->server_url, false, err, err_size) ||
+	    get_str(o, "daemon_id", c->daemon_id, sizeof c->daemon_id, false, err, err_size) ||
+	    get_str(o, "device_name", c->device_name, sizeof c->device_name, true, err, err_size) ||
+	    get_str(o, "cli_version", c->cli_version, sizeof c->cli_version, false, err, err_size) ||
+	    get_str(o, "log_level", c->log_level, sizeof c->log_level, false, err, err_size) ||
+	    get_str(o, "test_fault", c->test_fault, sizeof c->test_fault, true, err, err_size))
+		return -1;
+	if (!mc_is_uuid(c->workspace_id))
+		return fail(err, err_size, "workspace_id: not a UUID");
+	/* Intervals: 1 ms .. 1 day; tests use tens of ms. */
+	if (get_long(o, "heartbeat_interval_ms", 1, 86400000L, &c->heartbeat_interval_ms, err, err_size) ||
+	    get_long(o, "profile_sync_interval_ms", 1, 86400000L, &c->profile_sync_interval_ms, err, err_size) ||
+	    get_long(o, "http_timeout_ms", 1, 3600000L, &c->http_timeout_ms, err, err_size) ||
+	    get_long(o, "probe_timeout_ms", 1, 3600000L, &c->probe_timeout_ms, err, err_size))
+		return -1;
+	return parse_overrides(o, c, err, err_size);
+}
+
+int mc_ipc_parse_config(const struct mc_ipc_frame *f, struct mc_worker_config *c,
+			char *err, size_t err_size)
+{
+	memset(c, 0, sizeof *c);
+	cJSON *o = parse_object(f, err, err_size);
+	if (o == NULL)
+		return -1;
+	int rc = parse_config_fields(o, c, err, err_size);
+	cJSON_Delete(o);
+	if (rc < 0) {
+		int e = errno;
+		mc_worker_config_clear(c);
+		errno = e;
+	}
+	return rc;
+}
+
+/* ---- TOKEN ---- */
+
+int mc_ipc_send_token(struct mc_ipc_writer *w, const char *token, size_t len)
+{
+	if (len == 0 || len > 4096) {
+		errno = EINVAL;
+		return -1;
+	}
+	return mc_ipc_writer_queue(w, MC_IPC_TOKEN, token, (uint32_t)len);
+}
+
+/* ---- PROBES ---- */
+
+int mc_ipc_send_probes(struct mc_ipc_writer *w, const struct mc_probes *p)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = o ? cJSON_AddArrayToObject(o, "builtins") : NULL;
+	int ok = arr != NULL && p->n <= MC_MAX_BUILTINS;
+	for (size_t i = 0; ok && i < p->n; i++) {
+		cJSON *b = cJSON_CreateObject();
+		ok = b != NULL && cJSON_AddItemToArray(arr, b) &&
+		     cJSON_AddStringToObject(b, "provider", p->v[i].provider) &&
+		     cJSON_AddStringToObject(b, "name", p->v[i].name) &&
+		     cJSON_AddStringToObject(b, "version", p->v[i].version);
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		errno = p->n > MC_MAX_BUILTINS ? EINVAL : ENOMEM;
+		return -1;
+	}
+	return send_json(w, MC_IPC_PROBES, o);
+}
+
+static int parse_builtin(const cJSON *b, struct mc_builtin *out, char *err, size_t err_size)
+{
+	if (!cJSON_IsObject(b))
+		return fail(err, err_size, "builtins[]: not an object");
+	if (get_str(b, "provider", out->provider, sizeof out->provider, false, err, err_size) ||
+	    get_str(b, "name", out->name, sizeof out->name, false, err, err_size) ||
+	    get_str(b, "version", out->version, sizeof out->version, true, err, err_size))
+		return -1;
+	for (const char *c = out->provider; *c; c++)
+		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '-' || *c == '_'))
+			return fail(err, err_size, "builtins[].provider: not a provider key");
+	return 0;
+}
+
+int mc_ipc_parse_probes(const struct mc_ipc_frame *f, struct mc_probes *p,
+			char *err, size_t err_size)
+{
+	memset(p, 0, sizeof *p);
+	cJSON *o = parse_object(f, err, err_size);
+	if (o == NULL)
+		return -1;
+	int rc = 0;
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "builtins");
+	if (!cJSON_IsArray(arr)) {
+		rc = fail(err, err_size, "builtins: missing or not an array");
+	} else if (cJSON_GetArraySize(arr) > MC_MAX_BUILTINS) {
+		rc = fail(err, err_size, "builtins: more than %d entries", MC_MAX_BUILTINS);
+	} else {
+		const cJSON *b;
+		cJSON_ArrayForEach(b, arr) {
+			if ((rc = parse_builtin(b, &p->v[p->n], err, err_size)) < 0)
+				break;
+			for (size_t i = 0; i < p->n; i++)
+				if (strcmp(p->v[i].provider, p->v[p->n].provider) == 0)
+					rc = fail(err, err_size, "builtins: provider %s twice",
+						  p->v[i].provider);
+			if (rc < 0)
+				break;
+			p->n++;
+		}
+	}
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* ---- PING / PONG ---- */
+
+static int send_seq(struct mc_ipc_writer *w, uint16_t type, uint64_t seq)
+{
+	cJSON *o = cJSON_CreateObject();
+	/* seq stays below 2^53 so a double carries it exactly. */
+	if (o != NULL && !cJSON_AddNumberToObject(o, "seq", (double)(seq & ((1ULL << 53) - 1)))) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return send_json(w, type, o);
+}
+
+int mc_ipc_send_ping(struct mc_ipc_writer *w, uint64_t seq) { return send_seq(w, MC_IPC_PING, seq); }
+int mc_ipc_send_pong(struct mc_ipc_writer *w, uint64_t seq) { return send_seq(w, MC_IPC_PONG, seq); }
+
+int mc_ipc_parse_seq(const struct mc_ipc_frame *f, uint64_t *seq, char *err, size_t err_size)
+{
+	cJSON *o = parse_object(f, err, err_size);
+	if (o == NULL)
+		return -1;
+	long v;
+	int rc = get_long(o, "seq", 0, LONG_MAX, &v, err, err_size);
+	if (rc == 0)
+		*seq = (uint64_t)v;
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* ---- REPORT ---- */
+
+void mc_report_clear(struct mc_report *r)
+{
+	free(r->ids);
+	r->ids = NULL;
+	r->n = 0;
+}
+
+int mc_report_set(struct mc_report *r, size_t n, const char *const *ids)
+{
+	memset(r, 0, sizeof *r);
+	if (n > MC_MAX_REPORT) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	r->ids = calloc(n, sizeof *r->ids);
+	if (r->ids == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		strlcpy(r->ids[i], ids[i], MC_ID_MAX);
+	r->n = n;
+	return 0;
+}
+
+int mc_ipc_send_report(struct mc_ipc_writer *w, size_t n, const char *const *ids)
+{
+	if (n > MC_MAX_REPORT) {
+		errno = EINVAL;
+		return -1;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = o ? cJSON_AddArrayToObject(o, "runtime_ids") : NULL;
+	int ok = arr != NULL;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = cJSON_AddItemToArray(arr, cJSON_CreateString(ids[i]));
+	if (!ok) {
+		cJSON_Delete(o);
+		errno = ENOMEM;
+		return -1;
+	}
+	return send_json(w, MC_IPC_REPORT, o);
+}
+
+int mc_ipc_parse_report(const struct mc_ipc_frame *f, struct mc_report *r,
+			char *err, size_t err_size)
+{
+	memset(r, 0, sizeof *r);
+	cJSON *o = parse_object(f, err, err_size);
+	if (o == NULL)
+		return -1;
+	int rc = 0;
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "runtime_ids");
+	size_t n = cJSON_IsArray(arr) ? (size_t)cJSON_GetArraySize(arr) : 0;
+	if (!cJSON_IsArray(arr))
+		rc = fail(err, err_size, "runtime_ids: missing or not an array");
+	else if (n > MC_MAX_REPORT)
+		rc = fail(err, err_size, "runtime_ids: more than %d entries", MC_MAX_REPORT);
+	else if (n > 0 && (r->ids = calloc(n, sizeof *r->ids)) == NULL)
+		rc = -1;
+	const cJSON *e;
+	if (rc == 0) {
+		cJSON_ArrayForEach(e, arr) {
+			if (!cJSON_IsString(e) || !mc_is_uuid(e->valuestring)) {
+				rc = fail(err, err_size, "runtime_ids[%zu]: not a UUID", r->n);
+				break;
+			}
+			strlcpy(r->ids[r->n++], e->valuestring, MC_ID_MAX);
+		}
+	}
+	cJSON_Delete(o);
+	if (rc < 0) {
+		int saved = errno;
+		mc_report_clear(r);
+		errno = saved;
+	}
+	return rc;
+}
+
+/* ---- STOP / STOPPED / FATAL ---- */
+
+int mc_ipc_send_stop(struct mc_ipc_writer *w)
+{
+	return send_json(w, MC_IPC_STOP, cJSON_CreateObject());
+}
+
+int mc_ipc_parse_empty(const struct mc_ipc_frame *f, char *err, size_t err_size)
+{
+	cJSON *o = parse_object(f, err, err_size);
+	if (o == NULL)
+		return -1;
+	int rc = cJSON_GetArraySize(o) == 0 ? 0
+		: fail(err, err_size, "%s: unexpected fields", mc_ipc_type_name(f->type));
+	cJSON_Delete(o);
+	return rc;
+}
+
+int mc_ipc_send_stopped(struct mc_ipc_writer *w, bool deregistered)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o != NULL && !cJSON_AddBoolToObject(o, "deregistered", deregistered)) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return send_json(w, MC_IPC_STOPPED, o);
+}
+
+int mc_ipc_parse_stopped(const struct mc_ipc_frame *f, bool *deregistered,
+			 char *err, size_t err_size)
+{
+	cJSON *o = parse_object(f, err, err_size);
+	if (o == NULL)
+		return -1;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "deregistered");
+	int rc = 0;
+	if (!cJSON_IsBool(v))
+		rc = fail(err, err_size, "deregistered: missing or not a bool");
+	else
+		*deregistered = cJSON_IsTrue(v);
+	cJSON_Delete(o);
+	return rc;
+}
+
+int mc_ipc_send_fatal(struct mc_ipc_writer *w, const char *reason)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o != NULL && !cJSON_AddStringToObject(o, "reason", reason)) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return send_json(w, MC_IPC_FATAL, o);
+}
+
+int mc_ipc_parse_fatal(const struct mc_ipc_frame *f, char *reason, size_t reason_size,
+		       char *err, size_t err_size)
+{
+	cJSON *o = parse_object(f, err, err_size);
+	if (o == NULL)
+		return -1;
+	int rc = get_str(o, "reason", reason, reason_size, false, err, err_size);
+	cJSON_Delete(o);
+	return rc;
+}

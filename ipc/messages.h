@@ -1,0 +1,128 @@
+/* The messages of the supervisor <-> worker protocol, one payload codec per
+ * type. Payloads are JSON objects validated field by field, except TOKEN,
+ * whose payload is the raw token (never parsed into a heap string).
+ *
+ * Handshake: the worker sends HELLO; the supervisor checks the protocol
+ * version and answers CONFIG, TOKEN, PROBES. Afterwards: PING/PONG
+ * liveness, REPORT after every change of the worker's runtime set, PROBES
+ * again when the built-in probe result changes, STOP -> STOPPED.
+ *
+ * Error convention: 0 / -1 with errno (EPROTO for an invalid payload, with
+ * a reason in the caller's err buffer). */
+#ifndef MC_IPC_MESSAGES_H
+#define MC_IPC_MESSAGES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc/frame.h"
+
+#define MC_IPC_PROTO_VERSION 1
+
+enum mc_ipc_type {
+	MC_IPC_HELLO   = 1,  /* W->S {"proto":1,"pid":N} */
+	MC_IPC_CONFIG  = 2,  /* S->W struct mc_worker_config */
+	MC_IPC_TOKEN   = 3,  /* S->W raw token bytes */
+	MC_IPC_PROBES  = 4,  /* S->W {"builtins":[{"provider","name","version"}]} */
+	MC_IPC_PING    = 5,  /* S->W {"seq":N} */
+	MC_IPC_PONG    = 6,  /* W->S {"seq":N} */
+	MC_IPC_REPORT  = 7,  /* W->S {"runtime_ids":[...]} the full tracked set */
+	MC_IPC_STOP    = 8,  /* S->W {} */
+	MC_IPC_STOPPED = 9,  /* W->S {"deregistered":bool} */
+	MC_IPC_FATAL   = 10, /* W->S {"reason":"..."} unfixable config error; exit 78 follows */
+};
+
+/* Type checkers for mc_ipc_reader_init: what each side may receive. */
+int mc_ipc_type_ok_for_worker(uint16_t type);
+int mc_ipc_type_ok_for_supervisor(uint16_t type);
+const char *mc_ipc_type_name(uint16_t type);
+
+#define MC_ID_MAX        64   /* UUIDs are 36 */
+#define MC_URL_MAX       512
+#define MC_NAME_MAX      256
+#define MC_PROVIDER_MAX  32
+#define MC_VERSION_MAX   128
+#define MC_PATH_MAX      1024
+#define MC_MAX_BUILTINS  32
+#define MC_MAX_OVERRIDES 256
+#define MC_MAX_REPORT    1024
+
+struct mc_profile_override {
+	char profile_id[MC_ID_MAX];
+	char path[MC_PATH_MAX];
+};
+
+struct mc_worker_config {
+	char workspace_id[MC_ID_MAX];
+	char server_url[MC_URL_MAX];
+	char daemon_id[MC_ID_MAX];
+	char device_name[MC_NAME_MAX];
+	char cli_version[MC_VERSION_MAX];
+	char log_level[8];                  /* debug|info|warn|error */
+	long heartbeat_interval_ms;
+	long profile_sync_interval_ms;
+	long http_timeout_ms;
+	long probe_timeout_ms;              /* custom-profile --version probes */
+	size_t n_overrides;
+	struct mc_profile_override *overrides; /* heap; mc_worker_config_clear */
+	char test_fault[32];                /* test builds only; "" otherwise */
+};
+
+struct mc_builtin {
+	char provider[MC_PROVIDER_MAX];     /* "claude" */
+	char name[MC_NAME_MAX];             /* "Claude" (no device suffix) */
+	char version[MC_VERSION_MAX];
+};
+
+struct mc_probes {
+	size_t n;
+	struct mc_builtin v[MC_MAX_BUILTINS];
+};
+
+struct mc_report {
+	size_t n;
+	char (*ids)[MC_ID_MAX];             /* heap; mc_report_clear */
+};
+
+void mc_worker_config_clear(struct mc_worker_config *c);
+void mc_report_clear(struct mc_report *r);
+/* Copies ids into a new report (caller clears it). -1 with errno. */
+int mc_report_set(struct mc_report *r, size_t n, const char *const *ids);
+
+/* Encoders queue one frame on w. 0 / -1 with errno. */
+int mc_ipc_send_hello(struct mc_ipc_writer *w, int pid);
+int mc_ipc_send_config(struct mc_ipc_writer *w, const struct mc_worker_config *c);
+int mc_ipc_send_token(struct mc_ipc_writer *w, const char *token, size_t len);
+int mc_ipc_send_probes(struct mc_ipc_writer *w, const struct mc_probes *p);
+int mc_ipc_send_ping(struct mc_ipc_writer *w, uint64_t seq);
+int mc_ipc_send_pong(struct mc_ipc_writer *w, uint64_t seq);
+int mc_ipc_send_report(struct mc_ipc_writer *w, size_t n, const char *const *ids);
+int mc_ipc_send_stop(struct mc_ipc_writer *w);
+int mc_ipc_send_stopped(struct mc_ipc_writer *w, bool deregistered);
+int mc_ipc_send_fatal(struct mc_ipc_writer *w, const char *reason);
+
+/* Decoders validate the whole payload of a frame of the matching type. On
+ * failure they return -1 with errno=EPROTO and write why into err. */
+int mc_ipc_parse_hello(const struct mc_ipc_frame *f, int *proto, int *pid,
+		       char *err, size_t err_size);
+/* Allocates c->overrides; the caller clears c. */
+int mc_ipc_parse_config(const struct mc_ipc_frame *f, struct mc_worker_config *c,
+			char *err, size_t err_size);
+int mc_ipc_parse_probes(const struct mc_ipc_frame *f, struct mc_probes *p,
+			char *err, size_t err_size);
+int mc_ipc_parse_seq(const struct mc_ipc_frame *f, uint64_t *seq, char *err, size_t err_size);
+/* Allocates r->ids; the caller clears r. */
+int mc_ipc_parse_report(const struct mc_ipc_frame *f, struct mc_report *r,
+			char *err, size_t err_size);
+int mc_ipc_parse_stopped(const struct mc_ipc_frame *f, bool *deregistered,
+			 char *err, size_t err_size);
+int mc_ipc_parse_fatal(const struct mc_ipc_frame *f, char *reason, size_t reason_size,
+		       char *err, size_t err_size);
+/* STOP carries {}: anything else is a violation. */
+int mc_ipc_parse_empty(const struct mc_ipc_frame *f, char *err, size_t err_size);
+
+/* True for a canonical 8-4-4-4-12 hex UUID. */
+bool mc_is_uuid(const char *s);
+
+#endif

@@ -1,0 +1,343 @@
+/* IPC framing and message codecs: what a worker or the supervisor must
+ * accept, and every kind of bad frame it must refuse. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "ipc/frame.h"
+#include "ipc/messages.h"
+
+TestSuite(ipc, .timeout = 20);
+
+static const char *WS = "0c6e1f4a-8a51-4d27-9d3c-1b2a3c4d5e6f";
+static const char *RT1 = "11111111-1111-4111-8111-111111111111";
+static const char *RT2 = "22222222-2222-4222-8222-222222222222";
+
+static void make_pair(int sv[2])
+{
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+/* Sends everything queued on w through sv[0] and reads it into r from sv[1]. */
+static void pump(struct mc_ipc_writer *w, int sv[2], struct mc_ipc_reader *r)
+{
+	while (mc_ipc_writer_pending(w) > 0) {
+		cr_assert_geq(mc_ipc_writer_flush(w, sv[0]), 0);
+		while (mc_ipc_reader_fill(r, sv[1]) > 0)
+			;
+	}
+	while (mc_ipc_reader_fill(r, sv[1]) > 0)
+		;
+}
+
+static void next_frame(struct mc_ipc_reader *r, uint16_t type, struct mc_ipc_frame *f)
+{
+	cr_assert_eq(mc_ipc_reader_next(r, f), 1);
+	cr_assert_eq(f->type, type, "got %s", mc_ipc_type_name(f->type));
+}
+
+Test(ipc, header_roundtrip_and_limits)
+{
+	uint8_t h[MC_IPC_HEADER_SIZE];
+	uint16_t t;
+	uint32_t l;
+	mc_ipc_header_encode(h, MC_IPC_REPORT, 1234);
+	cr_assert_eq(mc_ipc_header_decode(h, mc_ipc_type_ok_for_supervisor, &t, &l), 0);
+	cr_assert_eq(t, MC_IPC_REPORT);
+	cr_assert_eq(l, 1234);
+
+	mc_ipc_header_encode(h, MC_IPC_REPORT, MC_IPC_MAX_PAYLOAD + 1);
+	errno = 0;
+	cr_assert_eq(mc_ipc_header_decode(h, mc_ipc_type_ok_for_supervisor, &t, &l), -1);
+	cr_assert_eq(errno, EMSGSIZE);
+
+	mc_ipc_header_encode(h, MC_IPC_REPORT, 1);
+	h[3] = 1; /* reserved */
+	cr_assert_eq(mc_ipc_header_decode(h, mc_ipc_type_ok_for_supervisor, &t, &l), -1);
+	cr_assert_eq(errno, EPROTO);
+
+	/* A worker must not accept a worker-to-supervisor type, and vice versa. */
+	mc_ipc_header_encode(h, MC_IPC_REPORT, 1);
+	cr_assert_eq(mc_ipc_header_decode(h, mc_ipc_type_ok_for_worker, &t, &l), -1);
+	mc_ipc_header_encode(h, MC_IPC_TOKEN, 1);
+	cr_assert_eq(mc_ipc_header_decode(h, mc_ipc_type_ok_for_supervisor, &t, &l), -1);
+	mc_ipc_header_encode(h, 999, 1);
+	cr_assert_eq(mc_ipc_header_decode(h, mc_ipc_type_ok_for_worker, &t, &l), -1);
+	cr_assert_eq(errno, EPROTO);
+}
+
+Test(ipc, frames_survive_one_byte_writes)
+{
+	int sv[2];
+	make_pair(sv);
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	const char *ids[] = { RT1, RT2 };
+	cr_assert_eq(mc_ipc_send_report(&w, 2, ids), 0);
+	cr_assert_eq(mc_ipc_send_pong(&w, 77), 0);
+
+	struct mc_ipc_reader r;
+	cr_assert_eq(mc_ipc_reader_init(&r, mc_ipc_type_ok_for_supervisor), 0);
+	struct mc_ipc_frame f;
+	size_t total = mc_ipc_writer_pending(&w);
+	for (size_t i = 0; i < total; i++) {
+		cr_assert_eq(write(sv[0], w.buf + i, 1), 1);
+		cr_assert_eq(mc_ipc_reader_fill(&r, sv[1]), 1);
+		if (i + 1 < total && mc_ipc_reader_pending(&r) > 0) {
+			int got = mc_ipc_reader_next(&r, &f);
+			cr_assert_neq(got, -1);
+			if (got == 1) {
+				cr_assert_eq(f.type, MC_IPC_REPORT);
+				struct mc_report rep;
+				cr_assert_eq(mc_ipc_parse_report(&f, &rep, NULL, 0), 0);
+				cr_assert_eq(rep.n, 2);
+				cr_assert_str_eq(rep.ids[1], RT2);
+				mc_report_clear(&rep);
+			}
+		}
+	}
+	next_frame(&r, MC_IPC_PONG, &f);
+	uint64_t seq;
+	cr_assert_eq(mc_ipc_parse_seq(&f, &seq, NULL, 0), 0);
+	cr_assert_eq(seq, 77);
+	cr_assert_eq(mc_ipc_reader_next(&r, &f), 0);
+	cr_assert_eq(mc_ipc_reader_pending(&r), 0);
+
+	close(sv[0]);
+	cr_assert_eq(mc_ipc_reader_fill(&r, sv[1]), 0);
+	cr_assert(r.eof);
+	mc_ipc_reader_free(&r);
+	mc_ipc_writer_free(&w);
+	close(sv[1]);
+}
+
+Test(ipc, garbage_and_oversized_frames_are_refused)
+{
+	int sv[2];
+	make_pair(sv);
+	struct mc_ipc_reader r;
+	cr_assert_eq(mc_ipc_reader_init(&r, mc_ipc_type_ok_for_worker), 0);
+	struct mc_ipc_frame f;
+
+	const char garbage[] = "GET / HTTP/1.1\r\n\r\n";
+	cr_assert_eq(write(sv[0], garbage, sizeof garbage - 1), (ssize_t)(sizeof garbage - 1));
+	cr_assert_eq(mc_ipc_reader_fill(&r, sv[1]), 1);
+	errno = 0;
+	cr_assert_eq(mc_ipc_reader_next(&r, &f), -1);
+	cr_assert_eq(errno, EPROTO);
+	mc_ipc_reader_free(&r);
+
+	cr_assert_eq(mc_ipc_reader_init(&r, mc_ipc_type_ok_for_worker), 0);
+	uint8_t h[MC_IPC_HEADER_SIZE];
+	mc_ipc_header_encode(h, MC_IPC_PING, 0x7fffffff);
+	cr_assert_eq(write(sv[0], h, sizeof h), (ssize_t)sizeof h);
+	cr_assert_eq(mc_ipc_reader_fill(&r, sv[1]), 1);
+	cr_assert_eq(mc_ipc_reader_next(&r, &f), -1);
+	cr_assert_eq(errno, EMSGSIZE);
+	mc_ipc_reader_free(&r);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+Test(ipc, max_size_frame_passes_and_queue_cap_is_enforced)
+{
+	int sv[2];
+	make_pair(sv);
+	static uint8_t payload[MC_IPC_MAX_PAYLOAD];
+	memset(payload, 'x', sizeof payload);
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_writer_queue(&w, MC_IPC_TOKEN, payload, sizeof payload), 0);
+	cr_assert_eq(mc_ipc_writer_queue(&w, MC_IPC_TOKEN, payload, sizeof payload + 1), -1);
+	cr_assert_eq(errno, EMSGSIZE);
+
+	struct mc_ipc_reader r;
+	cr_assert_eq(mc_ipc_reader_init(&r, mc_ipc_type_ok_for_worker), 0);
+	pump(&w, sv, &r);
+	struct mc_ipc_frame f;
+	next_frame(&r, MC_IPC_TOKEN, &f);
+	cr_assert_eq(f.len, MC_IPC_MAX_PAYLOAD);
+	cr_assert_eq(memcmp(f.payload, payload, f.len), 0);
+	mc_ipc_reader_free(&r);
+
+	/* Nobody reads: the queue fills up to its cap, then refuses. */
+	int queued = 0, rc;
+	while ((rc = mc_ipc_writer_queue(&w, MC_IPC_TOKEN, payload, sizeof payload)) == 0)
+		queued++;
+	cr_assert_eq(errno, ENOBUFS);
+	cr_assert_geq(queued, 10);
+	cr_assert_leq(mc_ipc_writer_pending(&w), MC_IPC_WQUEUE_MAX);
+
+	/* A closed peer is an error, not a SIGPIPE. */
+	close(sv[1]);
+	cr_assert_eq(mc_ipc_writer_flush(&w, sv[0]), -1);
+	cr_assert(errno == EPIPE || errno == ECONNRESET);
+	mc_ipc_writer_free(&w);
+	close(sv[0]);
+}
+
+static struct mc_worker_config sample_config(void)
+{
+	struct mc_worker_config c = { 0 };
+	snprintf(c.workspace_id, sizeof c.workspace_id, "%s", WS);
+	snprintf(c.server_url, sizeof c.server_url, "http://127.0.0.1:8080");
+	snprintf(c.daemon_id, sizeof c.daemon_id, "daemon-1");
+	snprintf(c.device_name, sizeof c.device_name, "build-7");
+	snprintf(c.cli_version, sizeof c.cli_version, "multicad/0.1.0");
+	snprintf(c.log_level, sizeof c.log_level, "info");
+	c.heartbeat_interval_ms = 15000;
+	c.profile_sync_interval_ms = 30000;
+	c.http_timeout_ms = 30000;
+	c.probe_timeout_ms = 5000;
+	return c;
+}
+
+Test(ipc, config_roundtrip_with_overrides)
+{
+	int sv[2];
+	make_pair(sv);
+	struct mc_worker_config c = sample_config();
+	struct mc_profile_override ov[2] = {
+		{ "33333333-3333-4333-8333-333333333333", "/opt/bin/ccms" },
+		{ "44444444-4444-4444-8444-444444444444", "/usr/local/bin/x y" },
+	};
+	c.overrides = ov;
+	c.n_overrides = 2;
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_config(&w, &c), 0);
+	struct mc_ipc_reader r;
+	cr_assert_eq(mc_ipc_reader_init(&r, mc_ipc_type_ok_for_worker), 0);
+	pump(&w, sv, &r);
+	struct mc_ipc_frame f;
+	next_frame(&r, MC_IPC_CONFIG, &f);
+	struct mc_worker_config got;
+	char err[256] = "";
+	cr_assert_eq(mc_ipc_parse_config(&f, &got, err, sizeof err), 0, "%s", err);
+	cr_assert_str_eq(got.workspace_id, WS);
+	cr_assert_str_eq(got.device_name, "build-7");
+	cr_assert_eq(got.heartbeat_interval_ms, 15000);
+	cr_assert_eq(got.n_overrides, 2);
+	cr_assert_str_eq(got.overrides[1].path, "/usr/local/bin/x y");
+	mc_worker_config_clear(&got);
+	mc_ipc_reader_free(&r);
+	mc_ipc_writer_free(&w);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Parses text as a payload of the given type. */
+static int parse_as(uint16_t type, const char *text, char *err, size_t err_size)
+{
+	struct mc_ipc_frame f = { .type = type, .len = (uint32_t)strlen(text),
+				  .payload = (const uint8_t *)text };
+	struct mc_worker_config c;
+	struct mc_report rep;
+	struct mc_probes p;
+	uint64_t seq;
+	int rc;
+	switch (type) {
+	case MC_IPC_CONFIG:
+		rc = mc_ipc_parse_config(&f, &c, err, err_size);
+		if (rc == 0)
+			mc_worker_config_clear(&c);
+		return rc;
+	case MC_IPC_REPORT:
+		rc = mc_ipc_parse_report(&f, &rep, err, err_size);
+		if (rc == 0)
+			mc_report_clear(&rep);
+		return rc;
+	case MC_IPC_PROBES:
+		return mc_ipc_parse_probes(&f, &p, err, err_size);
+	case MC_IPC_PING:
+		return mc_ipc_parse_seq(&f, &seq, err, err_size);
+	default:
+		return mc_ipc_parse_empty(&f, err, err_size);
+	}
+}
+
+Test(ipc, invalid_payloads_name_the_problem)
+{
+	char err[256];
+	struct { uint16_t type; const char *text; const char *needle; } cases[] = {
+		{ MC_IPC_REPORT, "not json", "not a JSON object" },
+		{ MC_IPC_REPORT, "[]", "not a JSON object" },
+		{ MC_IPC_REPORT, "{}", "runtime_ids" },
+		{ MC_IPC_REPORT, "{\"runtime_ids\":[\"x\"]}", "runtime_ids[0]" },
+		{ MC_IPC_REPORT, "{\"runtime_ids\":[1]}", "runtime_ids[0]" },
+		{ MC_IPC_PING, "{\"seq\":-1}", "seq" },
+		{ MC_IPC_PING, "{\"seq\":1.5}", "seq" },
+		{ MC_IPC_PING, "{\"seq\":\"1\"}", "seq" },
+		{ MC_IPC_PROBES, "{\"builtins\":{}}", "builtins" },
+		{ MC_IPC_PROBES, "{\"builtins\":[{\"provider\":\"Claude X\",\"name\":\"C\",\"version\":\"\"}]}", "provider" },
+		{ MC_IPC_PROBES, "{\"builtins\":[{\"provider\":\"claude\",\"name\":\"C\",\"version\":\"1\"},"
+				 "{\"provider\":\"claude\",\"name\":\"C\",\"version\":\"1\"}]}", "twice" },
+		{ MC_IPC_STOP, "{\"x\":1}", "unexpected" },
+		{ MC_IPC_CONFIG, "{\"proto\":2}", "proto" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		err[0] = '\0';
+		errno = 0;
+		cr_expect_eq(parse_as(cases[i].type, cases[i].text, err, sizeof err), -1,
+			     "case %zu accepted: %s", i, cases[i].text);
+		cr_expect_eq(errno, EPROTO, "case %zu", i);
+		cr_expect(strstr(err, cases[i].needle) != NULL, "case %zu: '%s' lacks '%s'",
+			  i, err, cases[i].needle);
+	}
+}
+
+Test(ipc, config_field_validation)
+{
+	struct mc_worker_config c = sample_config();
+	struct mc_ipc_writer w;
+	char err[256];
+	/* Each broken variant is refused with the field named. */
+	snprintf(c.workspace_id, sizeof c.workspace_id, "not-a-uuid");
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_config(&w, &c), 0);
+	struct mc_ipc_frame f = { .type = MC_IPC_CONFIG,
+				  .len = (uint32_t)(w.tail - MC_IPC_HEADER_SIZE),
+				  .payload = w.buf + MC_IPC_HEADER_SIZE };
+	struct mc_worker_config got;
+	cr_assert_eq(mc_ipc_parse_config(&f, &got, err, sizeof err), -1);
+	cr_assert(strstr(err, "workspace_id") != NULL, "%s", err);
+	mc_ipc_writer_free(&w);
+
+	c = sample_config();
+	c.heartbeat_interval_ms = 0;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_config(&w, &c), 0);
+	f.len = (uint32_t)(w.tail - MC_IPC_HEADER_SIZE);
+	f.payload = w.buf + MC_IPC_HEADER_SIZE;
+	cr_assert_eq(mc_ipc_parse_config(&f, &got, err, sizeof err), -1);
+	cr_assert(strstr(err, "heartbeat_interval_ms") != NULL, "%s", err);
+	mc_ipc_writer_free(&w);
+
+	c = sample_config();
+	struct mc_profile_override ov = { "33333333-3333-4333-8333-333333333333", "relative/path" };
+	c.overrides = &ov;
+	c.n_overrides = 1;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_config(&w, &c), 0);
+	f.len = (uint32_t)(w.tail - MC_IPC_HEADER_SIZE);
+	f.payload = w.buf + MC_IPC_HEADER_SIZE;
+	cr_assert_eq(mc_ipc_parse_config(&f, &got, err, sizeof err), -1);
+	cr_assert(strstr(err, "absolute") != NULL, "%s", err);
+	mc_ipc_writer_free(&w);
+}
+
+Test(ipc, uuid_check)
+{
+	cr_assert(mc_is_uuid(RT1));
+	cr_assert(mc_is_uuid("ABCDEF01-2345-6789-abcd-ef0123456789"));
+	cr_assert_not(mc_is_uuid("11111111-1111-4111-8111-11111111111"));
+	cr_assert_not(mc_is_uuid("11111111x1111-4111-8111-111111111111"));
+	cr_assert_not(mc_is_uuid("g1111111-1111-4111-8111-111111111111"));
+	cr_assert_not(mc_is_uuid(""));
+	cr_assert_not(mc_is_uuid(NULL));
+}
