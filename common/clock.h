@@ -1,0 +1,18 @@
+/* Monotonic time in milliseconds and the jitter helpers every timer uses. */
+#ifndef MC_CLOCK_H
+#define MC_CLOCK_H
+
+#include <stdint.h>
+
+typedef int64_t mc_ms_t;
+
+/* CLOCK_MONOTONIC in ms: never jumps with the wall clock. */
+mc_ms_t mc_now_ms(void);
+
+/* Uniform random integer in [0, n) (libsodium's unbiased generator); 0 when n <= 0. */
+mc_ms_t mc_rand_below(mc_ms_t n);
+
+/* base scaled by a uniform factor in [1 - frac, 1 + frac]; frac in [0, 1). */
+mc_ms_t mc_jitter(mc_ms_t base, double frac);
+
+#endif

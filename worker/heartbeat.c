@@ -1,0 +1,102 @@
+/* Heartbeats: one per tracked runtime every heartbeat_interval, the first
+ * one after a uniform random delay in [0, interval) so a fleet does not beat
+ * in lockstep. At most one beat per runtime in flight. A 404 "runtime not
+ * found" means the row is gone on the server (runtime-gone recovery); any
+ * other failure is logged once per failing streak and the runtime is kept. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "worker/worker_int.h"
+
+static struct mc_tracked_rt *find_rt(struct mc_worker *w, const char *id)
+{
+	long i = id ? mc_tracked_find(&w->tracked, id) : -1;
+	return i >= 0 ? &w->tracked.v[i] : NULL;
+}
+
+static void beat_done(struct mc_call *call, void *arg)
+{
+	struct mc_worker *w = arg;
+	const char *id = mc_call_runtime_id(call);
+	struct mc_tracked_rt *rt = find_rt(w, id);
+	if (rt == NULL || rt->beat != call) {
+		mc_call_free(call); /* the runtime was dropped meanwhile */
+		return;
+	}
+	rt->beat = NULL;
+	const struct mc_api_error *e = mc_call_error(call);
+	bool fatal = mc_worker_note_auth(w, e);
+	if (e->kind == MC_API_OK) {
+		if (rt->beat_failing)
+			mc_log(MC_LOG_INFO, "heartbeats succeed again", "runtime", id, NULL);
+		rt->beat_failing = false;
+	} else if (e->kind == MC_API_ERR_RUNTIME_NOT_FOUND) {
+		/* Entry time = when the beat was sent, so a recovery that completed
+		 * after this beat left counts as covering it. */
+		mc_ms_t sent_at = mc_now_ms() - mc_call_elapsed_us(call) / 1000;
+		char *copy = strdup(id);
+		mc_call_free(call);
+		if (copy != NULL) {
+			mc_registrar_runtime_gone(w, copy, sent_at);
+			free(copy);
+		}
+		return;
+	} else {
+		if (!rt->beat_failing)
+			mc_log(MC_LOG_WARN, "heartbeat failed", "runtime", id,
+			       "error", e->message, NULL);
+		rt->beat_failing = true;
+		if (mc_api_error_is_transient(e) && e->kind != MC_API_ERR_HTTP)
+			mc_api_close_idle(w->api);
+	}
+	mc_call_free(call);
+	if (fatal)
+		mc_worker_fatal(w, "the server rejects this daemon's token");
+}
+
+void mc_heartbeat_tick(struct mc_worker *w, mc_ms_t now)
+{
+	if (w->stop_requested || w->peer != PEER_READY)
+		return;
+	mc_ms_t interval = w->cfg.heartbeat_interval_ms;
+	for (size_t i = 0; i < w->tracked.n; i++) {
+		struct mc_tracked_rt *rt = &w->tracked.v[i];
+		if (rt->next_beat == 0) {
+			rt->next_beat = now + mc_rand_below(interval);
+			continue;
+		}
+		if (now < rt->next_beat)
+			continue;
+		rt->next_beat = now + interval;
+		if (rt->beat != NULL)
+			continue; /* the previous beat is still out: skip this one */
+		struct mc_call *call = mc_call_heartbeat(w->api, rt->id);
+		if (call == NULL || mc_worker_start_call(w, call, beat_done) < 0) {
+			mc_call_free(call);
+			continue;
+		}
+		rt->beat = call;
+	}
+}
+
+mc_ms_t mc_heartbeat_next_deadline(const struct mc_worker *w)
+{
+	mc_ms_t d = 0;
+	for (size_t i = 0; i < w->tracked.n; i++) {
+		mc_ms_t t = w->tracked.v[i].next_beat;
+		if (t == 0)
+			return mc_now_ms(); /* needs scheduling now */
+		if (d == 0 || t < d)
+			d = t;
+	}
+	return d;
+}
+
+void mc_heartbeat_cancel_all(struct mc_worker *w)
+{
+	for (size_t i = 0; i < w->tracked.n; i++) {
+		mc_call_free(w->tracked.v[i].beat);
+		w->tracked.v[i].beat = NULL;
+	}
+}

@@ -1,0 +1,223 @@
+/* The worker's side of the supervisor socket: the handshake (CONFIG, TOKEN,
+ * PROBES after our HELLO), pings, probe updates, STOP; and our REPORTs.
+ * Any violation ends the worker: the supervisor is the only peer it has. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/unistd.h>
+#include <sodium.h>
+
+#include "common/log.h"
+#include "worker/worker.h"
+#include "worker/worker_int.h"
+
+int mc_peer_report(struct mc_worker *w)
+{
+	const char **view = mc_tracked_id_view(&w->tracked);
+	if (w->tracked.n > 0 && view == NULL)
+		return -1;
+	int rc = mc_ipc_send_report(&w->wr, w->tracked.n, view);
+	free(view);
+	if (rc < 0)
+		mc_log(MC_LOG_ERROR, "cannot queue a report to the supervisor",
+		       "error", strerror(errno), NULL);
+	return rc;
+}
+
+void mc_peer_flush(struct mc_worker *w)
+{
+	if (w->peer_gone || mc_ipc_writer_pending(&w->wr) == 0)
+		return;
+	if (mc_ipc_writer_flush(&w->wr, w->fd) < 0) {
+		mc_log(MC_LOG_WARN, "supervisor socket closed", "error", strerror(errno), NULL);
+		w->peer_gone = true;
+		mc_registrar_event(w, EV_STOP);
+	}
+}
+
+static void violation(struct mc_worker *w, const char *what)
+{
+	mc_log(MC_LOG_ERROR, "protocol violation from the supervisor", "error", what, NULL);
+	w->exit_code = MC_WORKER_EXIT_FAILURE;
+	mc_registrar_event(w, EV_STOP);
+}
+
+static bool same_builtins(const struct mc_probes *a, const struct mc_probes *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		size_t j = 0;
+		while (j < b->n && strcmp(a->v[i].provider, b->v[j].provider) != 0)
+			j++;
+		if (j == b->n || strcmp(a->v[i].version, b->v[j].version) != 0 ||
+		    strcmp(a->v[i].name, b->v[j].name) != 0)
+			return false;
+	}
+	return true;
+}
+
+static int apply_config(struct mc_worker *w, const struct mc_ipc_frame *f)
+{
+	char err[256];
+	if (mc_ipc_parse_config(f, &w->cfg, err, sizeof err) < 0) {
+		violation(w, err);
+		return -1;
+	}
+	enum mc_log_level lvl;
+	if (mc_log_parse_level(w->cfg.log_level, &lvl) == 0)
+		mc_log_set_level(lvl);
+	mc_log_set_context("worker", w->cfg.workspace_id);
+	setproctitle("-multicad: worker %s", w->cfg.workspace_id);
+	w->vprobes = mc_vprobe_cache_new(w->cfg.probe_timeout_ms);
+	if (w->vprobes == NULL) {
+		violation(w, "out of memory");
+		return -1;
+	}
+	mc_backoff_init(&w->step_backoff,
+			w->cfg.profile_sync_interval_ms < 1000 ? w->cfg.profile_sync_interval_ms : 1000,
+			4 * w->cfg.profile_sync_interval_ms);
+	w->peer = PEER_WAIT_TOKEN;
+	return 0;
+}
+
+static int apply_token(struct mc_worker *w, const struct mc_ipc_frame *f)
+{
+	if (f->len == 0 || f->len > 4096) {
+		violation(w, "TOKEN: empty or longer than 4 KiB");
+		return -1;
+	}
+	struct mc_secret *tok = mc_secret_new((const char *)f->payload, f->len);
+	if (tok == NULL) {
+		violation(w, "out of memory");
+		return -1;
+	}
+	if (w->api != NULL) {
+		/* A rotated token: later requests use it, nothing restarts. */
+		int rc = mc_api_set_token(w->api, tok);
+		mc_secret_free(tok);
+		mc_log(MC_LOG_INFO, "token updated", NULL);
+		return rc;
+	}
+	struct mc_api_config ac = {
+		.server_url = w->cfg.server_url,
+		.token = tok,
+		.client_version = w->cfg.cli_version,
+		.timeout_ms = w->cfg.http_timeout_ms,
+	};
+	w->api = mc_api_new(&ac);
+	mc_secret_free(tok);
+	if (w->api == NULL) {
+		mc_worker_fatal(w, "cannot create the API client (bad server_url?)");
+		return -1;
+	}
+	w->peer = PEER_WAIT_PROBES;
+	return 0;
+}
+
+static int apply_probes(struct mc_worker *w, const struct mc_ipc_frame *f)
+{
+	struct mc_probes p;
+	char err[256];
+	if (mc_ipc_parse_probes(f, &p, err, sizeof err) < 0) {
+		violation(w, err);
+		return -1;
+	}
+	if (w->peer == PEER_WAIT_PROBES) {
+		w->builtins = p;
+		w->peer = PEER_READY;
+		mc_log(MC_LOG_INFO, "worker ready", "builtins", MC_LOG_NUM(p.n), NULL);
+		return 0;
+	}
+	if (!same_builtins(&w->builtins, &p)) {
+		w->builtins = p;
+		if (w->first_done)
+			w->builtins_changed = true;
+		mc_log(MC_LOG_INFO, "built-in runtimes changed", "builtins", MC_LOG_NUM(p.n), NULL);
+	}
+	return 0;
+}
+
+/* Test builds only: the faults a broken worker could show its supervisor. */
+static bool misbehave(struct mc_worker *w)
+{
+	static const uint8_t garbage[] = "\xff\xfe garbage that is no frame";
+	static const uint8_t oversize[MC_IPC_HEADER_SIZE] = { 0, MC_IPC_REPORT, 0, 0, 0x7f, 0xff, 0xff, 0xff };
+	if (mc_worker_fault(w, "ipc_silent"))
+		return true;
+	if (mc_worker_fault(w, "ipc_garbage")) {
+		if (write(w->fd, garbage, sizeof garbage - 1) < 0)
+			return true;
+		return true;
+	}
+	if (mc_worker_fault(w, "ipc_oversize")) {
+		if (write(w->fd, oversize, sizeof oversize) < 0)
+			return true;
+		return true;
+	}
+	return false;
+}
+
+static void handle_frame(struct mc_worker *w, const struct mc_ipc_frame *f)
+{
+	char err[256];
+	uint64_t seq;
+	switch (f->type) {
+	case MC_IPC_CONFIG:
+		if (w->peer != PEER_WAIT_CONFIG)
+			return violation(w, "CONFIG after the handshake");
+		apply_config(w, f);
+		return;
+	case MC_IPC_TOKEN:
+		if (w->peer != PEER_WAIT_TOKEN && w->peer != PEER_READY)
+			return violation(w, "TOKEN out of order");
+		apply_token(w, f);
+		return;
+	case MC_IPC_PROBES:
+		if (w->peer != PEER_WAIT_PROBES && w->peer != PEER_READY)
+			return violation(w, "PROBES out of order");
+		apply_probes(w, f);
+		return;
+	case MC_IPC_PING:
+		if (mc_ipc_parse_seq(f, &seq, err, sizeof err) < 0)
+			return violation(w, err);
+		if (misbehave(w))
+			return;
+		if (mc_ipc_send_pong(&w->wr, seq) < 0)
+			mc_log(MC_LOG_ERROR, "cannot queue a pong", NULL);
+		return;
+	case MC_IPC_STOP:
+		if (mc_ipc_parse_empty(f, err, sizeof err) < 0)
+			return violation(w, err);
+		mc_log(MC_LOG_INFO, "stop requested by the supervisor", NULL);
+		mc_registrar_event(w, EV_STOP);
+		return;
+	default:
+		violation(w, "unexpected message type");
+	}
+}
+
+void mc_peer_on_readable(struct mc_worker *w)
+{
+	int rc;
+	while ((rc = mc_ipc_reader_fill(&w->rd, w->fd)) > 0) {
+		struct mc_ipc_frame f;
+		int got = 0;
+		while (!w->stop_requested && (got = mc_ipc_reader_next(&w->rd, &f)) == 1)
+			handle_frame(w, &f);
+		if (!w->stop_requested && got < 0) {
+			violation(w, errno == EMSGSIZE ? "oversized frame" : "malformed frame header");
+			return;
+		}
+	}
+	if (rc < 0 || w->rd.eof) {
+		if (!w->peer_gone)
+			mc_log(MC_LOG_INFO, "supervisor socket closed: stopping", NULL);
+		w->peer_gone = true;
+		if (!w->stop_requested && mc_ipc_reader_pending(&w->rd) > 0)
+			mc_log(MC_LOG_WARN, "truncated frame at socket close", NULL);
+		mc_registrar_event(w, EV_STOP);
+	}
+}

@@ -1,0 +1,163 @@
+/* The worker's state, shared by its modules (registrar, heartbeat, peer,
+ * loop). Single-threaded: only the loop's callbacks touch it. */
+#ifndef MC_WORKER_INT_H
+#define MC_WORKER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+#include "common/api.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/profile.h"
+#include "common/secret.h"
+#include "common/signature.h"
+#include "ipc/frame.h"
+#include "ipc/messages.h"
+#include "worker/gone_slot.h"
+#include "worker/payload.h"
+#include "worker/tracked.h"
+#include "worker/vprobe.h"
+
+#define MC_WORKER_IPC_FD 3
+#define MC_WORKER_STOP_BUDGET_MS 5000
+#define MC_WORKER_AUTH_FAILURES_FATAL 3
+
+/* Handshake with the supervisor: HELLO sent, then CONFIG, TOKEN, PROBES. */
+enum mc_peer_state {
+	PEER_WAIT_CONFIG,
+	PEER_WAIT_TOKEN,
+	PEER_WAIT_PROBES,
+	PEER_READY,
+};
+
+/* The serialized register step (multica's per-workspace register lock):
+ * at most one of fetch -> probe -> register -> deregister-dropped runs. */
+enum mc_reg_state {
+	REG_IDLE,
+	REG_FETCHING,        /* GET runtime-profiles in flight */
+	REG_PROBING,         /* custom-profile version probes running */
+	REG_REGISTERING,     /* POST register in flight */
+	REG_DEREGISTERING,   /* POST deregister of dropped ids in flight */
+	REG_STOPPING,        /* final DEREG in flight (or waiting to send it) */
+	REG_DONE,            /* stopped; the loop exits */
+	REG_STATE_COUNT,
+};
+
+enum mc_reg_purpose {
+	PURPOSE_FIRST,       /* first registration of the worker's life */
+	PURPOSE_DRIFT,       /* periodic profile check */
+	PURPOSE_RECOVERY,    /* a runtime is gone on the server */
+	PURPOSE_BUILTINS,    /* the supervisor's probe result changed */
+	PURPOSE_COUNT,
+};
+
+enum mc_reg_event {
+	EV_KICK,             /* something may be pending: start it if idle */
+	EV_FETCH_DONE,
+	EV_PROBES_DONE,
+	EV_REG_DONE,
+	EV_DEREG_DONE,
+	EV_STOP,
+	EV_STOP_DEADLINE,
+	EV_COUNT,
+};
+
+struct mc_worker {
+	/* peer */
+	int fd;
+	enum mc_peer_state peer;
+	struct mc_ipc_reader rd;
+	struct mc_ipc_writer wr;
+	bool peer_gone;                 /* EOF or write error on fd 3 */
+	struct mc_worker_config cfg;
+	struct mc_secret *token;
+	struct mc_probes builtins;
+
+	/* server */
+	struct mc_api *api;
+	CURLM *multi;
+
+	/* what we host */
+	struct mc_tracked tracked;
+	struct mc_signature sig;        /* of cached_profiles; unknown until a fetch works */
+	struct mc_profile_list cached_profiles;
+	bool cached_profiles_known;
+	bool ro_on_next_reg;            /* true until the first successful REG */
+	unsigned char resolution_fp[MC_PAYLOAD_FP_BYTES]; /* of the last payload sent */
+	bool resolution_known;
+
+	/* the register step */
+	enum mc_reg_state reg;
+	enum mc_reg_purpose purpose;
+	struct mc_call *reg_call;       /* the step's request in flight */
+	struct mc_profile_list fetched; /* the list this step registers */
+	bool fetched_ok;
+	struct mc_signature fetched_sig;
+	struct mc_payload payload;
+	char **ids_before;              /* recovery: tracked ids when the REG was sent */
+	size_t n_ids_before;
+	char **dereg_ids;               /* dropped ids being deregistered */
+	size_t n_dereg_ids;
+
+	/* what is pending for the register step */
+	bool first_done;                /* first registration happened (or nothing to host) */
+	bool drift_due;
+	mc_ms_t next_drift_at;
+	bool recovery_due;
+	bool recovery_retry;            /* a recovery failed: retry when the slot allows */
+	bool builtins_changed;
+	struct mc_gone_slot gone;
+	struct mc_backoff step_backoff; /* consecutive failed steps */
+	mc_ms_t step_retry_at;          /* no new step before this */
+
+	/* recover-orphans calls: fire and forget, cancelled on stop */
+	size_t n_ro;
+	struct mc_call **ro;
+
+	/* version probes */
+	struct mc_vprobe_cache *vprobes;
+
+	/* stop */
+	bool stop_requested;
+	mc_ms_t stop_deadline;
+	bool stop_deregistered;
+	int exit_code;
+	bool exit_now;
+
+	unsigned auth_failures;         /* consecutive 401/403 answers */
+	int sigfd;
+};
+
+/* faults.c: true when the test build's fault hook `name` is configured.
+ * Hooks: "exit_after_register" (die between the REG answer and the report),
+ * "ipc_garbage", "ipc_oversize", "ipc_silent" (misbehave on the first PING). */
+bool mc_worker_fault(const struct mc_worker *w, const char *name);
+
+/* registrar.c */
+void mc_registrar_event(struct mc_worker *w, enum mc_reg_event ev);
+void mc_registrar_runtime_gone(struct mc_worker *w, const char *runtime_id, mc_ms_t entry_at);
+mc_ms_t mc_registrar_next_deadline(const struct mc_worker *w);
+void mc_registrar_timers(struct mc_worker *w, mc_ms_t now);
+/* Records an answer for auth accounting; returns true if the worker must
+ * give up with a configuration error. */
+bool mc_worker_note_auth(struct mc_worker *w, const struct mc_api_error *err);
+void mc_worker_fatal(struct mc_worker *w, const char *reason);
+
+/* heartbeat.c */
+void mc_heartbeat_tick(struct mc_worker *w, mc_ms_t now);
+mc_ms_t mc_heartbeat_next_deadline(const struct mc_worker *w);
+void mc_heartbeat_cancel_all(struct mc_worker *w);
+
+/* peer.c */
+int mc_peer_report(struct mc_worker *w);
+void mc_peer_on_readable(struct mc_worker *w);
+void mc_peer_flush(struct mc_worker *w);
+
+/* loop.c */
+int mc_worker_start_call(struct mc_worker *w, struct mc_call *call,
+			 void (*done)(struct mc_call *, void *));
+
+#endif
