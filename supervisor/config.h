@@ -1,0 +1,125 @@
+/* The daemon's configuration file (INTERFACE.md, "Configuration"): parsed
+ * with libinih, validated completely before anything uses it, so that a
+ * reload either applies a whole good configuration or keeps the old one.
+ *
+ * Error convention: 0, or -1 with errno set and ONE human-readable message
+ * in the caller's err buffer naming the file, the line and the key:
+ *   /etc/multicad/multicad.conf:12: heartbeat_interval: "15x" is not a duration (use ms, s, m or h)
+ *   /etc/multicad/multicad.conf: server_url is required
+ *
+ * Ownership: struct mc_config owns its heap arrays (workspaces, exclude,
+ * ws_sections and their overrides); mc_config_free releases them. The
+ * configuration never holds the token itself, only token_file. */
+#ifndef MC_SV_CONFIG_H
+#define MC_SV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/log.h"
+#include "ipc/messages.h"
+
+#define MC_CONFIG_DEFAULT_PATH "/etc/multicad/multicad.conf"
+#define MC_TEST_FAULT_MAX 32          /* 31 characters + NUL */
+
+/* One [providers] entry: a built-in agent CLI to look for. */
+struct mc_provider {
+	char key[MC_PROVIDER_MAX];        /* "claude": [a-z0-9_-]{1,31} */
+	char command[MC_PATH_MAX];        /* "claude" (looked up on PATH) or "/abs/path" */
+};
+
+/* One [workspace <uuid>] section. */
+struct mc_ws_section {
+	char id[MC_ID_MAX];               /* workspace UUID, lowercase */
+	unsigned line;                    /* line of the section header */
+	size_t n_overrides;
+	struct mc_profile_override *overrides; /* heap, sorted by profile_id (lowercase) */
+	char test_fault[MC_TEST_FAULT_MAX];    /* MC_TEST_HOOKS builds only; "" otherwise */
+};
+
+struct mc_config {
+	char path[MC_PATH_MAX];           /* the file this came from */
+
+	/* [daemon] */
+	char server_url[MC_URL_MAX];      /* http(s)://host[:port], no trailing '/' */
+	char token_file[MC_PATH_MAX];     /* absolute */
+	char daemon_id[MC_ID_MAX];        /* given, or "" until mc_config_resolve_daemon_id */
+	char daemon_id_file[MC_PATH_MAX]; /* "" when daemon_id is given */
+	char device_name[MC_NAME_MAX];    /* default: gethostname() */
+	bool all_workspaces;              /* workspaces = all (the default) */
+	size_t n_workspaces;              /* explicit list; 0 when all_workspaces */
+	char (*workspaces)[MC_ID_MAX];    /* heap, sorted, lowercase, no duplicates */
+	size_t n_exclude;
+	char (*exclude)[MC_ID_MAX];       /* heap, sorted, lowercase, no duplicates */
+	long heartbeat_interval_ms;
+	long profile_sync_interval_ms;
+	long workspace_sync_interval_ms;
+	char state_dir[MC_PATH_MAX];      /* absolute */
+	char control_socket[MC_PATH_MAX]; /* absolute, shorter than sun_path */
+	long stop_timeout_ms;
+	long http_timeout_ms;
+	long worker_ping_interval_ms;
+	long worker_liveness_timeout_ms;  /* > worker_ping_interval_ms */
+	long restart_backoff_min_ms;      /* <= restart_backoff_max_ms */
+	long restart_backoff_max_ms;
+	enum mc_log_level log_level;
+
+	/* [providers] */
+	bool providers_section;           /* the file had a [providers] section */
+	bool providers_default;           /* ... it did not: the default list is in use */
+	size_t n_providers;               /* 0 with providers_section: no built-ins at all */
+	struct mc_provider providers[MC_MAX_BUILTINS]; /* file order */
+
+	/* [workspace <uuid>] */
+	size_t n_ws_sections;
+	struct mc_ws_section *ws_sections; /* heap, sorted by id */
+
+	uint32_t daemon_keys_set;         /* bit i: [daemon] key i was in the file (for printing) */
+};
+
+/* Parses and validates path into *out. *out is always initialised, so
+ * mc_config_free(out) is safe after a failure too (and frees nothing then).
+ * On success the caller owns *out (heap arrays: free with mc_config_free).
+ * On failure returns -1 with errno (ENOENT, EACCES, ... for the file itself,
+ * EINVAL for its content, ENOMEM) and one message in err. The daemon id is
+ * not resolved here: see mc_config_resolve_daemon_id. */
+int mc_config_load(const char *path, struct mc_config *out, char *err, size_t err_size);
+
+/* Frees what mc_config_load allocated and zeroes *c. NULL is a no-op. */
+void mc_config_free(struct mc_config *c);
+
+/* Reads token_file through mc_secret_from_file to check that it exists, is a
+ * regular file of mode 0600 or stricter and holds a non-empty token, then
+ * wipes and frees it at once. 0, or -1 with errno and a message naming the
+ * file. */
+int mc_config_token_check(const struct mc_config *c, char *err, size_t err_size);
+
+/* Fills c->daemon_id. With daemon_id given: nothing to do. Otherwise reads
+ * daemon_id_file (whitespace trimmed, validated like daemon_id) or, when it
+ * does not exist, creates it atomically and durably with a new random UUID v4
+ * (parent directory created with mode 0700 if missing, file mode 0600).
+ * Two processes racing to create it end up with the same id. 0, or -1 with
+ * errno and a message naming the file. */
+int mc_config_resolve_daemon_id(struct mc_config *c, char *err, size_t err_size);
+
+/* The [workspace <ws>] section, or NULL. ws is compared case-insensitively.
+ * Borrowed: valid while c is. O(log n). */
+const struct mc_ws_section *mc_config_ws_section(const struct mc_config *c, const char *ws);
+
+/* True if this configuration serves ws: workspaces = all or ws is listed,
+ * and ws is not excluded. (Membership for "all" comes from the server.)
+ * O(log n). */
+bool mc_config_wants_workspace(const struct mc_config *c, const char *ws);
+
+/* Writes the effective configuration as an INI file to f: every key with
+ * its value, "; default" after values that were not in the file, sections
+ * in order ([daemon], [providers], [workspace ...] by id). Never prints the
+ * token (it is not in *c). */
+void mc_config_print(const struct mc_config *c, FILE *f);
+
+/* "debug", "info", "warn" or "error". */
+const char *mc_config_log_level_name(enum mc_log_level level);
+
+#endif

@@ -1,0 +1,63 @@
+/* The ledger: each workspace's last reported set of runtime IDs, kept in
+ * memory and journaled under <state_dir>/ledger/ so that a supervisor killed
+ * with -9 can deregister the leftovers on its next start.
+ *
+ * On disk: one file per workspace, named by the workspace UUID (lowercase),
+ * holding one runtime UUID per line. An empty set has no file. Every write
+ * goes to <ws>.tmp, is fsynced, renamed over <ws> and the directory fsynced,
+ * so a crash leaves either the old or the new set, never a mix.
+ *
+ * IDs are stored lowercase. Lookups are O(log n) (a red-black tree), so a
+ * thousand workspaces cost nothing per report.
+ *
+ * Error convention: -1 (or NULL) with errno set; I/O errors are also logged
+ * with the path through mc_log. Not thread-safe (the supervisor is a single
+ * event loop). */
+#ifndef MC_SV_LEDGER_H
+#define MC_SV_LEDGER_H
+
+#include <stddef.h>
+
+#define MC_LEDGER_MAX_IDS 1024  /* a worker reports at most MC_MAX_REPORT */
+
+struct mc_ledger;
+
+/* Creates <state_dir> and <state_dir>/ledger (mode 0700) if needed and loads
+ * every valid file. Files with a name that is not a lowercase UUID, a line
+ * that is not a UUID, or more than MC_LEDGER_MAX_IDS lines are logged and
+ * renamed to <name>.bad; leftover *.tmp files are removed. Allocates the
+ * ledger (free with mc_ledger_free); it keeps the directory open (O_CLOEXEC).
+ * Returns NULL with errno and a message in err on failure. */
+struct mc_ledger *mc_ledger_open(const char *state_dir, char *err, size_t err_size);
+
+/* Frees the ledger and closes its directory. The files stay. NULL is a no-op. */
+void mc_ledger_free(struct mc_ledger *l);
+
+/* Replaces ws's set with the n ids (n == 0 is mc_ledger_clear). ws and ids
+ * must be UUIDs, n <= MC_LEDGER_MAX_IDS, else -1/EINVAL and nothing changes.
+ * An unchanged set already on disk costs no I/O.
+ * If writing the file fails, the in-memory set is replaced anyway (it is
+ * what the worker holds, and what cleanup must use), the error is logged and
+ * -1 returned with errno; the next set of that workspace retries the write.
+ * -1/ENOMEM leaves everything unchanged. */
+int mc_ledger_set(struct mc_ledger *l, const char *ws, size_t n, const char *const *ids);
+
+/* Forgets ws's set and removes its file (no error if there is none). Same
+ * disk-error rule as mc_ledger_set: memory is cleared regardless. */
+int mc_ledger_clear(struct mc_ledger *l, const char *ws);
+
+/* The set of ws: returns its size and points *ids at a borrowed array of n
+ * strings (NULL when n == 0), valid until the next set/clear of ws or
+ * mc_ledger_free. */
+size_t mc_ledger_get(const struct mc_ledger *l, const char *ws, const char *const **ids);
+
+/* Number of workspaces with a non-empty set. */
+size_t mc_ledger_count(const struct mc_ledger *l);
+
+/* Calls cb for each workspace with a non-empty set, in UUID order. The
+ * callback must not set or clear entries of l. A non-zero return from cb
+ * stops the walk and is returned; otherwise 0. */
+typedef int (*mc_ledger_cb)(const char *ws, size_t n, const char *const *ids, void *arg);
+int mc_ledger_foreach(const struct mc_ledger *l, mc_ledger_cb cb, void *arg);
+
+#endif
