@@ -12,11 +12,11 @@ deps:
 	@sh scripts/install-deps.sh
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMC_WERROR=ON
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMC_WERROR=ON -DMC_TEST_HOOKS=ON
 	cmake --build $(BUILD) -j$(NPROC)
 
 build-san: deps
-	cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Debug -DMC_WERROR=ON -DMC_SANITIZE=ON
+	cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Debug -DMC_WERROR=ON -DMC_SANITIZE=ON -DMC_TEST_HOOKS=ON
 	cmake --build $(SANBUILD) -j$(NPROC)
 
 test: test-plain test-san
