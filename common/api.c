@@ -852,6 +852,29 @@ static void decode_failed(struct mc_call *c, const struct mc_api_error *derr)
 	set_error(c, derr->kind, "%s", derr->message);
 }
 
+int mc_api_seed_workspaces(struct mc_api *api, const char *etag,
+			   const struct mc_workspace_list *list)
+{
+	char *e = strdup(etag);
+	struct mc_workspace_list copy = { 0 };
+	if (e == NULL || workspace_list_copy(&copy, list) < 0) {
+		free(e);
+		errno = ENOMEM;
+		return -1;
+	}
+	free(api->etag);
+	mc_workspace_list_clear(&api->ws_cache);
+	api->etag = e;
+	api->ws_cache = copy;
+	api->have_ws_cache = true;
+	return 0;
+}
+
+const char *mc_api_workspaces_etag(const struct mc_api *api)
+{
+	return api->etag;
+}
+
 static void decode_workspaces(struct mc_call *c, long status)
 {
 	struct mc_api *api = c->api;

@@ -45,6 +45,7 @@ struct mc_api_config {
 };
 
 struct mc_api;
+struct mc_workspace_list;
 
 /* Allocates a client; copies the config (the token into guarded memory).
  * Returns NULL with errno (EINVAL for a bad URL: not http(s), or with a path,
@@ -57,6 +58,13 @@ void mc_api_free(struct mc_api *api);
 /* Replaces the token (rotated token file). 0 or -1 with errno (EINVAL: a
  * token mc_api_new would refuse). */
 int mc_api_set_token(struct mc_api *api, struct mc_secret *token);
+/* Seeds the workspace-list cache (a short-lived helper process carries the
+ * supervisor's last list and ETag): the next list call sends If-None-Match
+ * and a 304 returns a copy of list. Copies both. 0 or -1 with errno. */
+int mc_api_seed_workspaces(struct mc_api *api, const char *etag,
+			   const struct mc_workspace_list *list);
+/* The ETag of the cached list, or NULL. Borrowed. */
+const char *mc_api_workspaces_etag(const struct mc_api *api);
 /* Drops idle keep-alive connections (after repeated transient failures). */
 void mc_api_close_idle(struct mc_api *api);
 

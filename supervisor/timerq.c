@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <stdlib.h>
 
-void mc_timer_init(struct mc_timer *t)
+void mc_timer_init(struct mc_timer *t, int kind, void *owner)
 {
 	t->deadline = 0;
 	t->heap_index = -1;
+	t->kind = kind;
+	t->owner = owner;
 }
 
 void mc_timerq_init(struct mc_timerq *q)

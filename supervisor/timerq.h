@@ -9,10 +9,13 @@
 
 #include "common/clock.h"
 
-/* Embedded in the owner. heap_index is -1 when not armed. */
+/* Embedded in the owner. heap_index is -1 when not armed; kind and owner
+ * tell the loop whom a due timer belongs to. */
 struct mc_timer {
 	mc_ms_t deadline;
 	long heap_index;
+	int kind;
+	void *owner;
 };
 
 struct mc_timerq {
@@ -20,7 +23,7 @@ struct mc_timerq {
 	size_t n, cap;
 };
 
-void mc_timer_init(struct mc_timer *t);
+void mc_timer_init(struct mc_timer *t, int kind, void *owner);
 void mc_timerq_init(struct mc_timerq *q);
 /* Frees the heap array (the timers belong to their owners). */
 void mc_timerq_free(struct mc_timerq *q);

@@ -1,0 +1,218 @@
+/* multicad: the supervisor. Parses the command line, loads and checks the
+ * configuration, takes the state_dir lock, initialises the libraries the
+ * forked workers will share, and runs the event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <bsd/libutil.h>
+#include <bsd/string.h>
+#include <bsd/unistd.h>
+
+#include "common/api.h"
+#include "common/log.h"
+#include "supervisor/sv.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_CONFIG  78
+
+struct options {
+	const char *config;
+	bool check;
+	bool debug;
+	bool version;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: multicad [-c FILE] [-d]      run in the foreground\n"
+		"       multicad -t [-c FILE] [-d]   check the configuration (-d: print it)\n"
+		"       multicad -V                  print the version\n"
+		"Default FILE: %s. Signals: HUP reloads, TERM/INT stop.\n",
+		MC_CONFIG_DEFAULT_PATH);
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	*o = (struct options){ .config = MC_CONFIG_DEFAULT_PATH };
+	int c;
+	while ((c = getopt(argc, argv, "c:tdVh")) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 't': o->check = true; break;
+		case 'd': o->debug = true; break;
+		case 'V': o->version = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "multicad: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* -t: the whole configuration checked, as a reload would. */
+static int check_config(const struct options *o)
+{
+	struct mc_config c;
+	char err[512];
+	int rc = 0;
+	if (mc_config_load(o->config, &c, err, sizeof err) < 0 ||
+	    mc_config_token_check(&c, err, sizeof err) < 0) {
+		fprintf(stderr, "multicad: %s\n", err);
+		rc = 1;
+	} else {
+		if (o->debug)
+			mc_config_print(&c, stdout);
+		fprintf(stderr, "multicad: configuration %s is valid\n", o->config);
+	}
+	mc_config_free(&c);
+	return rc;
+}
+
+static int setup_signals(struct mc_sv *sv)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	sv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sv->sigfd < 0)
+		return -1;
+	sv->sig_src = (struct mc_src){ SRC_SIGNAL, sv };
+	return mc_sv_epoll_add(sv, sv->sigfd, EPOLLIN, &sv->sig_src);
+}
+
+static int sv_init(struct mc_sv *sv, const struct options *o, char *err, size_t n)
+{
+	memset(sv, 0, sizeof *sv);
+	sv->epfd = sv->sigfd = -1;
+	sv->pid = getpid();
+	sv->started_at = mc_now_ms();
+	sv->last_reload_ok = true;
+	strlcpy(sv->config_path, o->config, sizeof sv->config_path);
+	mc_timerq_init(&sv->timers);
+	RB_INIT(&sv->workers);
+	mc_timer_init(&sv->probe_timer, TIMER_PROBES, sv);
+	mc_timer_init(&sv->membership_timer, TIMER_MEMBERSHIP, sv);
+	mc_timer_init(&sv->shutdown_timer, TIMER_SHUTDOWN, sv);
+	if (mc_config_load(o->config, &sv->cfg, err, n) < 0)
+		return -1;
+	if (o->debug)
+		sv->cfg.log_level = MC_LOG_DEBUG;
+	mc_log_set_level(sv->cfg.log_level);
+	if (mc_config_resolve_daemon_id(&sv->cfg, err, n) < 0)
+		return -1;
+	sv->token = mc_secret_from_file(sv->cfg.token_file, err, n);
+	if (sv->token == NULL)
+		return -1;
+	mc_backoff_init(&sv->membership_backoff, 1000, sv->cfg.workspace_sync_interval_ms);
+	return 0;
+}
+
+static struct pidfh *take_lock(const struct mc_sv *sv)
+{
+	char path[MC_PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/multicad.pid", sv->cfg.state_dir);
+	pid_t other = 0;
+	struct pidfh *pf = pidfile_open(path, 0600, &other);
+	if (pf == NULL) {
+		if (errno == EEXIST)
+			mc_log(MC_LOG_ERROR, "another multicad runs with this state_dir", "pid",
+			       MC_LOG_NUM(other), "state_dir", sv->cfg.state_dir, NULL);
+		else
+			mc_log(MC_LOG_ERROR, "cannot take the state_dir lock", "path", path,
+			       "error", strerror(errno), NULL);
+		return NULL;
+	}
+	pidfile_write(pf);
+	return pf;
+}
+
+static void sv_free(struct mc_sv *sv)
+{
+	struct mc_wk *wk, *tmp;
+	RB_FOREACH_SAFE(wk, mc_wk_tree, &sv->workers, tmp)
+		mc_wk_free(sv, wk);
+	mc_wk_reap_graveyard(sv);
+	mc_helper_kill_all(sv);
+	mc_probes_free(sv);
+	mc_timerq_free(&sv->timers);
+	mc_ledger_free(sv->ledger);
+	mc_secret_free(sv->token);
+	mc_config_free(&sv->cfg);
+	free(sv->members);
+	if (sv->sigfd >= 0)
+		close(sv->sigfd);
+	if (sv->epfd >= 0)
+		close(sv->epfd);
+}
+
+static int run(const struct options *o)
+{
+	static struct mc_sv sv; /* large (the configuration); one per process */
+	char err[512];
+	mc_log_set_context("supervisor", NULL);
+	if (sv_init(&sv, o, err, sizeof err) < 0) {
+		mc_log(MC_LOG_ERROR, "cannot start", "error", err, NULL);
+		sv_free(&sv);
+		return EXIT_CONFIG;
+	}
+	struct pidfh *lock = NULL;
+	int rc = EXIT_RUNTIME;
+	if ((sv.ledger = mc_ledger_open(sv.cfg.state_dir, err, sizeof err)) == NULL) {
+		mc_log(MC_LOG_ERROR, "cannot open the ledger", "error", err, NULL);
+		goto out;
+	}
+	if ((lock = take_lock(&sv)) == NULL)
+		goto out;
+	if (mc_api_global_init() < 0 || (sv.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    setup_signals(&sv) < 0) {
+		mc_log(MC_LOG_ERROR, "initialisation failed", "error", strerror(errno), NULL);
+		goto out;
+	}
+	setproctitle("-multicad: supervisor");
+	mc_log(MC_LOG_INFO, "starting", "version", MC_VERSION, "config", sv.config_path,
+	       "daemon_id", sv.cfg.daemon_id, NULL);
+	mc_probes_start_round(&sv);
+	if (sv.cfg.all_workspaces)
+		mc_membership_on_timer(&sv);
+	mc_sv_apply_wanted(&sv);
+	rc = mc_sv_run(&sv) == 0 ? 0 : EXIT_RUNTIME;
+out:
+	sv_free(&sv);
+	if (lock != NULL)
+		pidfile_remove(lock);
+	mc_api_global_cleanup();
+	return rc;
+}
+
+int main(int argc, char *argv[], char *envp[])
+{
+	setproctitle_init(argc, argv, envp);
+	struct options o;
+	if (parse_args(argc, argv, &o) < 0)
+		return 2;
+	if (o.version) {
+		printf("multicad %s\n", MC_VERSION);
+		return 0;
+	}
+	if (o.check)
+		return check_config(&o);
+	return run(&o);
+}

@@ -1,0 +1,245 @@
+/* The supervisor's state, shared by its modules. Single-threaded: an epoll
+ * loop owns everything. Nothing here touches the network: HTTP runs in
+ * short-lived forked helpers (helper.c). */
+#ifndef MC_SV_H
+#define MC_SV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <bsd/sys/tree.h>
+
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/secret.h"
+#include "ipc/frame.h"
+#include "ipc/messages.h"
+#include "supervisor/config.h"
+#include "supervisor/ledger.h"
+#include "supervisor/timerq.h"
+#include "worker/vprobe.h"
+
+struct mc_sv;
+
+/* What an epoll event points at. */
+enum mc_src_kind {
+	SRC_SIGNAL,
+	SRC_WORKER_IPC,
+	SRC_WORKER_PID,
+	SRC_HELPER_PID,
+	SRC_HELPER_OUT,
+	SRC_PROBE_PIPE,
+	SRC_CONTROL_LISTEN,
+	SRC_CONTROL_CLIENT,
+};
+
+struct mc_src {
+	enum mc_src_kind kind;
+	void *owner;
+};
+
+/* Whose timer fired. */
+enum mc_timer_kind {
+	TIMER_WORKER,
+	TIMER_HELPER,
+	TIMER_PROBES,
+	TIMER_MEMBERSHIP,
+	TIMER_SHUTDOWN,
+};
+
+/* Worker lifecycle (state x event in wk.c). */
+enum mc_wk_state {
+	WK_QUEUED,        /* waiting for its start slot (rate-limited start-up) */
+	WK_STARTING,      /* forked; handshake in progress */
+	WK_RUNNING,
+	WK_STOPPING,      /* STOP sent; waiting for the exit */
+	WK_CLEANUP,       /* dead; its ledger ids are being deregistered */
+	WK_BACKOFF,       /* waiting to respawn */
+	WK_FAILED,        /* crash loop: parked, retries slowly */
+	WK_CONFIG_ERROR,  /* exited 78: not restarted until a reload */
+	WK_GONE,          /* removed and cleaned up: about to be freed */
+	WK_STATE_COUNT,
+};
+
+/* What should happen once a stopping or dead worker is cleaned up. */
+enum mc_wk_next {
+	NEXT_RESPAWN,     /* crash or restart: start again (after backoff) */
+	NEXT_REMOVE,      /* no longer configured: free it */
+	NEXT_PARK_CONFIG, /* exit 78: wait for a reload */
+};
+
+struct mc_wk {
+	RB_ENTRY(mc_wk) node;
+	char ws[MC_ID_MAX];
+	enum mc_wk_state state;
+	enum mc_wk_next next;
+	pid_t pid;
+	int fd;                         /* our end of the socketpair, -1 when none */
+	int pidfd;
+	struct mc_src ipc_src, pid_src;
+	struct mc_ipc_reader rd;
+	struct mc_ipc_writer wr;
+	bool rd_ready;
+	struct mc_timer timer;          /* meaning depends on the state */
+	mc_ms_t started_at;
+	mc_ms_t last_pong_at;
+	mc_ms_t ping_due_at;
+	uint64_t ping_seq;
+	bool stopped_msg;               /* STOPPED received */
+	bool fatal_msg;                 /* FATAL received */
+	struct mc_backoff backoff;
+	unsigned restarts;              /* respawns since it was added */
+	unsigned crash_streak;          /* crashes without a healthy run between */
+	char last_error[256];
+	char cfg_digest[65];            /* of the CONFIG it was given (reload diff) */
+	struct mc_helper *cleanup;      /* running cleanup helper */
+	struct mc_backoff cleanup_backoff;
+	struct mc_wk *grave_next;       /* freed after the current event batch */
+};
+
+RB_HEAD(mc_wk_tree, mc_wk);
+int mc_wk_cmp(const struct mc_wk *a, const struct mc_wk *b);
+RB_PROTOTYPE(mc_wk_tree, mc_wk, node, mc_wk_cmp)
+
+enum mc_helper_kind {
+	HELPER_CLEANUP,      /* DEREG one workspace's ledger ids */
+	HELPER_FINAL,        /* DEREG every leftover id (start-up, shutdown) */
+	HELPER_MEMBERSHIP,   /* GET /api/daemon/workspaces */
+};
+
+struct mc_helper {
+	enum mc_helper_kind kind;
+	pid_t pid;
+	int pidfd;
+	int out_fd;                     /* membership: the list comes back here */
+	struct mc_src pid_src, out_src;
+	struct mc_timer timer;          /* hard deadline: SIGKILL */
+	struct mc_wk *wk;               /* cleanup: whose ids (NULL: an orphan's) */
+	char ws[MC_ID_MAX];             /* cleanup: the workspace */
+	char *out;                      /* what the helper wrote */
+	size_t out_len, out_cap;
+	bool dead;                      /* reaped; freed after the event batch */
+	struct mc_helper *next;         /* list of running helpers */
+};
+
+/* Exit codes of a DEREG helper. */
+#define MC_HELPER_OK        0
+#define MC_HELPER_TRANSIENT 1       /* server unreachable or 5xx: retry */
+#define MC_HELPER_PERMANENT 2       /* 4xx: retrying cannot help */
+
+struct mc_sv {
+	struct mc_config cfg;
+	char config_path[MC_PATH_MAX];
+	struct mc_secret *token;
+	struct mc_ledger *ledger;
+	int epfd;
+	int sigfd;
+	struct mc_src sig_src;
+	struct mc_timerq timers;
+	struct mc_wk_tree workers;
+	size_t n_workers;
+	struct mc_helper *helpers;
+	struct mc_wk *wk_graveyard;     /* workers to free after this event batch */
+	pid_t pid;
+	mc_ms_t started_at;
+
+	/* start-up rate limit */
+	mc_ms_t next_spawn_slot;
+
+	/* built-in probes */
+	struct mc_probes probes;
+	bool probes_done;               /* the first round finished */
+	struct mc_vprobe_cache *probe_round;
+	bool probe_pipes_watched;
+	struct mc_timer probe_timer;    /* next round, or the round's deadline */
+
+	/* membership (workspaces = all) */
+	struct mc_timer membership_timer;
+	struct mc_helper *membership;
+	bool membership_known;
+	size_t n_members;
+	char (*members)[MC_ID_MAX];
+	char ws_etag[256];
+	struct mc_backoff membership_backoff;
+
+	/* reload and shutdown */
+	bool reload_pending;
+	unsigned reloads;
+	bool last_reload_ok;
+	char last_reload_error[512];
+	bool shutting_down;
+	mc_ms_t shutdown_deadline;
+	struct mc_timer shutdown_timer;
+	bool final_cleanup_started;
+	bool final_cleanup_done;
+	int final_cleanup_result;
+	bool done;
+	int exit_code;
+};
+
+/* loop.c */
+int mc_sv_epoll_add(struct mc_sv *sv, int fd, uint32_t events, struct mc_src *src);
+int mc_sv_epoll_mod(struct mc_sv *sv, int fd, uint32_t events, struct mc_src *src);
+void mc_sv_epoll_del(struct mc_sv *sv, int fd);
+int mc_sv_run(struct mc_sv *sv);
+/* Before fork: what a child must not keep (the token's guarded pages). */
+void mc_sv_child_forget(struct mc_sv *sv);
+
+/* wk.c */
+struct mc_wk *mc_wk_find(struct mc_sv *sv, const char *ws);
+struct mc_wk *mc_wk_add(struct mc_sv *sv, const char *ws);
+void mc_wk_on_ipc(struct mc_sv *sv, struct mc_wk *wk, uint32_t events);
+void mc_wk_on_exit(struct mc_sv *sv, struct mc_wk *wk);
+void mc_wk_on_timer(struct mc_sv *sv, struct mc_wk *wk);
+void mc_wk_on_cleanup_done(struct mc_sv *sv, struct mc_wk *wk, int result);
+/* Stop for good (removed from the configuration or shutdown). */
+void mc_wk_remove(struct mc_sv *sv, struct mc_wk *wk);
+/* Stop and start again (configuration changed, operator request, or a
+ * config-error worker after a reload). */
+void mc_wk_restart(struct mc_sv *sv, struct mc_wk *wk);
+/* Sends the current token to a running worker (rotated token file). */
+void mc_wk_push_token(struct mc_sv *sv, struct mc_wk *wk);
+void mc_wk_push_probes(struct mc_sv *sv, struct mc_wk *wk);
+/* Unlinks the worker at once; the memory goes after the event batch, since
+ * the batch may still hold events pointing at it. */
+void mc_wk_free(struct mc_sv *sv, struct mc_wk *wk);
+void mc_wk_reap_graveyard(struct mc_sv *sv);
+/* Starts the queued workers once the first probe round is in. */
+void mc_wk_schedule_queued(struct mc_sv *sv);
+const char *mc_wk_state_name(enum mc_wk_state s);
+/* The digest of the CONFIG a worker of ws would get now. */
+void mc_wk_config_digest(const struct mc_sv *sv, const char *ws, char out[65]);
+
+/* helper.c */
+/* wk NULL with kind HELPER_CLEANUP: an orphan workspace, named by ws. */
+struct mc_helper *mc_helper_dereg(struct mc_sv *sv, enum mc_helper_kind kind, struct mc_wk *wk,
+				  size_t n, const char *const *ids, mc_ms_t timeout_ms);
+struct mc_helper *mc_helper_orphan_cleanup(struct mc_sv *sv, const char *ws);
+struct mc_helper *mc_helper_membership(struct mc_sv *sv);
+void mc_helper_on_exit(struct mc_sv *sv, struct mc_helper *h);
+void mc_helper_on_output(struct mc_sv *sv, struct mc_helper *h);
+void mc_helper_on_timer(struct mc_sv *sv, struct mc_helper *h);
+void mc_helper_kill_all(struct mc_sv *sv);
+void mc_helper_reap_dead(struct mc_sv *sv);
+
+/* probes.c */
+void mc_probes_start_round(struct mc_sv *sv);
+void mc_probes_on_pipe(struct mc_sv *sv);
+void mc_probes_on_timer(struct mc_sv *sv);
+void mc_probes_free(struct mc_sv *sv);
+
+/* membership.c / reload.c */
+void mc_membership_on_timer(struct mc_sv *sv);
+void mc_membership_on_result(struct mc_sv *sv, int status, const char *out, size_t len);
+/* Starts, keeps and removes workers to match what the configuration (and the
+ * membership list) wants now. */
+void mc_sv_apply_wanted(struct mc_sv *sv);
+int mc_sv_reload(struct mc_sv *sv);
+void mc_sv_shutdown(struct mc_sv *sv);
+void mc_sv_on_shutdown_timer(struct mc_sv *sv);
+/* Checks whether shutdown can finish. */
+void mc_sv_shutdown_progress(struct mc_sv *sv);
+
+#endif
