@@ -132,10 +132,10 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-void mc_log(enum mc_log_level level, const char *msg, ...)
+/* The line itself; extra_key/extra_val (may be NULL) go after msg. */
+static void log_line(enum mc_log_level level, const char *msg, const char *extra_key,
+		     const char *extra_val, va_list ap)
 {
-	if (level < log_ctx.level)
-		return;
 	int saved_errno = errno;
 	if (log_ctx.journald < 0)
 		log_ctx.journald = getenv("JOURNAL_STREAM") != NULL;
@@ -164,9 +164,6 @@ void mc_log(enum mc_log_level level, const char *msg, ...)
 		used = append_kv(line, used, "ws", log_ctx.ws);
 	used = append_kv(line, used, "pid", MC_LOG_NUM(getpid()));
 	used = append_kv(line, used, "msg", msg);
-
-	va_list ap;
-	va_start(ap, msg);
 	for (;;) {
 		const char *key = va_arg(ap, const char *);
 		if (key == NULL)
@@ -174,11 +171,72 @@ void mc_log(enum mc_log_level level, const char *msg, ...)
 		const char *value = va_arg(ap, const char *);
 		used = append_kv(line, used, key, value);
 	}
-	va_end(ap);
+	if (extra_key != NULL)
+		used = append_kv(line, used, extra_key, extra_val);
 
 	if (used >= MC_LOG_LINE_MAX - 1)
 		used = MC_LOG_LINE_MAX - 2;
 	line[used++] = '\n';
 	write_all(STDERR_FILENO, line, used);
 	errno = saved_errno;
+}
+
+void mc_log(enum mc_log_level level, const char *msg, ...)
+{
+	if (level < log_ctx.level)
+		return;
+	va_list ap;
+	va_start(ap, msg);
+	log_line(level, msg, NULL, NULL, ap);
+	va_end(ap);
+}
+
+/* Repeat suppression: one slot per call site (keyed by the message
+ * pointer, a string literal), a window per slot. */
+#define RL_SLOTS 32
+
+static struct {
+	const char *key;
+	struct timespec last;
+	unsigned long suppressed;
+} rl_slots[RL_SLOTS];
+
+static long long ms_since(const struct timespec *t, const struct timespec *now)
+{
+	return (long long)(now->tv_sec - t->tv_sec) * 1000 + (now->tv_nsec - t->tv_nsec) / 1000000;
+}
+
+void mc_log_rl(long window_ms, enum mc_log_level level, const char *msg, ...)
+{
+	if (level < log_ctx.level)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	size_t slot = RL_SLOTS, free_slot = RL_SLOTS;
+	for (size_t i = 0; i < RL_SLOTS; i++) {
+		if (rl_slots[i].key == msg)
+			slot = i;
+		else if (rl_slots[i].key == NULL && free_slot == RL_SLOTS)
+			free_slot = i;
+	}
+	char count[24] = "";
+	if (slot < RL_SLOTS) {
+		if (ms_since(&rl_slots[slot].last, &now) < window_ms) {
+			rl_slots[slot].suppressed++;
+			return;
+		}
+		if (rl_slots[slot].suppressed > 0)
+			snprintf(count, sizeof count, "%lu", rl_slots[slot].suppressed);
+	} else if (free_slot < RL_SLOTS) {
+		slot = free_slot;
+		rl_slots[slot].key = msg;
+	}
+	if (slot < RL_SLOTS) {
+		rl_slots[slot].last = now;
+		rl_slots[slot].suppressed = 0;
+	}
+	va_list ap;
+	va_start(ap, msg);
+	log_line(level, msg, count[0] ? "suppressed_repeats" : NULL, count, ap);
+	va_end(ap);
 }

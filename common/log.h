@@ -32,6 +32,14 @@ int mc_log_parse_level(const char *s, enum mc_log_level *out);
 void mc_log(enum mc_log_level level, const char *msg, ...)
 	__attribute__((sentinel));
 
+/* Like mc_log, but a call site (identified by msg, which must be a string
+ * literal) logs at most once per window_ms; the next line after a quiet
+ * window carries suppressed_repeats=N. For what a flapping server or a
+ * crash-looping worker would otherwise repeat endlessly. */
+void mc_log_rl(long window_ms, enum mc_log_level level, const char *msg, ...)
+	__attribute__((sentinel));
+#define MC_LOG_REPEAT_WINDOW_MS 60000
+
 /* Formats n into buf (at least 24 bytes) and returns buf. */
 const char *mc_log_num(char *buf, long long n);
 #define MC_LOG_NUM(n) mc_log_num((char[24]){0}, (long long)(n))

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "common/log.h"
+#include "supervisor/notify.h"
 #include "supervisor/sv.h"
 
 #define FINAL_DEREG_TIMEOUT_MS 1500
@@ -123,7 +124,18 @@ static bool same_providers(const struct mc_config *a, const struct mc_config *b)
 	return true;
 }
 
+static int reload(struct mc_sv *sv);
+
+/* A reload as systemd sees it: RELOADING=1 ... READY=1, whatever the result. */
 int mc_sv_reload(struct mc_sv *sv)
+{
+	mc_notify_reloading(sv);
+	int rc = reload(sv);
+	mc_notify_reloaded(sv);
+	return rc;
+}
+
+static int reload(struct mc_sv *sv)
 {
 	struct mc_config nc;
 	struct mc_secret *token = NULL;
@@ -171,6 +183,9 @@ int mc_sv_reload(struct mc_sv *sv)
 		mc_log(MC_LOG_INFO, "providers changed; probing again", NULL);
 	sv->last_reload_ok = true;
 	sv->last_reload_error[0] = '\0';
+	snprintf(sv->last_reload_summary, sizeof sv->last_reload_summary,
+		 "configuration reloaded: %zu workspaces, %u restarted, %u token updates",
+		 sv->n_workers, restarted, updated);
 	mc_log(MC_LOG_INFO, "configuration reloaded", "workers", MC_LOG_NUM(sv->n_workers),
 	       "restarted", MC_LOG_NUM(restarted), "token_updates", MC_LOG_NUM(updated), NULL);
 	return 0;
@@ -183,6 +198,7 @@ void mc_sv_shutdown(struct mc_sv *sv)
 	if (sv->shutting_down)
 		return;
 	sv->shutting_down = true;
+	mc_notify_stopping(sv);
 	sv->shutdown_deadline = mc_now_ms() + sv->cfg.stop_timeout_ms;
 	mc_timerq_arm(&sv->timers, &sv->shutdown_timer, sv->shutdown_deadline);
 	mc_timerq_cancel(&sv->timers, &sv->membership_timer);

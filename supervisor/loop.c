@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "supervisor/notify.h"
 #include "supervisor/sv.h"
 
 #define MAX_EVENTS 64
@@ -87,6 +88,10 @@ static void dispatch(struct mc_sv *sv, struct mc_src *src, uint32_t events)
 	case SRC_PROBE_PIPE:
 		mc_probes_on_pipe(sv);
 		break;
+	case SRC_CONTROL_LISTEN:
+	case SRC_CONTROL_CLIENT:
+		mc_control_on_event(sv, src, events);
+		break;
 	default:
 		break;
 	}
@@ -109,6 +114,9 @@ static void fire_timer(struct mc_sv *sv, struct mc_timer *t)
 		break;
 	case TIMER_SHUTDOWN:
 		mc_sv_on_shutdown_timer(sv);
+		break;
+	case TIMER_CONTROL:
+		mc_control_on_timer(sv, t);
 		break;
 	default:
 		break;
@@ -145,10 +153,12 @@ int mc_sv_run(struct mc_sv *sv)
 			sv->reload_pending = false;
 			mc_sv_reload(sv);
 		}
+		mc_notify_tick(sv);
 		if (sv->shutting_down)
 			mc_sv_shutdown_progress(sv);
 		mc_wk_reap_graveyard(sv);
 		mc_helper_reap_dead(sv);
+		mc_control_reap(sv);
 	}
 	return 0;
 }

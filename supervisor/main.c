@@ -17,6 +17,7 @@
 
 #include "common/api.h"
 #include "common/log.h"
+#include "supervisor/notify.h"
 #include "supervisor/sv.h"
 
 #define EXIT_RUNTIME 1
@@ -101,17 +102,20 @@ static int setup_signals(struct mc_sv *sv)
 static int sv_init(struct mc_sv *sv, const struct options *o, char *err, size_t n)
 {
 	memset(sv, 0, sizeof *sv);
-	sv->epfd = sv->sigfd = -1;
+	sv->epfd = sv->sigfd = sv->ctl_fd = -1;
 	sv->pid = getpid();
 	sv->started_at = mc_now_ms();
 	sv->last_reload_ok = true;
-	strlcpy(sv->config_path, o->config, sizeof sv->config_path);
+	/* Absolute, so status and reloads name the file whatever the cwd. */
+	char *abs = realpath(o->config, NULL);
+	strlcpy(sv->config_path, abs ? abs : o->config, sizeof sv->config_path);
+	free(abs);
 	mc_timerq_init(&sv->timers);
 	RB_INIT(&sv->workers);
 	mc_timer_init(&sv->probe_timer, TIMER_PROBES, sv);
 	mc_timer_init(&sv->membership_timer, TIMER_MEMBERSHIP, sv);
 	mc_timer_init(&sv->shutdown_timer, TIMER_SHUTDOWN, sv);
-	if (mc_config_load(o->config, &sv->cfg, err, n) < 0)
+	if (mc_config_load(sv->config_path, &sv->cfg, err, n) < 0)
 		return -1;
 	if (o->debug)
 		sv->cfg.log_level = MC_LOG_DEBUG;
@@ -151,6 +155,7 @@ static void sv_free(struct mc_sv *sv)
 		mc_wk_free(sv, wk);
 	mc_wk_reap_graveyard(sv);
 	mc_helper_kill_all(sv);
+	mc_control_close(sv);
 	mc_probes_free(sv);
 	mc_timerq_free(&sv->timers);
 	mc_ledger_free(sv->ledger);
@@ -186,6 +191,11 @@ static int run(const struct options *o)
 		mc_log(MC_LOG_ERROR, "initialisation failed", "error", strerror(errno), NULL);
 		goto out;
 	}
+	if (mc_control_open(&sv, err, sizeof err) < 0) {
+		mc_log(MC_LOG_ERROR, "cannot open the control socket", "error", err, NULL);
+		goto out;
+	}
+	mc_notify_init(&sv);
 	setproctitle("-multicad: supervisor");
 	mc_log(MC_LOG_INFO, "starting", "version", MC_VERSION, "config", sv.config_path,
 	       "daemon_id", sv.cfg.daemon_id, NULL);

@@ -47,6 +47,7 @@ enum mc_timer_kind {
 	TIMER_PROBES,
 	TIMER_MEMBERSHIP,
 	TIMER_SHUTDOWN,
+	TIMER_CONTROL,
 };
 
 /* Worker lifecycle (state x event in wk.c). */
@@ -169,6 +170,7 @@ struct mc_sv {
 	unsigned reloads;
 	bool last_reload_ok;
 	char last_reload_error[512];
+	char last_reload_summary[160];
 	bool shutting_down;
 	mc_ms_t shutdown_deadline;
 	struct mc_timer shutdown_timer;
@@ -177,7 +179,27 @@ struct mc_sv {
 	int final_cleanup_result;
 	bool done;
 	int exit_code;
+
+	/* systemd */
+	bool notify_enabled;
+	bool notified_ready;
+	mc_ms_t watchdog_every_ms, watchdog_at, status_at;
+	char last_status[200];
+
+	/* control socket */
+	int ctl_fd;
+	struct mc_src ctl_src;
+	struct mc_ctl_client *ctl_clients;
+	size_t n_ctl_clients;
 };
+
+/* control.c */
+struct mc_ctl_client;
+int mc_control_open(struct mc_sv *sv, char *err, size_t n);
+void mc_control_close(struct mc_sv *sv);
+void mc_control_on_event(struct mc_sv *sv, struct mc_src *src, uint32_t events);
+void mc_control_on_timer(struct mc_sv *sv, struct mc_timer *t);
+void mc_control_reap(struct mc_sv *sv);
 
 /* loop.c */
 int mc_sv_epoll_add(struct mc_sv *sv, int fd, uint32_t events, struct mc_src *src);

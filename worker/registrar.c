@@ -53,11 +53,13 @@ static void clear_step(struct mc_worker *w)
 	w->n_ids_before = 0;
 }
 
+/* msg is a string literal: it also keys the repeat suppression, so a
+ * flapping server yields one line a minute per kind of failure. */
 static void log_call_error(const char *msg, const struct mc_call *call)
 {
 	const struct mc_api_error *e = mc_call_error(call);
-	mc_log(MC_LOG_WARN, msg, "error", e->message,
-	       "kind", mc_api_error_kind_name(e->kind), NULL);
+	mc_log_rl(MC_LOG_REPEAT_WINDOW_MS, MC_LOG_WARN, msg, "error", e->message,
+		  "kind", mc_api_error_kind_name(e->kind), NULL);
 }
 
 static bool start(struct mc_worker *w, struct mc_call *call)
