@@ -1,4 +1,5 @@
 #include "common/log.h"
+#include "common/fdio.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -118,19 +119,6 @@ static size_t append_kv(char *line, size_t used, const char *key, const char *va
 	return append(line, used, esc);
 }
 
-static void write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return; /* nowhere left to report a logging failure */
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-}
 
 /* The line itself; extra_key/extra_val (may be NULL) go after msg. */
 static void log_line(enum mc_log_level level, const char *msg, const char *extra_key,
@@ -177,7 +165,7 @@ static void log_line(enum mc_log_level level, const char *msg, const char *extra
 	if (used >= MC_LOG_LINE_MAX - 1)
 		used = MC_LOG_LINE_MAX - 2;
 	line[used++] = '\n';
-	write_all(STDERR_FILENO, line, used);
+	(void)mc_write_all(STDERR_FILENO, line, used); /* nowhere to report a failure */
 	errno = saved_errno;
 }
 

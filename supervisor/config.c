@@ -13,6 +13,7 @@
  * That is useful for long workspace lists and confusing everywhere else, so
  * only workspaces and exclude_workspaces accept continuation lines. */
 #include "supervisor/config.h"
+#include "common/fdio.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1130,20 +1131,6 @@ int mc_config_token_check(const struct mc_config *c, char *err, size_t err_size)
 	return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Reads and validates an existing daemon id file. -1 with errno (ENOENT:
  * it does not exist, the caller creates it) and a message. */
 static int read_daemon_id(const char *path, char *id, char *err, size_t err_size)
@@ -1233,7 +1220,7 @@ static int write_temp(const char *path, const char *content, char *tmp, size_t t
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, content, strlen(content)) < 0 || fsync(fd) < 0) {
+	if (mc_write_all(fd, content, strlen(content)) < 0 || fsync(fd) < 0) {
 		int e = errno;
 		close(fd);
 		unlink(tmp);

@@ -21,6 +21,7 @@
 #include <bsd/string.h>
 #include <bsd/sys/tree.h>
 
+#include "common/fdio.h"
 #include "common/log.h"
 #include "ipc/messages.h"
 
@@ -138,20 +139,6 @@ static void entry_free(struct entry *e)
 	free(e);
 }
 
-static int write_all(int fd, const char *buf, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* ---- disk ---- */
 
 /* Creates tmp (mode 0600) holding len bytes of buf, flushed to disk.
@@ -162,7 +149,7 @@ static const char *write_tmp(int dirfd, const char *tmp, const char *buf, size_t
 	if (fd < 0)
 		return "open";
 	const char *op = NULL;
-	if (write_all(fd, buf, len) < 0)
+	if (mc_write_all(fd, buf, len) < 0)
 		op = "write";
 	else if (fsync(fd) < 0)
 		op = "fsync";
