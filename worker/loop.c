@@ -190,6 +190,10 @@ static int worker_init(struct mc_worker *w)
 		return -1;
 	if ((w->multi = curl_multi_init()) == NULL)
 		return -1;
+	/* Two keep-alive connections at most: a slow REG never delays a
+	 * heartbeat, and a burst of recover-orphans does not leave a pool of
+	 * idle connections behind (a thousand workers share one server). */
+	curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 2L);
 	if ((w->sigfd = setup_signals()) < 0)
 		return -1;
 	return 0;

@@ -1,0 +1,722 @@
+/* The worker against multica-fakeplane with faults injected on the paths
+ * test_worker.c leaves alone: heartbeats that fail, time out or answer
+ * garbage, a deregister that fails at stop, recover-orphans failing, a
+ * plain 404 that is not "runtime not found", register answers of the wrong
+ * shape, and two distinct deletions of the same runtime. Each test runs its
+ * own emulator and asserts what the server saw (journal and /_admin/state).
+ * Waits are on conditions with generous timeouts (a loaded 2-CPU machine);
+ * fixed pumps are used only where a test must let time pass to show that
+ * something does NOT happen. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "common/clock.h"
+#include "tests/support/fakeplane_proc.h"
+#include "tests/support/worker_harness.h"
+#include "worker/worker.h"
+
+TestSuite(worker_faults, .timeout = 60);
+
+#define WS    "0c6e1f4a-8a51-4d27-9d3c-1b2a3c4d5e6f"
+#define PROF1 "a1111111-1111-4111-8111-111111111111"
+#define PROF2 "a2222222-2222-4222-8222-222222222222"
+#define TOKEN "mul_test_token"
+
+#define REG_PATH   "/api/daemon/register"
+#define DEREG_PATH "/api/daemon/deregister"
+#define PROF_PATH  "/api/daemon/workspaces/" WS "/runtime-profiles"
+#define HB_PATH    "/api/daemon/heartbeat"
+#define RO_PREFIX  "/api/daemon/runtimes/"
+
+#define ANY_STATUS (-1)
+
+static const struct mc_builtin CLAUDE = { "claude", "Claude", "2.1.0" };
+
+/* A short stale threshold so that rows whose heartbeats fail go offline on
+ * the server, and only the worker's resumed heartbeats bring them back. */
+static const char *const FAST_SWEEP[] = { "--sweep-interval", "100ms", "--stale-after", "1s",
+					  NULL };
+
+struct fixture {
+	struct fp_proc fp;
+	struct wh h;
+	char *cli_dir;
+	char path_env[600];
+};
+
+/* ---- helpers (after tests/integration/test_worker.c) ---- */
+
+static const char *seed_with(const char *profiles_json)
+{
+	static char seed[4096];
+	snprintf(seed, sizeof seed,
+		 "{\"tokens\":{\"" TOKEN "\":\"u1\"},"
+		 "\"workspaces\":[{\"id\":\"" WS "\",\"name\":\"ws\",\"members\":[\"u1\"]}],"
+		 "\"profiles\":%s,\"tasks\":[]}", profiles_json);
+	return seed;
+}
+
+static const char *profile_json(const char *id, const char *name, const char *cmd, bool enabled)
+{
+	static char buf[2][512];
+	static int k;
+	k ^= 1;
+	snprintf(buf[k], sizeof buf[k],
+		 "{\"id\":\"%s\",\"workspace_id\":\"" WS "\",\"display_name\":\"%s\","
+		 "\"protocol_family\":\"claude\",\"command_name\":\"%s\",\"fixed_args\":[],"
+		 "\"visibility\":\"workspace\",\"enabled\":%s}",
+		 id, name, cmd, enabled ? "true" : "false");
+	return buf[k];
+}
+
+static void fx_start_plane_args(struct fixture *fx, const char *profiles_json,
+				const char *const *extra)
+{
+	memset(fx, 0, sizeof *fx);
+	const char *clis[] = { "my-claude", "other-claude", NULL };
+	fx->cli_dir = wh_fake_cli_dir(clis, "9.9.9");
+	cr_assert_not_null(fx->cli_dir);
+	snprintf(fx->path_env, sizeof fx->path_env, "%s:/usr/bin:/bin", fx->cli_dir);
+	cr_assert_eq(fp_start(&fx->fp, seed_with(profiles_json), extra), 0);
+}
+
+static void fx_start_plane(struct fixture *fx, const char *profiles_json)
+{
+	fx_start_plane_args(fx, profiles_json, NULL);
+}
+
+static void fx_start_worker_opts(struct fixture *fx, struct wh_opts o)
+{
+	o.server_url = o.server_url ? o.server_url : fx->fp.url;
+	o.token = o.token ? o.token : TOKEN;
+	o.workspace_id = WS;
+	o.path_env = o.path_env ? o.path_env : fx->path_env;
+	cr_assert_eq(wh_start(&fx->h, &o), 0);
+}
+
+static void fx_start_worker(struct fixture *fx, bool with_claude)
+{
+	struct wh_opts o = { 0 };
+	if (with_claude) {
+		o.builtins = &CLAUDE;
+		o.n_builtins = 1;
+	}
+	fx_start_worker_opts(fx, o);
+}
+
+static void fx_stop(struct fixture *fx)
+{
+	wh_free(&fx->h);
+	fp_stop(&fx->fp);
+	wh_rmtree(fx->cli_dir);
+	free(fx->cli_dir);
+}
+
+static int count(struct fixture *fx, const char *method, const char *prefix)
+{
+	return fp_journal_count(&fx->fp, method, prefix);
+}
+
+static bool wait_count(struct fixture *fx, const char *method, const char *prefix, int want,
+		       int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	while (mc_now_ms() < until) {
+		if (count(fx, method, prefix) >= want)
+			return true;
+		wh_pump(&fx->h, 20);
+	}
+	return count(fx, method, prefix) >= want;
+}
+
+/* Journal entries matching method and path prefix (NULL: any), with the
+ * given answer status (ANY_STATUS: any), seq above after_seq (-1: all), and
+ * whose body contains body_has (NULL: any). */
+static int jcount(struct fixture *fx, const char *method, const char *prefix, int status,
+		  double after_seq, const char *body_has)
+{
+	cJSON *j = fp_journal(&fx->fp);
+	cr_assert_not_null(j);
+	int n = 0;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, j) {
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(e, "method"));
+		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(e, "path"));
+		const char *b = cJSON_GetStringValue(cJSON_GetObjectItem(e, "body"));
+		double seq = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "seq"));
+		double st = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "status"));
+		if (m == NULL || p == NULL)
+			continue;
+		if ((method == NULL || strcmp(m, method) == 0) &&
+		    (prefix == NULL || strncmp(p, prefix, strlen(prefix)) == 0) &&
+		    (status == ANY_STATUS || (int)st == status) && seq > after_seq &&
+		    (body_has == NULL || (b != NULL && strstr(b, body_has) != NULL)))
+			n++;
+	}
+	cJSON_Delete(j);
+	return n;
+}
+
+static bool wait_jcount(struct fixture *fx, const char *method, const char *prefix, int status,
+			double after_seq, const char *body_has, int want, int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	while (mc_now_ms() < until) {
+		if (jcount(fx, method, prefix, status, after_seq, body_has) >= want)
+			return true;
+		wh_pump(&fx->h, 20);
+	}
+	return jcount(fx, method, prefix, status, after_seq, body_has) >= want;
+}
+
+/* The seq of the newest journal entry, -1 when the journal is empty. */
+static double last_seq(struct fixture *fx)
+{
+	cJSON *j = fp_journal(&fx->fp);
+	cr_assert_not_null(j);
+	int n = cJSON_GetArraySize(j);
+	double s = n > 0 ? cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, n - 1),
+								     "seq")) : -1;
+	cJSON_Delete(j);
+	return s;
+}
+
+static char *status_of(struct fixture *fx, const char *id)
+{
+	return fp_runtime_status(&fx->fp, id);
+}
+
+static void assert_status(struct fixture *fx, const char *id, const char *want)
+{
+	char *s = status_of(fx, id);
+	cr_assert_not_null(s, "runtime %s has no row", id);
+	cr_assert_str_eq(s, want, "runtime %s is %s, want %s", id, s, want);
+	free(s);
+}
+
+/* Pumps until runtime id has the status want on the server. */
+static bool wait_status(struct fixture *fx, const char *id, const char *want, int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	for (;;) {
+		char *s = status_of(fx, id);
+		bool ok = s != NULL && strcmp(s, want) == 0;
+		free(s);
+		if (ok)
+			return true;
+		if (mc_now_ms() >= until)
+			return false;
+		wh_pump(&fx->h, 50);
+	}
+}
+
+static long admin(struct fixture *fx, const char *method, const char *path, const char *body)
+{
+	char *out = NULL;
+	long st = fp_http(&fx->fp, method, path, body, NULL, &out);
+	free(out);
+	return st;
+}
+
+/* Id of the runtime of profile pid (NULL: the built-in), via state. */
+static char *runtime_for_profile(struct fixture *fx, const char *pid)
+{
+	cJSON *st = fp_state(&fx->fp);
+	cr_assert_not_null(st);
+	char *id = NULL;
+	cJSON *r;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItem(st, "runtimes")) {
+		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(r, "profile_id"));
+		const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(r, "status"));
+		if ((pid == NULL ? p == NULL : (p && strcmp(p, pid) == 0)) && s &&
+		    strcmp(s, "online") == 0) {
+			id = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(r, "id")));
+			break;
+		}
+	}
+	cJSON_Delete(st);
+	return id;
+}
+
+/* The tracked set as reported, copied (the harness's report changes). */
+struct idset {
+	size_t n;
+	char *ids[8];
+};
+
+static void idset_take(struct idset *s, const struct wh *h)
+{
+	memset(s, 0, sizeof *s);
+	cr_assert_leq(h->report.n, 8);
+	for (size_t i = 0; i < h->report.n; i++) {
+		s->ids[i] = strdup(h->report.ids[i]);
+		cr_assert_not_null(s->ids[i]);
+	}
+	s->n = h->report.n;
+}
+
+static void idset_free(struct idset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->ids[i]);
+	s->n = 0;
+}
+
+/* The last report holds exactly the ids of s. */
+static void assert_report_is(const struct wh *h, const struct idset *s)
+{
+	cr_assert_eq(h->report.n, s->n, "report holds %zu ids, want %zu", h->report.n, s->n);
+	for (size_t i = 0; i < s->n; i++)
+		cr_assert(wh_report_has(h, s->ids[i]), "report lost %s", s->ids[i]);
+}
+
+/* Plane with PROF1 (my-claude on PATH) + the claude built-in: two runtimes,
+ * first registration complete (REG answered, both recover-orphans sent). */
+static void fx_two_runtimes(struct fixture *fx, const char *const *plane_args,
+			    struct wh_opts o, struct idset *ids)
+{
+	char profiles[1024];
+	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	fx_start_plane_args(fx, profiles, plane_args);
+	o.builtins = &CLAUDE;
+	o.n_builtins = 1;
+	fx_start_worker_opts(fx, o);
+	cr_assert(wh_wait_report_n(&fx->h, 2, 8000), "no report of 2 runtimes");
+	cr_assert(wait_count(fx, "POST", RO_PREFIX, 2, 5000), "first registration incomplete");
+	idset_take(ids, &fx->h);
+}
+
+/* Every id of s gets at least k heartbeats answered 200 after seq. */
+static void assert_beats_resume(struct fixture *fx, const struct idset *s, double after_seq,
+				int k)
+{
+	for (size_t i = 0; i < s->n; i++)
+		cr_assert(wait_jcount(fx, "POST", HB_PATH, 200, after_seq, s->ids[i], k, 8000),
+			  "heartbeats of %s did not resume", s->ids[i]);
+}
+
+/* ---- heartbeat faults ---- */
+
+/* Shared body of the heartbeat fault tests: the fault is on for long enough
+ * that the fast sweep takes both rows offline on the server; the worker
+ * keeps both runtimes (no report, REG or DEREG) and its resumed heartbeats
+ * bring the rows back online once the fault is cleared. */
+static void heartbeat_fault_keeps_runtimes(const char *fault_json, long http_timeout_ms,
+					   bool check_ping)
+{
+	struct fixture fx;
+	struct idset ids;
+	struct wh_opts o = { .http_timeout_ms = http_timeout_ms };
+	fx_two_runtimes(&fx, FAST_SWEEP, o, &ids);
+	unsigned reports = fx.h.n_reports;
+	int regs = count(&fx, "POST", REG_PATH);
+	int ros = count(&fx, "POST", RO_PREFIX);
+	cr_assert_eq(regs, 1);
+
+	double seq0 = last_seq(&fx);
+	cr_assert_eq(fp_fault(&fx.fp, fault_json), 200);
+	/* The server sees failing beats for both runtimes... */
+	for (size_t i = 0; i < ids.n; i++)
+		cr_assert(wait_jcount(&fx, "POST", HB_PATH, ANY_STATUS, seq0, ids.ids[i], 3, 10000),
+			  "no faulted heartbeats for %s", ids.ids[i]);
+	/* ...and, with nothing else keeping them alive, sweeps the rows. */
+	for (size_t i = 0; i < ids.n; i++)
+		cr_assert(wait_status(&fx, ids.ids[i], "offline", 8000),
+			  "row %s was never swept while the heartbeats failed", ids.ids[i]);
+	if (check_ping) {
+		/* Requests hang in the server meanwhile: the loop must not. */
+		for (uint64_t k = 1; k <= 5; k++) {
+			long rtt = wh_ping(&fx.h, k, 1000);
+			cr_assert_geq(rtt, 0, "ping %lu unanswered", (unsigned long)k);
+			cr_assert_lt(rtt, 100, "ping %lu took %ld ms", (unsigned long)k, rtt);
+			wh_pump(&fx.h, 150);
+		}
+	}
+	wh_pump(&fx.h, 300);
+	cr_assert_eq(count(&fx, "POST", REG_PATH), regs, "no REG while heartbeats fail");
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0, "no DEREG while heartbeats fail");
+	cr_assert_eq(count(&fx, "POST", RO_PREFIX), ros, "no recover-orphans while heartbeats fail");
+	cr_assert_eq(fx.h.n_reports, reports, "the report changed while heartbeats failed");
+	assert_report_is(&fx.h, &ids);
+
+	double seq1 = last_seq(&fx);
+	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	assert_beats_resume(&fx, &ids, seq1, 2);
+	for (size_t i = 0; i < ids.n; i++)
+		cr_assert(wait_status(&fx, ids.ids[i], "online", 5000),
+			  "row %s not back online", ids.ids[i]);
+	cr_assert_eq(count(&fx, "POST", REG_PATH), regs, "heartbeats alone revive the rows");
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx.h.n_reports, reports);
+	assert_report_is(&fx.h, &ids);
+
+	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
+	cr_assert(fx.h.stopped && fx.h.stopped_deregistered);
+	idset_free(&ids);
+	fx_stop(&fx);
+}
+
+Test(worker_faults, heartbeat_500_keeps_runtimes_and_resumes)
+{
+	heartbeat_fault_keeps_runtimes(
+		"{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\",\"status\":500,"
+		"\"body\":\"{\\\"error\\\":\\\"db down\\\"}\",\"count\":-1}", 0, false);
+}
+
+/* The server holds each heartbeat 2 s (then answers 500, so a late answer
+ * cannot revive a row); the worker gives up after http_timeout_ms 400. */
+Test(worker_faults, heartbeat_timeout_keeps_runtimes_and_ping_stays_fast)
+{
+	heartbeat_fault_keeps_runtimes(
+		"{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\",\"delay_ms\":2000,"
+		"\"status\":500,\"count\":-1}", 400, true);
+}
+
+/* Evidence that the worker really times out rather than waiting: with a 2 s
+ * server delay and a 400 ms client timeout, each runtime's beats leave
+ * about every 500 ms; a worker that waited would send one per 2 s. */
+Test(worker_faults, heartbeat_timeout_is_enforced_by_the_worker)
+{
+	struct fixture fx;
+	struct idset ids;
+	struct wh_opts o = { .http_timeout_ms = 400 };
+	fx_two_runtimes(&fx, NULL, o, &ids);
+	double seq0 = last_seq(&fx);
+	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\","
+			      "\"delay_ms\":2000,\"status\":500,\"count\":-1}"), 200);
+	mc_ms_t t0 = mc_now_ms();
+	wh_pump(&fx.h, 3000);
+	mc_ms_t window = mc_now_ms() - t0;
+	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	/* The faulted beats are journaled when the server answers, 2 s late. */
+	for (size_t i = 0; i < ids.n; i++) {
+		cr_assert(wait_jcount(&fx, "POST", HB_PATH, 500, seq0, ids.ids[i], 4, 8000),
+			  "runtime %s: fewer than 4 beats left in %ld ms: the worker waited on "
+			  "the hung server instead of timing out (%d seen)", ids.ids[i],
+			  (long)window, jcount(&fx, "POST", HB_PATH, 500, seq0, ids.ids[i]));
+	}
+	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	assert_report_is(&fx.h, &ids);
+	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
+	idset_free(&ids);
+	fx_stop(&fx);
+}
+
+Test(worker_faults, heartbeat_malformed_json_keeps_runtime_no_recovery)
+{
+	struct fixture fx;
+	struct idset ids;
+	struct wh_opts o = { 0 };
+	fx_two_runtimes(&fx, NULL, o, &ids);
+	unsigned reports = fx.h.n_reports;
+	double seq0 = last_seq(&fx);
+	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\","
+			      "\"status\":200,\"body\":\"not json\",\"count\":-1}"), 200);
+	for (size_t i = 0; i < ids.n; i++)
+		cr_assert(wait_jcount(&fx, "POST", HB_PATH, 200, seq0, ids.ids[i], 6, 10000),
+			  "no garbage-answered heartbeats for %s", ids.ids[i]);
+	wh_pump(&fx.h, 300);
+	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "a garbage heartbeat answer is no runtime-gone");
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 2);
+	cr_assert_eq(fx.h.n_reports, reports, "the report changed");
+	assert_report_is(&fx.h, &ids);
+	double seq1 = last_seq(&fx);
+	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	assert_beats_resume(&fx, &ids, seq1, 2);
+	for (size_t i = 0; i < ids.n; i++)
+		assert_status(&fx, ids.ids[i], "online");
+	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
+	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
+	idset_free(&ids);
+	fx_stop(&fx);
+}
+
+/* 404 alone is not "runtime gone": only a body saying "runtime not found"
+ * is (common/api.h). A proxy's or router's plain 404 must not make the
+ * worker drop and re-register its runtimes. */
+Test(worker_faults, heartbeat_plain_404_is_not_runtime_gone)
+{
+	struct fixture fx;
+	struct idset ids;
+	struct wh_opts o = { 0 };
+	fx_two_runtimes(&fx, NULL, o, &ids);
+	unsigned reports = fx.h.n_reports;
+	double seq0 = last_seq(&fx);
+	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\","
+			      "\"status\":404,\"body\":\"{\\\"error\\\":\\\"not found\\\"}\","
+			      "\"count\":-1}"), 200);
+	for (size_t i = 0; i < ids.n; i++)
+		cr_assert(wait_jcount(&fx, "POST", HB_PATH, 404, seq0, ids.ids[i], 5, 10000),
+			  "no 404-answered heartbeats for %s", ids.ids[i]);
+	wh_pump(&fx.h, 300);
+	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "a plain 404 triggered a recovery REG");
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx.h.n_reports, reports, "a plain 404 dropped a runtime from the report");
+	assert_report_is(&fx.h, &ids);
+	cr_assert_not(fx.h.fatal, "a plain 404 is not a configuration error");
+	double seq1 = last_seq(&fx);
+	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	assert_beats_resume(&fx, &ids, seq1, 2);
+	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
+	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
+	idset_free(&ids);
+	fx_stop(&fx);
+}
+
+/* ---- stop ---- */
+
+Test(worker_faults, deregister_500_at_stop_exits_0_not_deregistered)
+{
+	struct fixture fx;
+	struct idset ids;
+	struct wh_opts o = { 0 };
+	fx_two_runtimes(&fx, NULL, o, &ids);
+	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" DEREG_PATH "\","
+			      "\"status\":500,\"body\":\"{\\\"error\\\":\\\"db down\\\"}\","
+			      "\"count\":-1}"), 200);
+	mc_ms_t t0 = mc_now_ms();
+	int code = wh_stop(&fx.h, 8000);
+	mc_ms_t took = mc_now_ms() - t0;
+	cr_assert_eq(code, MC_WORKER_EXIT_OK, "exit code %d", code);
+	cr_assert_leq(took, 5000 + 1000, "stop took %ld ms (budget 5 s)", (long)took);
+	cr_assert(fx.h.stopped, "no STOPPED");
+	cr_assert_not(fx.h.stopped_deregistered, "STOPPED says deregistered after a 500");
+	cr_assert_eq(fx.h.report.n, 0, "the last report is empty");
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 1, "one DEREG at stop, not retried");
+	/* The rows are still online on the server: the supervisor's ledger
+	 * cleanup is what takes them offline now. */
+	for (size_t i = 0; i < ids.n; i++)
+		assert_status(&fx, ids.ids[i], "online");
+	idset_free(&ids);
+	fx_stop(&fx);
+}
+
+/* A deregister that hangs: the stop is still bounded by the 5 s budget. */
+Test(worker_faults, deregister_hanging_at_stop_is_bounded_by_the_budget)
+{
+	struct fixture fx;
+	struct idset ids;
+	struct wh_opts o = { 0 };
+	fx_two_runtimes(&fx, NULL, o, &ids);
+	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" DEREG_PATH "\","
+			      "\"delay_ms\":15000,\"count\":-1}"), 200);
+	mc_ms_t t0 = mc_now_ms();
+	int code = wh_stop(&fx.h, 10000);
+	mc_ms_t took = mc_now_ms() - t0;
+	cr_assert_eq(code, MC_WORKER_EXIT_OK, "exit code %d", code);
+	cr_assert_leq(took, 5000 + 1500, "stop took %ld ms (budget 5 s)", (long)took);
+	cr_assert(fx.h.stopped, "no STOPPED");
+	cr_assert_not(fx.h.stopped_deregistered);
+	idset_free(&ids);
+	fx_stop(&fx);
+}
+
+/* ---- recover-orphans ---- */
+
+Test(worker_faults, recover_orphans_500_at_first_registration_registration_stands)
+{
+	struct fixture fx;
+	char profiles[1024];
+	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	fx_start_plane(&fx, profiles);
+	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" RO_PREFIX "\","
+			      "\"status\":500,\"body\":\"{\\\"error\\\":\\\"db down\\\"}\","
+			      "\"count\":-1}"), 200);
+	fx_start_worker(&fx, true);
+	cr_assert(wh_wait_report_n(&fx.h, 2, 8000), "no report of 2 runtimes");
+	struct idset ids;
+	idset_take(&ids, &fx.h);
+	unsigned reports = fx.h.n_reports;
+	cr_assert(wait_jcount(&fx, "POST", RO_PREFIX, 500, -1, NULL, 2, 5000),
+		  "recover-orphans not attempted");
+	double seq0 = last_seq(&fx);
+	assert_beats_resume(&fx, &ids, seq0, 4);
+	for (size_t i = 0; i < ids.n; i++)
+		assert_status(&fx, ids.ids[i], "online");
+	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "the registration stands");
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx.h.n_reports, reports);
+	assert_report_is(&fx.h, &ids);
+	/* Fire and forget today; a retry would be fine, a storm would not. */
+	int ros = count(&fx, "POST", RO_PREFIX);
+	cr_assert_leq(ros, 4, "recover-orphans storm (%d)", ros);
+	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
+	cr_assert(fx.h.stopped_deregistered);
+	idset_free(&ids);
+	fx_stop(&fx);
+}
+
+/* ---- register answers of the wrong shape ---- */
+
+/* Worker with the claude built-in registered; then REG answers are replaced
+ * by body_json (status 200) and a profile appears on the server. The drift
+ * REG must count as failed: no report change, no DEREG, retried with
+ * backoff; it succeeds once the fault is cleared. body_json may hold one
+ * "@ID@", replaced by the built-in's runtime id. */
+static void register_answer_is_failed(const char *body_json)
+{
+	struct fixture fx;
+	fx_start_plane(&fx, "[]");
+	fx_start_worker(&fx, true);
+	cr_assert(wh_wait_report_n(&fx.h, 1, 8000));
+	cr_assert(wait_count(&fx, "POST", RO_PREFIX, 1, 5000));
+	struct idset ids;
+	idset_take(&ids, &fx.h);
+	unsigned reports = fx.h.n_reports;
+
+	char body[2048], fault[4096];
+	const char *at = strstr(body_json, "@ID@");
+	if (at != NULL)
+		snprintf(body, sizeof body, "%.*s%s%s", (int)(at - body_json), body_json,
+			 ids.ids[0], at + 4);
+	else
+		snprintf(body, sizeof body, "%s", body_json);
+	cJSON *bs = cJSON_CreateString(body);
+	char *quoted = cJSON_PrintUnformatted(bs);
+	snprintf(fault, sizeof fault, "{\"method\":\"POST\",\"path_prefix\":\"" REG_PATH "\","
+		 "\"status\":200,\"body\":%s,\"count\":-1}", quoted);
+	free(quoted);
+	cJSON_Delete(bs);
+	cr_assert_eq(fp_fault(&fx.fp, fault), 200);
+	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles",
+			   profile_json(PROF1, "P1", "my-claude", true)), 200);
+	cr_assert(wait_count(&fx, "POST", REG_PATH, 2, 5000), "no drift REG");
+	mc_ms_t t0 = mc_now_ms();
+	wh_pump(&fx.h, 2000);
+	mc_ms_t window = mc_now_ms() - t0;
+	int regs = count(&fx, "POST", REG_PATH) - 1;
+	/* 150 ms ticks: ~13 attempts in 2 s without backoff; with the step
+	 * backoff (150 ms doubling to 600 ms) about 5. */
+	cr_assert_geq(regs, 2, "not retried (%d REGs in %ld ms)", regs, (long)window);
+	cr_assert_leq(regs, 8, "register storm: %d REGs in %ld ms", regs, (long)window);
+	cr_assert_eq(fx.h.n_reports, reports, "a bad REG answer changed the report");
+	assert_report_is(&fx.h, &ids);
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0, "a bad REG answer deregistered something");
+	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 1, "a bad REG answer sent recover-orphans");
+	assert_status(&fx, ids.ids[0], "online");
+
+	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert(wh_wait_report_n(&fx.h, 2, 8000), "not retried after the fault cleared");
+	cr_assert(wh_report_has(&fx.h, ids.ids[0]), "the built-in kept its id");
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
+	idset_free(&ids);
+	fx_stop(&fx);
+}
+
+#define RT_JSON(id_member, name, profile) \
+	"{" id_member "\"name\":\"" name "\",\"provider\":\"claude\",\"status\":\"online\"," \
+	"\"profile_id\":" profile "}"
+
+Test(worker_faults, register_200_with_too_few_runtimes_is_a_failed_register)
+{
+	/* Two runtimes sent, one answered (the built-in's real row). */
+	register_answer_is_failed("{\"runtimes\":["
+				  RT_JSON("\"id\":\"@ID@\",", "Claude (testhost)", "null") "]}");
+}
+
+Test(worker_faults, register_200_with_too_many_runtimes_is_a_failed_register)
+{
+	register_answer_is_failed("{\"runtimes\":["
+		RT_JSON("\"id\":\"@ID@\",", "Claude (testhost)", "null") ","
+		RT_JSON("\"id\":\"c1111111-1111-4111-8111-111111111111\",", "P1 (testhost)",
+			"\"" PROF1 "\"") ","
+		RT_JSON("\"id\":\"c2222222-2222-4222-8222-222222222222\",", "X (testhost)",
+			"null") "]}");
+}
+
+Test(worker_faults, register_200_with_runtime_missing_id_is_a_failed_register)
+{
+	register_answer_is_failed("{\"runtimes\":["
+		RT_JSON("\"id\":\"@ID@\",", "Claude (testhost)", "null") ","
+		RT_JSON("", "P1 (testhost)", "\"" PROF1 "\"") "]}");
+}
+
+Test(worker_faults, register_200_without_runtimes_is_a_failed_register)
+{
+	register_answer_is_failed("{\"ok\":true,\"x\":\"@ID@\"}");
+}
+
+/* ---- runtime gone, twice ---- */
+
+/* multica's tryClaimRegisterSlot: a deletion that happens after the previous
+ * recovery completed is a new event and recovers at once, even inside the
+ * 30 s coalescing window of that recovery. */
+Test(worker_faults, DistinctDeletionsWithinCoalesceWindowBothRecover)
+{
+	struct fixture fx;
+	struct idset ids;
+	struct wh_opts o = { .profile_sync_ms = 5000 }; /* heartbeats drive recovery */
+	fx_two_runtimes(&fx, NULL, o, &ids);
+	char *custom = runtime_for_profile(&fx, PROF1);
+	char *first = runtime_for_profile(&fx, NULL);
+	cr_assert_not_null(custom);
+	cr_assert_not_null(first);
+
+	char path[160];
+	snprintf(path, sizeof path, "/_admin/runtimes/%s", first);
+	cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
+	cr_assert(wait_count(&fx, "POST", REG_PATH, 2, 5000), "no first recovery REG");
+	/* Recovery complete: the report holds a fresh id for the built-in. */
+	mc_ms_t until = mc_now_ms() + 5000;
+	while (mc_now_ms() < until &&
+	       !(fx.h.report.n == 2 && !wh_report_has(&fx.h, first)))
+		wh_pump(&fx.h, 20);
+	cr_assert_eq(fx.h.report.n, 2);
+	cr_assert_not(wh_report_has(&fx.h, first));
+	cr_assert(wh_report_has(&fx.h, custom), "the survivor keeps its id");
+	char *second = runtime_for_profile(&fx, NULL);
+	cr_assert_not_null(second);
+	cr_assert_str_neq(second, first);
+	cr_assert(wh_report_has(&fx.h, second));
+	/* Let heartbeats of the new row flow: the second deletion is well after
+	 * the first recovery completed. */
+	cr_assert(wait_jcount(&fx, "POST", HB_PATH, 200, last_seq(&fx), second, 2, 5000));
+
+	mc_ms_t t_del2 = mc_now_ms();
+	snprintf(path, sizeof path, "/_admin/runtimes/%s", second);
+	cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
+	cr_assert(wait_count(&fx, "POST", REG_PATH, 3, 5000),
+		  "the second, distinct deletion was coalesced into the first recovery");
+	mc_ms_t took = mc_now_ms() - t_del2;
+	cr_assert_lt(took, 5000, "second recovery took %ld ms", (long)took);
+	until = mc_now_ms() + 5000;
+	while (mc_now_ms() < until &&
+	       !(fx.h.report.n == 2 && !wh_report_has(&fx.h, second)))
+		wh_pump(&fx.h, 20);
+	cr_assert_eq(fx.h.report.n, 2);
+	cr_assert_not(wh_report_has(&fx.h, second));
+	cr_assert(wh_report_has(&fx.h, custom));
+	char *third = runtime_for_profile(&fx, NULL);
+	cr_assert_not_null(third);
+	cr_assert(wh_report_has(&fx.h, third));
+	assert_status(&fx, third, "online");
+	assert_status(&fx, custom, "online");
+
+	/* Exactly two recoveries, each with recover-orphans for its new id only. */
+	wh_pump(&fx.h, 500);
+	cr_assert_eq(count(&fx, "POST", REG_PATH), 3);
+	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	char ro[200];
+	snprintf(ro, sizeof ro, RO_PREFIX "%s/recover-orphans", second);
+	cr_assert_eq(count(&fx, "POST", ro), 1);
+	snprintf(ro, sizeof ro, RO_PREFIX "%s/recover-orphans", third);
+	cr_assert(wait_count(&fx, "POST", ro, 1, 3000));
+	snprintf(ro, sizeof ro, RO_PREFIX "%s/recover-orphans", custom);
+	cr_assert_eq(count(&fx, "POST", ro), 1, "the survivor was orphan-recovered again");
+	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 4);
+
+	free(custom);
+	free(first);
+	free(second);
+	free(third);
+	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
+	idset_free(&ids);
+	fx_stop(&fx);
+}
