@@ -39,6 +39,7 @@ struct mc_api {
 	char *client_version;
 	long timeout_ms;
 	long connect_timeout_ms;
+	char *ca_file;              /* NULL: the system's CA store */
 	size_t max_body;
 	CURLSH *share;              /* keep-alive pool + DNS; NULL: make it lazily */
 	unsigned in_flight;         /* calls whose easy is attached to share */
@@ -288,6 +289,10 @@ struct mc_api *mc_api_new(const struct mc_api_config *cfg)
 	api->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
 				  : MC_API_DEFAULT_CONNECT_MS;
 	api->max_body = cfg->max_body > 0 ? cfg->max_body : MC_API_DEFAULT_MAX_BODY;
+	if (cfg->ca_file != NULL && cfg->ca_file[0] && (api->ca_file = strdup(cfg->ca_file)) == NULL) {
+		errno = ENOMEM;
+		goto fail;
+	}
 	return api;
 fail:;
 	int e = errno;
@@ -305,6 +310,7 @@ void mc_api_free(struct mc_api *api)
 	mc_secret_free(api->token);
 	free(api->base_url);
 	free(api->client_version);
+	free(api->ca_file);
 	free(api->etag);
 	mc_workspace_list_clear(&api->ws_cache);
 	free(api);
@@ -424,6 +430,8 @@ static bool set_common_options(struct mc_call *c)
 	/* Ids are escaped; keep curl from folding "/../" in an odd id. */
 	ok &= curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, "multicad/" MC_VERSION) == CURLE_OK;
+	if (api->ca_file != NULL)
+		ok &= curl_easy_setopt(e, CURLOPT_CAINFO, api->ca_file) == CURLE_OK;
 	return ok;
 }
 

@@ -42,6 +42,7 @@ struct mc_api_config {
 	long timeout_ms;            /* whole request; 0 = MC_API_DEFAULT_TIMEOUT_MS */
 	long connect_timeout_ms;    /* 0 = MC_API_DEFAULT_CONNECT_MS */
 	size_t max_body;            /* response cap; 0 = MC_API_DEFAULT_MAX_BODY */
+	const char *ca_file;        /* PEM bundle to verify the server with; NULL: system CAs */
 };
 
 struct mc_api;

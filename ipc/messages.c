@@ -211,7 +211,8 @@ static cJSON *config_to_json(const struct mc_worker_config *c)
 		cJSON_AddNumberToObject(o, "profile_sync_interval_ms", (double)c->profile_sync_interval_ms) &&
 		cJSON_AddNumberToObject(o, "http_timeout_ms", (double)c->http_timeout_ms) &&
 		cJSON_AddNumberToObject(o, "probe_timeout_ms", (double)c->probe_timeout_ms) &&
-		cJSON_AddStringToObject(o, "test_fault", c->test_fault);
+		cJSON_AddStringToObject(o, "test_fault", c->test_fault) &&
+		cJSON_AddStringToObject(o, "ca_file", c->ca_file);
 	for (size_t i = 0; ok && i < c->n_overrides; i++)
 		ok = cJSON_AddStringToObject(ov, c->overrides[i].profile_id,
 					     c->overrides[i].path) != NULL;
@@ -273,8 +274,11 @@ static int parse_config_fields(const cJSON *o, struct mc_worker_config *c, char 
 	    get_str(o, "device_name", c->device_name, sizeof c->device_name, true, err, err_size) ||
 	    get_str(o, "cli_version", c->cli_version, sizeof c->cli_version, false, err, err_size) ||
 	    get_str(o, "log_level", c->log_level, sizeof c->log_level, false, err, err_size) ||
-	    get_str(o, "test_fault", c->test_fault, sizeof c->test_fault, true, err, err_size))
+	    get_str(o, "test_fault", c->test_fault, sizeof c->test_fault, true, err, err_size) ||
+	    get_str(o, "ca_file", c->ca_file, sizeof c->ca_file, true, err, err_size))
 		return -1;
+	if (c->ca_file[0] && c->ca_file[0] != '/')
+		return fail(err, err_size, "ca_file: not an absolute path");
 	if (!mc_is_uuid(c->workspace_id))
 		return fail(err, err_size, "workspace_id: not a UUID");
 	/* Intervals: 1 ms .. 1 day; tests use tens of ms. */

@@ -67,6 +67,7 @@ struct mc_worker_config {
 	size_t n_overrides;
 	struct mc_profile_override *overrides; /* heap; mc_worker_config_clear */
 	char test_fault[32];                /* test builds only; "" otherwise */
+	char ca_file[MC_PATH_MAX];          /* "" : the system's CA store */
 };
 
 struct mc_builtin {

@@ -442,6 +442,7 @@ static int set_exclude(struct parse *p, const struct dkey *k, const char *v, boo
 static const struct dkey dkeys[] = {
 	{ "server_url", set_url, OFF(server_url), 0, 0, NULL, false },
 	{ "token_file", set_path, OFF(token_file), 0, 0, NULL, false },
+	{ "ca_file", set_path, OFF(ca_file), 0, 0, NULL, false },
 	{ "daemon_id", set_daemon_id, OFF(daemon_id), 0, 0, NULL, false },
 	{ "daemon_id_file", set_path, OFF(daemon_id_file), 0, 0, NULL, false },
 	{ "device_name", set_device_name, OFF(device_name), 0, 0, NULL, false },

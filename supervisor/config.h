@@ -45,6 +45,7 @@ struct mc_config {
 	/* [daemon] */
 	char server_url[MC_URL_MAX];      /* http(s)://host[:port], no trailing '/' */
 	char token_file[MC_PATH_MAX];     /* absolute */
+	char ca_file[MC_PATH_MAX];        /* absolute, or "": the system's CA store */
 	char daemon_id[MC_ID_MAX];        /* given, or "" until mc_config_resolve_daemon_id */
 	char daemon_id_file[MC_PATH_MAX]; /* "" when daemon_id is given */
 	char device_name[MC_NAME_MAX];    /* default: gethostname() */

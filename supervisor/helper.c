@@ -58,6 +58,7 @@ static struct mc_api *child_api(struct mc_sv *sv, mc_ms_t timeout_ms)
 		.token = sv->token,
 		.client_version = ver,
 		.timeout_ms = (long)timeout_ms,
+		.ca_file = sv->cfg.ca_file[0] ? sv->cfg.ca_file : NULL,
 	};
 	return sv->token ? mc_api_new(&ac) : NULL;
 }

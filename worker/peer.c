@@ -106,6 +106,7 @@ static int apply_token(struct mc_worker *w, const struct mc_ipc_frame *f)
 		.token = tok,
 		.client_version = w->cfg.cli_version,
 		.timeout_ms = w->cfg.http_timeout_ms,
+		.ca_file = w->cfg.ca_file[0] ? w->cfg.ca_file : NULL,
 	};
 	w->api = mc_api_new(&ac);
 	mc_secret_free(tok);
