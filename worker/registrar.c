@@ -497,11 +497,16 @@ static void on_dereg_done(struct mc_worker *w)
 static void finish_stop(struct mc_worker *w, bool deregistered)
 {
 	cancel_reg_call(w);
+	/* The last report says what is still online: nothing, or the ids whose
+	 * DEREG failed, which the supervisor's ledger keeps for its cleanup. */
+	if (deregistered || w->n_dereg_ids == 0)
+		mc_peer_report(w);
+	else if (mc_ipc_send_report(&w->wr, w->n_dereg_ids, (const char *const *)w->dereg_ids) < 0)
+		mc_log(MC_LOG_ERROR, "cannot queue the last report", NULL);
 	mc_ids_free(w->dereg_ids, w->n_dereg_ids);
 	w->dereg_ids = NULL;
 	w->n_dereg_ids = 0;
 	w->stop_deregistered = deregistered;
-	mc_peer_report(w);
 	mc_ipc_send_stopped(&w->wr, deregistered);
 	mc_log(MC_LOG_INFO, "worker stopped", "deregistered", deregistered ? "true" : "false",
 	       NULL);
