@@ -3,8 +3,9 @@
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
 BUILD    ?= build
 SANBUILD ?= build-san
+PKGBUILD ?= build-pkg
 
-.PHONY: all deps build build-san test test-plain test-san clean
+.PHONY: all deps build build-san test test-plain test-san clean demo package
 
 all: build
 
@@ -29,3 +30,21 @@ test-san: build-san
 
 clean:
 	rm -rf $(BUILD) $(SANBUILD)
+
+# The Debian package: a release build (never the test hooks, never the
+# sanitizers; no -Werror, so a newer compiler's new warning cannot break a
+# package build), then cpack. Only what the package holds is built.
+package: deps
+	cmake -S . -B $(PKGBUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+		-DMC_TESTS=OFF -DMC_TEST_HOOKS=OFF -DMC_SANITIZE=OFF -DMC_WERROR=OFF \
+		-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON
+	cmake --build $(PKGBUILD) -j$(NPROC) --target mc_package_contents
+	rm -f $(PKGBUILD)/*.deb $(PKGBUILD)/*.ddeb
+	cd $(PKGBUILD) && cpack -G DEB
+	@for f in $(PKGBUILD)/*.deb; do echo "package: $$(readlink -f $$f)"; done
+
+# A walk through the daemon against the local emulator (scripts/demo.sh):
+# builds $(BUILD) as `make test` does, ends by itself, leaves nothing behind.
+demo: build
+	@MC_EXTRA_PKGS="curl jq" sh scripts/install-deps.sh
+	@sh scripts/demo.sh $(BUILD)

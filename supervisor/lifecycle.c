@@ -90,7 +90,12 @@ static int load_candidate(struct mc_sv *sv, struct mc_config *nc, struct mc_secr
 	if (mc_config_load(sv->config_path, nc, err, n) < 0)
 		return -1;
 	if (strcmp(nc->state_dir, sv->cfg.state_dir) != 0) {
-		snprintf(err, n, "%s: state_dir cannot change on reload (restart multicad)",
+		snprintf(err, n, "%.400s: state_dir cannot change on reload (restart multicad)",
+			 sv->config_path);
+		return -1;
+	}
+	if (strcmp(nc->control_socket, sv->cfg.control_socket) != 0) {
+		snprintf(err, n, "%.400s: control_socket cannot change on reload (restart multicad)",
 			 sv->config_path);
 		return -1;
 	}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -168,11 +169,25 @@ static void sv_free(struct mc_sv *sv)
 		close(sv->epfd);
 }
 
+/* One fd per worker socket and pidfd, plus helpers: lift the soft limit to
+ * the hard one so a thousand workspaces fit outside systemd too. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			mc_log(MC_LOG_WARN, "cannot raise the open-file limit", "error",
+			       strerror(errno), NULL);
+	}
+}
+
 static int run(const struct options *o)
 {
 	static struct mc_sv sv; /* large (the configuration); one per process */
 	char err[512];
 	mc_log_set_context("supervisor", NULL);
+	raise_fd_limit();
 	if (sv_init(&sv, o, err, sizeof err) < 0) {
 		mc_log(MC_LOG_ERROR, "cannot start", "error", err, NULL);
 		sv_free(&sv);
