@@ -3,6 +3,7 @@
  * error, then diff per workspace), and shutdown (stop all, kill stragglers,
  * one final DEREG of whatever is left, bounded in time). */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,16 +311,37 @@ void mc_sv_on_shutdown_timer(struct mc_sv *sv)
 		mc_sv_shutdown_progress(sv);
 		return;
 	}
+	if (sv->stragglers_killed) {
+		/* Killed a bound ago and still not gone (uninterruptible sleep):
+		 * stop waiting; the final DEREG covers its ledger ids. */
+		RB_FOREACH_SAFE(wk, mc_wk_tree, &sv->workers, tmp)
+			mc_wk_free(sv, wk);
+		mc_sv_shutdown_progress(sv);
+		if (!sv->done)
+			mc_timerq_arm(&sv->timers, &sv->shutdown_timer,
+				      mc_now_ms() + FINAL_DEREG_TIMEOUT_MS + 500);
+		return;
+	}
+	sv->stragglers_killed = true;
+	/* Kill every straggler first, then wait for them together, bounded: a
+	 * process stuck in uninterruptible sleep must not hang the shutdown. */
 	RB_FOREACH_SAFE(wk, mc_wk_tree, &sv->workers, tmp) {
 		if (wk->pid > 0) {
 			mc_log(MC_LOG_WARN, "worker did not stop in time; killing it", "ws", wk->ws,
-			       "pid", MC_LOG_NUM(wk->pid), NULL);
+			       "worker_pid", MC_LOG_NUM(wk->pid), NULL);
 			kill(wk->pid, SIGKILL);
-			siginfo_t si;
-			/* WNOWAIT: mc_wk_on_exit reaps it through the normal path. */
-			while (waitid((idtype_t)P_PIDFD, (id_t)wk->pidfd, &si, WEXITED | WNOWAIT) < 0 &&
-			       errno == EINTR)
-				;
+		}
+	}
+	mc_ms_t until = mc_now_ms() + 1000;
+	RB_FOREACH_SAFE(wk, mc_wk_tree, &sv->workers, tmp) {
+		while (wk->pid > 0 && wk->pidfd >= 0) {
+			mc_ms_t left = until - mc_now_ms();
+			struct pollfd p = { .fd = wk->pidfd, .events = POLLIN };
+			int r = poll(&p, 1, left > 0 ? (int)left : 0);
+			if (r > 0 || left <= 0)
+				break;
+			if (r < 0 && errno != EINTR)
+				break;
 		}
 	}
 	/* Process the exits through the normal path, which frees them (their

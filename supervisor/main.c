@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -103,7 +104,7 @@ static int setup_signals(struct mc_sv *sv)
 static int sv_init(struct mc_sv *sv, const struct options *o, char *err, size_t n)
 {
 	memset(sv, 0, sizeof *sv);
-	sv->epfd = sv->sigfd = sv->ctl_fd = -1;
+	sv->epfd = sv->sigfd = sv->ctl_fd = sv->gen_fd = -1;
 	sv->pid = getpid();
 	sv->started_at = mc_now_ms();
 	sv->last_reload_ok = true;
@@ -149,6 +150,40 @@ static struct pidfh *take_lock(const struct mc_sv *sv)
 	return pf;
 }
 
+#define GENERATION_WAIT_MS 8000  /* a worker's stop budget is 5 s */
+
+/* Workers hold state_dir/workers.lock shared until they exit. A new
+ * supervisor (the old one was killed) waits for the exclusive lock, so the
+ * old workers' final DEREG cannot land after its workers registered the
+ * same ids (the server upserts). Then it holds the lock shared itself. */
+static int take_generation_lock(const struct mc_sv *sv)
+{
+	char path[MC_PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/workers.lock", sv->cfg.state_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		mc_log(MC_LOG_ERROR, "cannot open the workers lock", "path", path,
+		       "error", strerror(errno), NULL);
+		return -1;
+	}
+	mc_ms_t until = mc_now_ms() + GENERATION_WAIT_MS;
+	bool logged = false;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break;
+		if (!logged)
+			mc_log(MC_LOG_INFO, "waiting for the previous run's workers to exit", NULL);
+		logged = true;
+		if (mc_now_ms() >= until) {
+			mc_log(MC_LOG_WARN, "previous workers still running; starting anyway", NULL);
+			break;
+		}
+		usleep(20000);
+	}
+	flock(fd, LOCK_SH);
+	return fd;
+}
+
 static void sv_free(struct mc_sv *sv)
 {
 	struct mc_wk *wk, *tmp;
@@ -167,6 +202,8 @@ static void sv_free(struct mc_sv *sv)
 		close(sv->sigfd);
 	if (sv->epfd >= 0)
 		close(sv->epfd);
+	if (sv->gen_fd >= 0)
+		close(sv->gen_fd);
 }
 
 /* One fd per worker socket and pidfd, plus helpers: lift the soft limit to
@@ -200,6 +237,8 @@ static int run(const struct options *o)
 		goto out;
 	}
 	if ((lock = take_lock(&sv)) == NULL)
+		goto out;
+	if ((sv.gen_fd = take_generation_lock(&sv)) < 0)
 		goto out;
 	if (mc_api_global_init() < 0 || (sv.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    setup_signals(&sv) < 0) {

@@ -145,6 +145,7 @@ struct mc_sv {
 	struct mc_wk *wk_graveyard;     /* workers to free after this event batch */
 	pid_t pid;
 	mc_ms_t started_at;
+	int gen_fd;                     /* generation lock, shared with the workers */
 
 	/* start-up rate limit */
 	mc_ms_t next_spawn_slot;
@@ -174,6 +175,7 @@ struct mc_sv {
 	bool shutting_down;
 	mc_ms_t shutdown_deadline;
 	struct mc_timer shutdown_timer;
+	bool stragglers_killed;
 	bool final_cleanup_started;
 	bool final_cleanup_done;
 	int final_cleanup_result;

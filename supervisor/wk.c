@@ -222,7 +222,7 @@ static void spawn(struct mc_sv *sv, struct mc_wk *wk)
 	if (pid == 0) {
 		close(sp[0]);
 		mc_sv_child_forget(sv);
-		mc_child_exit(mc_worker_main(sp[1], parent));
+		mc_child_exit(mc_worker_main(sp[1], parent, sv->gen_fd));
 	}
 	close(sp[1]);
 	wk->pid = pid;
@@ -496,7 +496,10 @@ void mc_wk_on_exit(struct mc_sv *sv, struct mc_wk *wk)
 	describe_exit(&si, how, sizeof how);
 	mc_ms_t ran = mc_now_ms() - wk->started_at;
 	bool expected = wk->state == WK_STOPPING;
-	bool config_error = si.si_code == CLD_EXITED && si.si_status == MC_WORKER_EXIT_CONFIG;
+	/* After FATAL the exit code may be lost (killed meanwhile): the
+	 * worker's own verdict counts. */
+	bool config_error = wk->fatal_msg ||
+			    (si.si_code == CLD_EXITED && si.si_status == MC_WORKER_EXIT_CONFIG);
 	wk_log(expected ? MC_LOG_INFO : MC_LOG_WARN, wk, "worker exited", "how", how);
 	wk->pid = 0;
 	if (!expected) {

@@ -39,15 +39,21 @@ void mc_worker_fatal(struct mc_worker *w, const char *reason)
 	mc_registrar_event(w, EV_STOP);
 }
 
-/* Puts the socket on fd 3 and closes everything else but stdio. */
-static int setup_fds(int ipc_fd)
+/* Puts the socket on fd 3, the generation lock on fd 4, and closes
+ * everything else but stdio. Both are first moved out of the way so that
+ * neither dup2 can clobber the other. */
+static int setup_fds(int ipc_fd, int hold_fd)
 {
-	if (ipc_fd != MC_WORKER_IPC_FD) {
-		if (dup2(ipc_fd, MC_WORKER_IPC_FD) < 0)
-			return -1;
-		close(ipc_fd);
-	}
-	closefrom(MC_WORKER_IPC_FD + 1);
+	int ipc = fcntl(ipc_fd, F_DUPFD_CLOEXEC, 10);
+	int hold = hold_fd >= 0 ? fcntl(hold_fd, F_DUPFD_CLOEXEC, 10) : -1;
+	if (ipc < 0 || (hold_fd >= 0 && hold < 0))
+		return -1;
+	if (dup2(ipc, MC_WORKER_IPC_FD) < 0)
+		return -1;
+	if (hold >= 0 && (dup2(hold, MC_WORKER_HOLD_FD) < 0 ||
+			  fcntl(MC_WORKER_HOLD_FD, F_SETFD, FD_CLOEXEC) < 0))
+		return -1;
+	closefrom(hold >= 0 ? MC_WORKER_HOLD_FD + 1 : MC_WORKER_IPC_FD + 1);
 	int fl = fcntl(MC_WORKER_IPC_FD, F_GETFL);
 	if (fl < 0 || fcntl(MC_WORKER_IPC_FD, F_SETFL, fl | O_NONBLOCK) < 0 ||
 	    fcntl(MC_WORKER_IPC_FD, F_SETFD, FD_CLOEXEC) < 0)
@@ -199,11 +205,11 @@ static int worker_init(struct mc_worker *w)
 	return 0;
 }
 
-int mc_worker_main(int ipc_fd, pid_t parent)
+int mc_worker_main(int ipc_fd, pid_t parent, int hold_fd)
 {
 	mc_log_set_context("worker", NULL);
 	setproctitle("-multicad: worker");
-	if (setup_fds(ipc_fd) < 0) {
+	if (setup_fds(ipc_fd, hold_fd) < 0) {
 		mc_log(MC_LOG_ERROR, "worker fd set-up failed", "error", strerror(errno), NULL);
 		return MC_WORKER_EXIT_FAILURE;
 	}

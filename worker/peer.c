@@ -165,6 +165,10 @@ static void handle_frame(struct mc_worker *w, const struct mc_ipc_frame *f)
 {
 	char err[256];
 	uint64_t seq;
+	/* Stopping: only pings still matter (the supervisor's liveness check
+	 * must not take a worker busy deregistering for a hung one). */
+	if (w->stop_requested && f->type != MC_IPC_PING)
+		return;
 	switch (f->type) {
 	case MC_IPC_CONFIG:
 		if (w->peer != PEER_WAIT_CONFIG)
@@ -206,10 +210,16 @@ void mc_peer_on_readable(struct mc_worker *w)
 	while ((rc = mc_ipc_reader_fill(&w->rd, w->fd)) > 0) {
 		struct mc_ipc_frame f;
 		int got = 0;
-		while (!w->stop_requested && (got = mc_ipc_reader_next(&w->rd, &f)) == 1)
+		while ((got = mc_ipc_reader_next(&w->rd, &f)) == 1)
 			handle_frame(w, &f);
-		if (!w->stop_requested && got < 0) {
-			violation(w, errno == EMSGSIZE ? "oversized frame" : "malformed frame header");
+		if (got < 0) {
+			/* Nothing after a broken frame can be trusted: stop talking to
+			 * the supervisor (it sees our exit) and deregister. */
+			if (!w->stop_requested)
+				violation(w, errno == EMSGSIZE ? "oversized frame"
+							       : "malformed frame header");
+			w->peer_gone = true;
+			mc_registrar_event(w, EV_STOP);
 			return;
 		}
 	}

@@ -390,6 +390,8 @@ static void on_fetch_done(struct mc_worker *w)
 		log_call_error("fetching runtime profiles failed", call);
 	mc_call_free(call);
 	if (fatal) {
+		clear_step(w);
+		set_state(w, REG_IDLE); /* so the stop it triggers is not held back */
 		mc_worker_fatal(w, "the server rejects this daemon's token or workspace");
 		return;
 	}
@@ -445,6 +447,8 @@ static void on_register_done(struct mc_worker *w)
 	mc_call_free(call);
 	if (fatal) {
 		mc_runtime_list_clear(&resp);
+		clear_step(w);
+		set_state(w, REG_IDLE); /* so the stop it triggers is not held back */
 		mc_worker_fatal(w, "the server rejects this daemon's token or workspace");
 		return;
 	}

@@ -13,10 +13,13 @@
 #define MC_WORKER_EXIT_CONFIG   78  /* EX_CONFIG: not restarted until a reload */
 
 /* Runs the worker on ipc_fd in a freshly forked child: moves the socket to
- * fd 3, closes every other fd but stdio, resets signal handlers and mask,
- * sets PR_SET_PDEATHSIG (stopping at once if parent, the pid of the process
- * that forked us, is already gone), then serves until stopped. Returns the
- * exit code; the caller _exit()s with it (mc_child_exit). */
-int mc_worker_main(int ipc_fd, pid_t parent);
+ * fd 3 and hold_fd (if >= 0) to fd 4, closes every other fd but stdio,
+ * resets signal handlers and mask, sets PR_SET_PDEATHSIG (stopping at once
+ * if parent, the pid of the process that forked us, is already gone), then
+ * serves until stopped. hold_fd is the supervisor's generation lock: held
+ * (shared) until this process exits, so a new supervisor can wait for the
+ * last DEREG of the old workers. Returns the exit code; the caller
+ * _exit()s with it (mc_child_exit). */
+int mc_worker_main(int ipc_fd, pid_t parent, int hold_fd);
 
 #endif

@@ -22,6 +22,7 @@
 #include "worker/vprobe.h"
 
 #define MC_WORKER_IPC_FD 3
+#define MC_WORKER_HOLD_FD 4
 #define MC_WORKER_STOP_BUDGET_MS 5000
 #define MC_WORKER_AUTH_FAILURES_FATAL 3
 

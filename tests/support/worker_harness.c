@@ -144,7 +144,7 @@ int wh_start(struct wh *h, const struct wh_opts *o)
 	if (h->pid == 0) {
 		close(sv[0]);
 		setenv("PATH", o->path_env ? o->path_env : "/nonexistent", 1);
-		mc_child_exit(mc_worker_main(sv[1], parent));
+		mc_child_exit(mc_worker_main(sv[1], parent, -1));
 	}
 	close(sv[1]);
 	h->fd = sv[0];
