@@ -1,0 +1,656 @@
+/* The supervisor's crash isolation: the whole daemon (build's multicad)
+ * against multica-fakeplane, asserting what the emulator's state and
+ * journal show. Each test has its own emulator, daemon and temp dir
+ * (tests/support/daemon_proc.h); intervals are short (heartbeat 500ms, ping
+ * 200ms, liveness 1s) and every wait polls with a generous bound.
+ *
+ * Worker deaths (SIGKILL, SIGSTOP), the supervisor's own death, ledger
+ * leftovers of a host crash, reloads, shutdown with 50 workers and 200
+ * crash/respawn cycles. Faults injected into workers and the server are in
+ * test_supervisor_faults.c. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/support/daemon_proc.h"
+#include "tests/support/fakeplane_proc.h"
+
+#define HB_MS 500            /* heartbeat_interval of the default config */
+#define READY_MS 15000       /* bound on a start-up to everything online */
+
+static struct fp_proc FP;
+static bool fp_up;
+static struct dp D;
+
+/* Workspace lists handed out by ws_list, freed by fx_fini (so that a
+ * failed assertion leaks nothing). */
+static char *LISTS[8];
+static size_t n_lists;
+static char *FDS_BEFORE, *FDS_AFTER;  /* the crash-cycle test's fd listings */
+
+static char *ws_list(int first, int last)
+{
+	char *l = dp_ws_list(first, last);
+	cr_assert_not_null(l);
+	cr_assert_lt(n_lists, sizeof LISTS / sizeof LISTS[0]);
+	LISTS[n_lists++] = l;
+	return l;
+}
+
+static void fx_fini(void)
+{
+	while (n_lists > 0)
+		free(LISTS[--n_lists]);
+	free(FDS_BEFORE);
+	free(FDS_AFTER);
+	dp_free(&D);
+	if (fp_up)
+		fp_stop(&FP);
+	fp_up = false;
+}
+
+TestSuite(supervisor, .timeout = 90, .fini = fx_fini);
+
+/* ---- fixture ---- */
+
+static char WS[64][DP_ID_LEN + 1];   /* WS[i]: workspace i (1-based) */
+
+static void ids_init(int n)
+{
+	for (int i = 1; i <= n && i < 64; i++)
+		dp_ws_id(i, WS[i]);
+}
+
+static void start_plane(int n_ws, const char *extra_ws, const char *profiles)
+{
+	ids_init(n_ws + 1);
+	char *seed = dp_seed(n_ws, extra_ws, profiles);
+	cr_assert_not_null(seed);
+	int rc = fp_start(&FP, seed, NULL);
+	free(seed);
+	cr_assert_eq(rc, 0, "the emulator did not start");
+	fp_up = true;
+}
+
+/* Config c (server_url filled in) written, daemon started. */
+static void start_daemon(struct dp_config *c)
+{
+	cr_assert_eq(dp_init(&D, NULL, NULL, NULL), 0);
+	c->server_url = FP.url;
+	cr_assert_eq(dp_write_config(&D, c), 0);
+	cr_assert_eq(dp_start(&D), 0);
+}
+
+/* Workspace i has a live worker and exactly n online rows. */
+static bool ws_ready(int i, int n)
+{
+	return dp_worker_pid(&D, WS[i]) != 0 && dp_count_online(&FP, WS[i]) == n;
+}
+
+static bool all_ready(int first, int last)
+{
+	for (int i = first; i <= last; i++)
+		if (!ws_ready(i, 1))
+			return false;
+	return true;
+}
+
+static void wait_ready(int first, int last)
+{
+	cr_assert(DP_WAIT(all_ready(first, last) || !dp_alive(&D), READY_MS) && dp_alive(&D),
+		  "workspaces %d..%d did not all come up (a worker and one online row each)",
+		  first, last);
+}
+
+static void runtime_of(int i, char out[DP_ID_LEN + 1])
+{
+	cr_assert(dp_runtime_id(&FP, WS[i], "claude", NULL, out),
+		  "no claude runtime row for workspace %d", i);
+}
+
+/* Every online row of ws was heartbeated within the last window_ms: its
+ * last_seen_at moves on between two looks window_ms apart. */
+static bool online_rows_beating(const char *ws, int window_ms, int *n_online)
+{
+	struct dp_rt a[32], b[32];
+	int na = dp_runtimes(&FP, ws, true, a, 32);
+	dp_sleep_ms(window_ms);
+	int nb = dp_runtimes(&FP, ws, true, b, 32);
+	*n_online = nb;
+	if (na < 0 || nb < 0)
+		return false;
+	for (int i = 0; i < nb && i < 32; i++) {
+		bool advanced = true;
+		for (int k = 0; k < na && k < 32; k++)
+			if (strcmp(a[k].id, b[i].id) == 0 && b[i].last_seen_ms <= a[k].last_seen_ms)
+				advanced = false;
+		if (!advanced)
+			return false;
+	}
+	return true;
+}
+
+/* ---- a worker dies ---- */
+
+Test(supervisor, sigkill_one_of_three_workers_isolated_cleaned_up_and_respawned)
+{
+	start_plane(3, NULL, NULL);
+	/* A slow respawn keeps the dead worker's rows offline long enough to
+	 * be seen by polling. */
+	struct dp_config c = { .workspaces = "", .restart_backoff_min = "1500ms",
+			       .restart_backoff_max = "3s" };
+	char *list = ws_list(1, 3);
+	c.workspaces = list;
+	start_daemon(&c);
+	wait_ready(1, 3);
+
+	pid_t pid[4];
+	char rt[4][DP_ID_LEN + 1];
+	for (int i = 1; i <= 3; i++) {
+		pid[i] = dp_worker_pid(&D, WS[i]);
+		runtime_of(i, rt[i]);
+	}
+	dp_sleep_ms(2 * HB_MS); /* the bystanders' heartbeats settle in */
+	long seq0 = dp_journal_last_seq(&FP);
+	cr_assert_geq(seq0, 0);
+	int64_t kill_wall = dp_wall_ms(), t0 = dp_now_ms();
+	cr_assert_eq(kill(pid[2], SIGKILL), 0);
+
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt[2], "offline"), 1000),
+		  "the dead worker's runtime %s is not offline within 1 s", rt[2]);
+	cr_log_info("offline after %lld ms", (long long)(dp_now_ms() - t0));
+
+	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[2]) != 0 && dp_worker_pid(&D, WS[2]) != pid[2], 8000),
+		  "workspace 2 was not respawned");
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt[2], "online"), 8000),
+		  "the respawned worker did not bring %s back online", rt[2]);
+	/* Some more beats of the bystanders after the respawn. */
+	dp_sleep_ms(2 * HB_MS);
+	int64_t end_wall = dp_wall_ms();
+
+	struct dp_journal j;
+	cr_assert_eq(dp_journal_load(&FP, &j), 0);
+	int dereg = dp_j_count(&j, seq0, "POST", "/api/daemon/deregister", rt[2], 200);
+	int reg = dp_j_count(&j, seq0, "POST", "/api/daemon/register", WS[2], 200);
+	char ro_path[128];
+	snprintf(ro_path, sizeof ro_path, "/api/daemon/runtimes/%s/recover-orphans", rt[2]);
+	int ro = dp_j_count(&j, seq0, "POST", ro_path, NULL, 200);
+	int other_reg = dp_j_count(&j, seq0, "POST", "/api/daemon/register", WS[1], 0) +
+			dp_j_count(&j, seq0, "POST", "/api/daemon/register", WS[3], 0);
+	int other_dereg = dp_j_count(&j, seq0, "POST", "/api/daemon/deregister", rt[1], 0) +
+			  dp_j_count(&j, seq0, "POST", "/api/daemon/deregister", rt[3], 0);
+	int beats[4];
+	int64_t gap[4];
+	for (int i = 1; i <= 3; i += 2)
+		gap[i] = dp_j_heartbeat_gap(&j, rt[i], kill_wall - HB_MS, end_wall, &beats[i]);
+	dp_journal_free(&j);
+
+	cr_expect_eq(dereg, 1, "one DEREG of the dead worker's id, got %d", dereg);
+	cr_expect_geq(reg, 1, "the respawned worker did not re-register");
+	cr_expect_geq(ro, 1, "no recover-orphans for %s after the respawn", rt[2]);
+	cr_expect_eq(other_reg, 0, "a bystander re-registered");
+	cr_expect_eq(other_dereg, 0, "a bystander's runtime was deregistered");
+	int64_t window = end_wall - kill_wall;
+	for (int i = 1; i <= 3; i += 2) {
+		cr_expect_eq(dp_worker_pid(&D, WS[i]), pid[i], "bystander %d got a new pid", i);
+		cr_expect_leq(gap[i], 3 * HB_MS,
+			      "bystander %d's heartbeats paused %lld ms around the crash", i,
+			      (long long)gap[i]);
+		cr_expect_geq(beats[i], (int)(window / HB_MS) - 2,
+			      "bystander %d: %d beats in %lld ms", i, beats[i], (long long)window);
+		cr_expect(dp_runtime_is(&FP, rt[i], "online"));
+	}
+	cr_expect(dp_log_has(&D, "worker exited", WS[2], "signal 9", NULL));
+}
+
+Test(supervisor, sigstopped_worker_killed_at_liveness_deadline_and_respawned)
+{
+	start_plane(2, NULL, NULL);
+	char *list = ws_list(1, 2);
+	struct dp_config c = { .workspaces = list };
+	start_daemon(&c);
+	wait_ready(1, 2);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
+	char rt1[DP_ID_LEN + 1];
+	runtime_of(1, rt1);
+	long seq0 = dp_journal_last_seq(&FP);
+
+	int64_t t0 = dp_now_ms();
+	cr_assert_eq(kill(p1, SIGSTOP), 0);
+	/* Nobody sends SIGCONT: the supervisor must SIGKILL it. */
+	cr_assert(DP_WAIT(!dp_pid_alive(p1), 6000), "the stopped worker %d still exists", (int)p1);
+	int64_t took = dp_now_ms() - t0;
+	/* worker_liveness_timeout = 1s, pings every 200ms: not before ~800ms. */
+	cr_expect_geq(took, 700, "killed after %lld ms, before the liveness deadline",
+		      (long long)took);
+	cr_expect_leq(took, 3500, "killed only after %lld ms", (long long)took);
+	cr_expect(dp_log_has(&D, "killing worker", WS[1], "missed its liveness deadline", NULL),
+		  "the log does not say why the worker was killed");
+
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt1, 200) >= 1,
+			  5000), "no DEREG of the stopped worker's runtime");
+	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[1]) != 0 && dp_worker_pid(&D, WS[1]) != p1, 8000),
+		  "workspace 1 was not respawned");
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt1, "online"), 8000), "%s not back online", rt1);
+	cr_expect_geq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS[1], 200), 1);
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2, "the other worker was touched");
+	cr_expect_eq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS[2], 0), 0);
+}
+
+/* ---- the supervisor dies ---- */
+
+Test(supervisor, sigkill_supervisor_workers_deregister_and_exit_then_restart_converges)
+{
+	start_plane(3, NULL, NULL);
+	char *list = ws_list(1, 3);
+	struct dp_config c = { .workspaces = list };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	pid_t pid[4];
+	char rt[4][DP_ID_LEN + 1];
+	for (int i = 1; i <= 3; i++) {
+		pid[i] = dp_worker_pid(&D, WS[i]);
+		runtime_of(i, rt[i]);
+	}
+	long seq0 = dp_journal_last_seq(&FP);
+
+	cr_assert_eq(dp_signal(&D, SIGKILL), 0);
+	cr_assert(dp_wait_exit(&D, 2000));
+	int64_t t0 = dp_now_ms();
+	cr_assert(DP_WAIT(dp_count_online(&FP, NULL) == 0, 2500),
+		  "%d rows still online %lld ms after the supervisor died",
+		  dp_count_online(&FP, NULL), (long long)(dp_now_ms() - t0));
+	cr_assert(DP_WAIT(!dp_pid_alive(pid[1]) && !dp_pid_alive(pid[2]) && !dp_pid_alive(pid[3]),
+			  2500), "workers outlived their supervisor");
+	dp_kill_leftovers(&D); /* reaps them (they came back to us) */
+	cr_expect_eq(dp_group_pids(&D, NULL, 0), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_expect_geq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt[i], 200),
+			      1, "worker %d did not deregister %s", i, rt[i]);
+
+	/* A new supervisor on the same state_dir. */
+	cr_assert_eq(dp_start(&D), 0);
+	wait_ready(1, 3);
+	int n_online = -1;
+	cr_assert(online_rows_beating(NULL, 3 * HB_MS, &n_online), "an online row is not heartbeated");
+	cr_expect_eq(n_online, 3, "%d rows online, want exactly the 3 configured", n_online);
+	for (int i = 1; i <= 3; i++) {
+		cr_expect(dp_runtime_is(&FP, rt[i], "online"), "%s not online", rt[i]);
+		cr_expect_eq(dp_count_online(&FP, WS[i]), 1);
+	}
+}
+
+/* The same, restarted at once (a supervisor, or an operator, restarting it
+ * right away) while the old workers' final DEREGs are still on their way
+ * (a slow server: the emulator holds them 1.5 s). Those DEREGs name the
+ * same ids the new workers get back from their REG (the server upserts),
+ * so if they land after it they take the new workers' rows offline until
+ * the next heartbeat: "never loses one that is online" demands that the new
+ * supervisor's workers do not register before the old workers are gone. */
+Test(supervisor, sigkill_supervisor_immediate_restart_old_workers_dereg_does_not_hit_new_rows)
+{
+	start_plane(3, NULL, NULL);
+	/* A long heartbeat: a row taken offline stays offline long enough to
+	 * be seen. */
+	struct dp_config c = { .workspaces = ws_list(1, 3), .heartbeat_interval = "5s" };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	pid_t old[4];
+	char rt[4][DP_ID_LEN + 1];
+	for (int i = 1; i <= 3; i++) {
+		old[i] = dp_worker_pid(&D, WS[i]);
+		runtime_of(i, rt[i]);
+	}
+	cr_assert_eq(fp_fault(&FP, "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\","
+				   "\"delay_ms\":1500,\"count\":3}"), 200);
+	long seq0 = dp_journal_last_seq(&FP);
+	cr_assert_eq(dp_signal(&D, SIGKILL), 0);
+	cr_assert(dp_wait_exit(&D, 2000));
+	cr_assert_eq(dp_start(&D), 0);
+
+	/* The new workers registered... */
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS[1], 200) >= 1 &&
+			  dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS[2], 200) >= 1 &&
+			  dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS[3], 200) >= 1,
+			  READY_MS), "the new supervisor's workers did not register");
+	cr_assert(DP_WAIT(dp_count_online(&FP, NULL) == 3, 5000));
+	/* ...and from then on their rows stay online (the old DEREGs are due
+	 * within 1.5 s; the next heartbeat only after 5 s). */
+	int64_t t0 = dp_now_ms();
+	int worst = 3;
+	int64_t lost_at = -1;
+	while (dp_now_ms() < t0 + 3000) {
+		int n = dp_count_online(&FP, NULL);
+		if (n < worst) {
+			worst = n;
+			lost_at = dp_now_ms() - t0;
+		}
+		dp_sleep_ms(50);
+	}
+	for (int i = 1; i <= 3; i++)
+		cr_expect(!dp_pid_alive(old[i]), "old worker %d still alive", i);
+	cr_expect_eq(worst, 3,
+		     "only %d of 3 new rows online %lld ms after the new workers registered: the old "
+		     "workers' DEREG landed after the new REG", worst, (long long)lost_at);
+	cr_expect(DP_WAIT(dp_count_online(&FP, NULL) == 3, 8000), "the rows did not come back");
+}
+
+Test(supervisor, host_crash_ledger_leftovers_deregistered_on_next_start)
+{
+	start_plane(3, NULL, NULL);
+	char *list = ws_list(1, 3);
+	struct dp_config c = { .workspaces = list };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	char rt[4][DP_ID_LEN + 1];
+	for (int i = 1; i <= 3; i++)
+		runtime_of(i, rt[i]);
+	cr_assert(DP_WAIT(dp_ledger_ids(&D, WS[3], NULL, 0) == 1, 3000),
+		  "workspace 3's runtime is not in the ledger");
+	long seq0 = dp_journal_last_seq(&FP);
+
+	dp_kill_all(&D); /* supervisor and workers at once */
+	dp_sleep_ms(700);
+	cr_assert_eq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", NULL, 0), 0,
+		     "somebody deregistered after kill -9 of everything");
+	cr_assert_eq(dp_count_online(&FP, NULL), 3, "rows should stay online: nobody deregistered");
+
+	/* Next start: workspace 3 is no longer listed. */
+	char *list12 = ws_list(1, 2);
+	c.workspaces = list12;
+	cr_assert_eq(dp_write_config(&D, &c), 0);
+	long seq1 = dp_journal_last_seq(&FP);
+	cr_assert_eq(dp_start(&D), 0);
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt[3], "offline"), 5000),
+		  "the removed workspace's leftover %s is still online", rt[3]);
+	cr_expect_geq(dp_journal_match(&FP, seq1, "POST", "/api/daemon/deregister", rt[3], 200), 1);
+	wait_ready(1, 2);
+	cr_assert(DP_WAIT(dp_ledger_ids(&D, WS[3], NULL, 0) < 0, 3000),
+		  "workspace 3 is still in the ledger after its cleanup");
+	int n_online = -1;
+	cr_assert(online_rows_beating(NULL, 3 * HB_MS, &n_online), "an online row is not heartbeated");
+	cr_expect_eq(n_online, 2);
+	cr_expect(dp_runtime_is(&FP, rt[1], "online"));
+	cr_expect(dp_runtime_is(&FP, rt[2], "online"));
+	cr_expect(dp_runtime_is(&FP, rt[3], "offline"));
+	cr_expect_eq(dp_worker_pid(&D, WS[3]), 0, "a worker serves the unlisted workspace");
+	cr_expect_eq(dp_journal_match(&FP, seq1, "POST", "/api/daemon/register", WS[3], 0), 0);
+}
+
+/* ---- reload ---- */
+
+static void snapshot_pids(int first, int last, pid_t *pid)
+{
+	for (int i = first; i <= last; i++) {
+		pid[i] = dp_worker_pid(&D, WS[i]);
+		cr_assert_neq(pid[i], 0);
+	}
+}
+
+static void expect_same_pids(int first, int last, const pid_t *pid, int except)
+{
+	for (int i = first; i <= last; i++)
+		if (i != except)
+			cr_expect_eq(dp_worker_pid(&D, WS[i]), pid[i], "worker %d was restarted", i);
+}
+
+Test(supervisor, hup_adding_a_workspace_starts_only_its_worker)
+{
+	start_plane(4, NULL, NULL);
+	char *list = ws_list(1, 3), *list4 = ws_list(1, 4);
+	struct dp_config c = { .workspaces = list };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	pid_t pid[5];
+	snapshot_pids(1, 3, pid);
+	c.workspaces = list4;
+	cr_assert_eq(dp_reload(&D, &c), 0);
+	cr_assert(DP_WAIT(ws_ready(4, 1), 8000), "the added workspace did not come up");
+	dp_sleep_ms(HB_MS);
+	expect_same_pids(1, 3, pid, 0);
+	cr_expect(dp_log_has(&D, "configuration reloaded", NULL, NULL, NULL));
+	cr_expect_eq(dp_count_online(&FP, NULL), 4);
+}
+
+Test(supervisor, hup_removing_a_workspace_takes_its_rows_offline_and_stops_its_worker)
+{
+	start_plane(3, NULL, NULL);
+	char *list = ws_list(1, 3), *list12 = ws_list(1, 2);
+	struct dp_config c = { .workspaces = list };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	pid_t pid[4];
+	snapshot_pids(1, 3, pid);
+	char rt3[DP_ID_LEN + 1];
+	runtime_of(3, rt3);
+	long seq0 = dp_journal_last_seq(&FP);
+	c.workspaces = list12;
+	cr_assert_eq(dp_reload(&D, &c), 0);
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt3, "offline"), 5000), "%s still online", rt3);
+	cr_assert(DP_WAIT(!dp_pid_alive(pid[3]) && dp_worker_pid(&D, WS[3]) == 0, 5000),
+		  "the removed workspace's worker is still running");
+	cr_expect_geq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt3, 200), 1);
+	dp_sleep_ms(2 * HB_MS);
+	cr_expect(dp_runtime_is(&FP, rt3, "offline"), "the removed workspace came back online");
+	cr_expect_eq(dp_worker_pid(&D, WS[3]), 0);
+	expect_same_pids(1, 2, pid, 0);
+	cr_expect_eq(dp_count_online(&FP, NULL), 2);
+}
+
+Test(supervisor, hup_changing_a_workspace_restarts_only_its_worker)
+{
+	start_plane(3, NULL, NULL);
+	char *list = ws_list(1, 3);
+	struct dp_config c = { .workspaces = list };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	pid_t pid[4];
+	snapshot_pids(1, 3, pid);
+	char tail[256];
+	snprintf(tail, sizeof tail,
+		 "\n[workspace %s]\nprofile_command.a1111111-1111-4111-8111-111111111111 = /bin/true\n",
+		 WS[2]);
+	c.tail = tail;
+	cr_assert_eq(dp_reload(&D, &c), 0);
+	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[2]) != 0 && dp_worker_pid(&D, WS[2]) != pid[2], 8000),
+		  "the changed workspace's worker was not restarted");
+	pid_t p2 = dp_worker_pid(&D, WS[2]);
+	cr_assert(DP_WAIT(ws_ready(2, 1), 8000));
+	dp_sleep_ms(2 * HB_MS);
+	expect_same_pids(1, 3, pid, 2);
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2, "the changed worker restarted more than once");
+	cr_expect_eq(dp_count_online(&FP, NULL), 3);
+}
+
+Test(supervisor, hup_burst_of_50_same_config_restarts_nothing)
+{
+	start_plane(3, NULL, NULL);
+	char *list = ws_list(1, 3);
+	struct dp_config c = { .workspaces = list };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	pid_t pid[4];
+	snapshot_pids(1, 3, pid);
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(dp_signal(&D, SIGHUP), 0);
+	cr_assert(DP_WAIT(dp_log_has(&D, "configuration reloaded", NULL, NULL, NULL), 5000),
+		  "no reload happened");
+	dp_sleep_ms(4 * HB_MS);
+	cr_assert(dp_alive(&D), "the supervisor died in a HUP burst (status 0x%x)", D.status);
+	expect_same_pids(1, 3, pid, 0);
+	int reloads = dp_log_count(&D, "configuration reloaded", NULL, NULL, NULL);
+	cr_log_info("50 HUPs -> %d reloads", reloads);
+	cr_expect_leq(reloads, 50);
+	int n_online = -1;
+	cr_expect(online_rows_beating(NULL, 3 * HB_MS, &n_online));
+	cr_expect_eq(n_online, 3);
+}
+
+Test(supervisor, hup_with_broken_file_keeps_old_config_and_names_file_line_key)
+{
+	start_plane(3, NULL, NULL);
+	char *list = ws_list(1, 3), *list12 = ws_list(1, 2);
+	struct dp_config c = { .workspaces = list };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	pid_t pid[4];
+	snapshot_pids(1, 3, pid);
+
+	/* The broken file also drops workspace 3: nothing of it may apply. */
+	c.workspaces = list12;
+	c.daemon_extra = "bogus_key = 1\n";
+	char *text = dp_config_text(&D, &c);
+	cr_assert_not_null(text);
+	int line = 1;
+	for (const char *p = text; p < strstr(text, "bogus_key"); p++)
+		line += *p == '\n';
+	int rc = dp_write_config_text(&D, text);
+	free(text);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(dp_signal(&D, SIGHUP), 0);
+	cr_assert(DP_WAIT(dp_log_has(&D, "reload rejected", NULL, NULL, NULL), 5000),
+		  "the broken reload was not reported");
+	char where[400];
+	snprintf(where, sizeof where, "%s:%d:", D.conf_path, line);
+	cr_expect(dp_log_has(&D, "reload rejected", where, "bogus_key", NULL),
+		  "the log does not name file:line (%s) and the key", where);
+	dp_sleep_ms(3 * HB_MS);
+	cr_assert(dp_alive(&D));
+	expect_same_pids(1, 3, pid, 0);
+	cr_expect_eq(dp_count_online(&FP, NULL), 3, "the old configuration is not in force");
+	cr_expect_eq(dp_log_count(&D, "configuration reloaded", NULL, NULL, NULL), 0);
+}
+
+/* ---- shutdown ---- */
+
+/* Under ASan every worker runs a LeakSanitizer check as it exits (a second
+ * or more of CPU each, 50 at once on 2 cores), so the workers' exits, not
+ * the supervisor, set the pace there: that build gets extra slack. */
+#ifdef MC_SANITIZE
+#define EXIT_SLACK_MS 10000
+#else
+#define EXIT_SLACK_MS 0
+#endif
+
+Test(supervisor, sigterm_with_50_workers_everything_offline_exit_0_in_time)
+{
+	start_plane(50, NULL, NULL);
+	char *list = ws_list(1, 50);
+	struct dp_config c = { .workspaces = list, .stop_timeout = "3s",
+			       .heartbeat_interval = "1s" };
+	start_daemon(&c);
+	cr_assert(DP_WAIT((dp_count_online(&FP, NULL) == 50 &&
+			   dp_count_children_titled(&D, "multicad: worker ") == 50) || !dp_alive(&D),
+			  40000) && dp_alive(&D),
+		  "50 workspaces did not come up: %d online, %zu workers",
+		  dp_count_online(&FP, NULL), dp_count_children_titled(&D, "multicad: worker "));
+	int64_t t0 = dp_now_ms();
+	cr_assert_eq(dp_signal(&D, SIGTERM), 0);
+	bool exited = dp_wait_exit(&D, 3000 + 2000 + EXIT_SLACK_MS);
+	int64_t took = dp_now_ms() - t0;
+	cr_assert(exited, "the supervisor did not exit within stop_timeout + 2 s (+%d ms slack)",
+		  EXIT_SLACK_MS);
+	cr_log_info("SIGTERM with 50 workers: exit after %lld ms", (long long)took);
+	cr_expect(WIFEXITED(D.status) && WEXITSTATUS(D.status) == 0,
+		  "exit status 0x%x, want a clean exit 0", D.status);
+	cr_expect_eq(dp_count_online(&FP, NULL), 0, "rows left online after the shutdown");
+	cr_expect_eq(dp_group_pids(&D, NULL, 0), 0, "processes outlived the supervisor");
+}
+
+Test(supervisor, sigterm_with_a_hung_worker_kills_it_at_stop_timeout_and_deregisters_it)
+{
+	start_plane(3, NULL, NULL);
+	/* A long liveness timeout: the hung worker is still "running" when the
+	 * shutdown starts. */
+	struct dp_config c = { .workspaces = ws_list(1, 3), .stop_timeout = "2s",
+			       .worker_liveness_timeout = "30s" };
+	start_daemon(&c);
+	wait_ready(1, 3);
+	pid_t p2 = dp_worker_pid(&D, WS[2]);
+	char rt2[DP_ID_LEN + 1];
+	runtime_of(2, rt2);
+	cr_assert(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) == 1, 3000));
+	long seq0 = dp_journal_last_seq(&FP);
+	cr_assert_eq(kill(p2, SIGSTOP), 0);
+	dp_sleep_ms(100);
+
+	int64_t t0 = dp_now_ms();
+	cr_assert_eq(dp_signal(&D, SIGTERM), 0);
+	bool exited = dp_wait_exit(&D, 2000 + 2000);
+	int64_t took = dp_now_ms() - t0;
+	cr_assert(exited, "the supervisor did not exit within stop_timeout + 2 s");
+	cr_log_info("SIGTERM with a hung worker: exit after %lld ms", (long long)took);
+	cr_expect_geq(took, 1500, "exited after %lld ms: did it wait for the hung worker?",
+		      (long long)took);
+	cr_expect(WIFEXITED(D.status) && WEXITSTATUS(D.status) == 0, "exit status 0x%x", D.status);
+	cr_expect(dp_runtime_is(&FP, rt2, "offline"), "the hung worker's runtime is still online");
+	cr_expect_geq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 200), 1);
+	cr_expect_eq(dp_count_online(&FP, NULL), 0);
+	cr_expect_eq(dp_group_pids(&D, NULL, 0), 0, "processes outlived the supervisor");
+	cr_expect(dp_log_has(&D, "did not stop in time", WS[2], NULL, NULL));
+	cr_expect_lt(dp_ledger_ids(&D, WS[2], NULL, 0), 0, "the ledger still holds its ids");
+}
+
+/* ---- crash loops leak nothing ---- */
+
+static bool quiet(pid_t bystander)
+{
+	return dp_children(&D, NULL, 0) == 2 && dp_worker_pid(&D, WS[1]) != 0 &&
+	       dp_worker_pid(&D, WS[2]) == bystander && dp_count_zombies(&D) == 0;
+}
+
+Test(supervisor, crash_respawn_200_cycles_fds_children_stable_no_zombies)
+{
+	start_plane(2, NULL, NULL);
+	char *list = ws_list(1, 2);
+	struct dp_config c = { .workspaces = list, .restart_backoff_min = "10ms",
+			       .restart_backoff_max = "50ms" };
+	start_daemon(&c);
+	wait_ready(1, 2);
+	pid_t bystander = dp_worker_pid(&D, WS[2]);
+	cr_assert(DP_WAIT(quiet(bystander), 5000));
+	/* Steady: the same count on three looks in a row. */
+	int fd0 = -1;
+	cr_assert(DP_WAIT(({
+		int a = dp_fd_count(D.pid);
+		dp_sleep_ms(100);
+		int b = dp_fd_count(D.pid);
+		dp_sleep_ms(100);
+		fd0 = dp_fd_count(D.pid);
+		a == b && b == fd0 && fd0 > 0 && quiet(bystander);
+	}), 5000), "the supervisor's fd count does not settle");
+	FDS_BEFORE = dp_fd_list(D.pid);
+	size_t kids0 = dp_children(&D, NULL, 0);
+
+	int64_t t0 = dp_now_ms();
+	for (int i = 0; i < 200; i++) {
+		pid_t p = 0;
+		cr_assert(DP_WAIT((p = dp_worker_pid(&D, WS[1])) != 0, 8000),
+			  "cycle %d: no worker for workspace 1", i);
+		kill(p, SIGKILL);
+		cr_assert(DP_WAIT(dp_worker_pid(&D, WS[1]) != 0 && dp_worker_pid(&D, WS[1]) != p, 8000),
+			  "cycle %d: workspace 1 was not respawned", i);
+	}
+	cr_log_info("200 crash/respawn cycles in %lld ms", (long long)(dp_now_ms() - t0));
+
+	cr_assert(DP_WAIT(quiet(bystander), 10000),
+		  "not quiet after the cycles: %zu children, %zu zombies", dp_children(&D, NULL, 0),
+		  dp_count_zombies(&D));
+	if (!DP_WAIT(dp_fd_count(D.pid) == fd0, 5000)) {
+		FDS_AFTER = dp_fd_list(D.pid);
+		cr_expect_fail("supervisor fds: %d before, %d after\nbefore: %s\nafter:  %s", fd0,
+			       dp_fd_count(D.pid), FDS_BEFORE ? FDS_BEFORE : "?",
+			       FDS_AFTER ? FDS_AFTER : "?");
+	}
+	cr_expect_eq(dp_children(&D, NULL, 0), kids0);
+	cr_expect_eq(dp_count_zombies(&D), 0);
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), bystander, "the bystander was restarted");
+	cr_expect_geq(dp_log_count(&D, "worker exited", WS[1], NULL, NULL), 200);
+	cr_expect(DP_WAIT(ws_ready(1, 1), 10000), "workspace 1 did not settle online");
+	cr_expect(dp_alive(&D));
+}

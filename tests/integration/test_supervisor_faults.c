@@ -1,0 +1,516 @@
+/* The supervisor under injected faults: the whole daemon (build's
+ * multicad, configured with -DMC_TEST_HOOKS=ON so that a
+ * `[workspace <uuid>] test_fault = ...` line takes effect) against
+ * multica-fakeplane, whose admin API injects server faults.
+ *
+ * A worker dying between its REG response and its report, workers that
+ * break the IPC protocol (garbage, an oversized frame, silence), a server
+ * that fails the dead worker's cleanup, and a workspace the token may not
+ * use (exit 78, parked until a reload). See test_supervisor.c for the
+ * fixture's conventions. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/support/daemon_proc.h"
+#include "tests/support/fakeplane_proc.h"
+
+#define HB_MS 500
+#define READY_MS 15000
+
+#define PROF1 "a1111111-1111-4111-8111-111111111111"
+#define DEREG_503 "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\"," \
+		  "\"status\":503,\"count\":-1}"
+
+static struct fp_proc FP;
+static bool fp_up;
+static struct dp D;
+
+/* Workspace lists handed out by ws_list, freed by fx_fini (so that a
+ * failed assertion leaks nothing). */
+static char *LISTS[8];
+static size_t n_lists;
+
+static char *ws_list(int first, int last)
+{
+	char *l = dp_ws_list(first, last);
+	cr_assert_not_null(l);
+	cr_assert_lt(n_lists, sizeof LISTS / sizeof LISTS[0]);
+	LISTS[n_lists++] = l;
+	return l;
+}
+
+static void fx_fini(void)
+{
+	while (n_lists > 0)
+		free(LISTS[--n_lists]);
+	dp_free(&D);
+	if (fp_up)
+		fp_stop(&FP);
+	fp_up = false;
+}
+
+TestSuite(supervisor_faults, .timeout = 90, .fini = fx_fini);
+
+/* test_fault lines take effect only in -DMC_TEST_HOOKS=ON builds. */
+#ifdef MC_TEST_HOOKS
+#define NEED_HOOKS() ((void)0)
+#else
+#define NEED_HOOKS() cr_skip_test("needs a build configured with -DMC_TEST_HOOKS=ON")
+#endif
+
+/* ---- fixture (as in test_supervisor.c) ---- */
+
+static char WS[16][DP_ID_LEN + 1];
+
+static void start_plane(int n_ws, const char *extra_ws, const char *profiles)
+{
+	for (int i = 1; i < 16; i++)
+		dp_ws_id(i, WS[i]);
+	char *seed = dp_seed(n_ws, extra_ws, profiles);
+	cr_assert_not_null(seed);
+	int rc = fp_start(&FP, seed, NULL);
+	free(seed);
+	cr_assert_eq(rc, 0, "the emulator did not start");
+	fp_up = true;
+}
+
+static void start_daemon(struct dp_config *c, const char *const *clis)
+{
+	cr_assert_eq(dp_init(&D, NULL, clis, NULL), 0);
+	c->server_url = FP.url;
+	cr_assert_eq(dp_write_config(&D, c), 0);
+	cr_assert_eq(dp_start(&D), 0);
+}
+
+static bool ws_ready(int i, int n)
+{
+	return dp_worker_pid(&D, WS[i]) != 0 && dp_count_online(&FP, WS[i]) == n;
+}
+
+static void wait_ws_ready(int i, int n)
+{
+	cr_assert(DP_WAIT(ws_ready(i, n) || !dp_alive(&D), READY_MS) && dp_alive(&D),
+		  "workspace %d did not come up with %d online rows", i, n);
+}
+
+static void runtime_of(int i, char out[DP_ID_LEN + 1])
+{
+	cr_assert(dp_runtime_id(&FP, WS[i], "claude", NULL, out),
+		  "no claude runtime row for workspace %d", i);
+}
+
+static long admin(const char *method, const char *path, const char *body)
+{
+	char *out = NULL;
+	long st = fp_http(&FP, method, path, body, NULL, &out);
+	free(out);
+	return st;
+}
+
+/* ---- a worker dies between the REG response and its report ---- */
+
+/* Same sets of ids (order aside). */
+static bool same_set(char (*a)[DP_ID_LEN + 1], int na, const struct dp_rt *b, int nb)
+{
+	if (na != nb)
+		return false;
+	for (int i = 0; i < na; i++) {
+		bool found = false;
+		for (int k = 0; k < nb && !found; k++)
+			found = strcmp(a[i], b[k].id) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+Test(supervisor_faults, exit_after_register_then_reload_without_fault_leaves_nothing_unowned)
+{
+	NEED_HOOKS();
+	char profiles[512];
+	snprintf(profiles, sizeof profiles,
+		 "[{\"id\":\"" PROF1 "\",\"workspace_id\":\"%s\",\"display_name\":\"Team\","
+		 "\"protocol_family\":\"claude\",\"command_name\":\"my-claude\",\"fixed_args\":[],"
+		 "\"visibility\":\"workspace\",\"enabled\":true}]",
+		 "5e000000-0000-4000-8000-000000000001");
+	start_plane(2, NULL, profiles);
+	char *list = ws_list(1, 2);
+	char tail[256];
+	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = exit_after_register\n", WS[1]);
+	struct dp_config c = { .workspaces = list, .tail = tail, .restart_backoff_min = "300ms" };
+	const char *clis[] = { "claude", "my-claude", NULL };
+	start_daemon(&c, clis);
+
+	/* The first life registers (rows online at the server) and dies
+	 * before it reports: the ledger never hears of those ids. */
+	cr_assert(DP_WAIT(dp_log_has(&D, "worker exited", WS[1], "exited with status 99", NULL),
+			  READY_MS), "the faulty worker did not die after its REG");
+	cr_assert_geq(dp_journal_match(&FP, 0, "POST", "/api/daemon/register", WS[1], 200), 1);
+	wait_ws_ready(2, 1);
+	pid_t p2 = dp_worker_pid(&D, WS[2]);
+
+	/* Reload without the fault. */
+	c.tail = NULL;
+	long seq_h = dp_journal_last_seq(&FP);
+	cr_assert_eq(dp_reload(&D, &c), 0);
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq_h, "POST", "/api/daemon/register", WS[1], 200) >= 1
+			  && dp_ledger_ids(&D, WS[1], NULL, 0) == 2 && ws_ready(1, 2), READY_MS),
+		  "workspace 1 did not converge after the reload (ledger %d ids, %d online)",
+		  dp_ledger_ids(&D, WS[1], NULL, 0), dp_count_online(&FP, WS[1]));
+
+	/* Converged: what is online is exactly what a worker holds, and all
+	 * of it is heartbeated. */
+	dp_sleep_ms(3 * HB_MS);
+	struct dp_rt before[16], after[16];
+	int nb = dp_runtimes(&FP, WS[1], true, before, 16);
+	dp_sleep_ms(3 * HB_MS);
+	int na = dp_runtimes(&FP, WS[1], true, after, 16);
+	char ledger[16][DP_ID_LEN + 1];
+	int nl = dp_ledger_ids(&D, WS[1], ledger, 16);
+	cr_expect_eq(na, 2, "%d online rows for workspace 1, want the built-in and the profile", na);
+	cr_expect(same_set(ledger, nl, after, na),
+		  "online rows of workspace 1 differ from what its worker reported (%d vs %d)", na, nl);
+	for (int i = 0; i < na; i++)
+		for (int k = 0; k < nb; k++)
+			if (strcmp(after[i].id, before[k].id) == 0)
+				cr_expect_gt(after[i].last_seen_ms, before[k].last_seen_ms,
+					     "online row %s is not heartbeated", after[i].id);
+	cr_expect_eq(dp_runtimes(&FP, WS[1], false, NULL, 0), 2, "extra rows were created");
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2, "the other worker was touched");
+}
+
+/* ---- workers that break the protocol ---- */
+
+static void ipc_fault(const char *fault, const char *reason)
+{
+	NEED_HOOKS();
+	start_plane(3, NULL, NULL);
+	char *list = ws_list(1, 3);
+	char tail[256];
+	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = %s\n", WS[2], fault);
+	struct dp_config c = { .workspaces = list, .tail = tail };
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	wait_ws_ready(3, 1);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p3 = dp_worker_pid(&D, WS[3]);
+	char rt1[DP_ID_LEN + 1], rt3[DP_ID_LEN + 1], rt2[DP_ID_LEN + 1];
+	runtime_of(1, rt1);
+	runtime_of(3, rt3);
+	int64_t t0_wall = dp_wall_ms();
+
+	cr_assert(DP_WAIT(dp_log_has(&D, "killing worker", WS[2], reason, NULL), 8000),
+		  "the supervisor did not kill the %s worker (reason \"%s\")", fault, reason);
+	cr_assert(DP_WAIT(dp_runtime_id(&FP, WS[2], "claude", NULL, rt2), 5000),
+		  "the faulty worker never registered");
+	/* Its rows go offline: one DEREG of its ids (before the respawn
+	 * registers them again; the fault repeats in every life). */
+	cr_assert(DP_WAIT(dp_journal_match(&FP, 0, "POST", "/api/daemon/deregister", rt2, 200) >= 1,
+			  8000), "no DEREG of the killed worker's runtime %s", rt2);
+	cr_expect(dp_log_has(&D, "worker exited", WS[2], "signal 9", NULL));
+
+	dp_sleep_ms(3 * HB_MS);
+	int64_t end_wall = dp_wall_ms();
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), p1, "worker 1 was touched");
+	cr_expect_eq(dp_worker_pid(&D, WS[3]), p3, "worker 3 was touched");
+	cr_expect(dp_runtime_is(&FP, rt1, "online"));
+	cr_expect(dp_runtime_is(&FP, rt3, "online"));
+	cr_expect_eq(dp_log_count(&D, "killing worker", WS[1], NULL, NULL), 0);
+	cr_expect_eq(dp_log_count(&D, "killing worker", WS[3], NULL, NULL), 0);
+	struct dp_journal j;
+	cr_assert_eq(dp_journal_load(&FP, &j), 0);
+	int beats1, beats3;
+	int64_t gap1 = dp_j_heartbeat_gap(&j, rt1, t0_wall, end_wall, &beats1);
+	int64_t gap3 = dp_j_heartbeat_gap(&j, rt3, t0_wall, end_wall, &beats3);
+	int other_dereg = dp_j_count(&j, 0, "POST", "/api/daemon/deregister", rt1, 0) +
+			  dp_j_count(&j, 0, "POST", "/api/daemon/deregister", rt3, 0);
+	dp_journal_free(&j);
+	cr_expect_leq(gap1, 3 * HB_MS, "worker 1's heartbeats paused %lld ms", (long long)gap1);
+	cr_expect_leq(gap3, 3 * HB_MS, "worker 3's heartbeats paused %lld ms", (long long)gap3);
+	cr_expect_eq(other_dereg, 0, "a healthy worker's runtime was deregistered");
+}
+
+Test(supervisor_faults, worker_sending_garbage_is_killed_alone_and_cleaned_up)
+{
+	ipc_fault("ipc_garbage", "malformed frame from worker");
+}
+
+Test(supervisor_faults, worker_sending_oversized_frame_is_killed_alone_and_cleaned_up)
+{
+	ipc_fault("ipc_oversize", "oversized frame from worker");
+}
+
+Test(supervisor_faults, silent_worker_is_killed_alone_at_liveness_deadline_and_cleaned_up)
+{
+	ipc_fault("ipc_silent", "missed its liveness deadline");
+}
+
+/* ---- the server fails the cleanup ---- */
+
+Test(supervisor_faults, cleanup_retried_while_server_down_respawn_waits_then_converges)
+{
+	start_plane(2, NULL, NULL);
+	char *list = ws_list(1, 2);
+	struct dp_config c = { .workspaces = list, .restart_backoff_min = "100ms",
+			       .restart_backoff_max = "400ms" };
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	wait_ws_ready(2, 1);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
+	char rt1[DP_ID_LEN + 1];
+	runtime_of(1, rt1);
+
+	cr_assert_eq(fp_fault(&FP, DEREG_503), 200);
+	long seq0 = dp_journal_last_seq(&FP);
+	cr_assert_eq(kill(p1, SIGKILL), 0);
+
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt1, 503) >= 3,
+			  8000), "the failed cleanup was not retried (%d attempts)",
+		  dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt1, 0));
+	int n1 = dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt1, 0);
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), 0, "a worker was respawned before its cleanup");
+	dp_sleep_ms(1500);
+	int n2 = dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt1, 0);
+	cr_expect_gt(n2, n1, "the cleanup stopped retrying (%d then %d attempts)", n1, n2);
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), 0, "a worker was respawned before its cleanup");
+	cr_expect_eq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS[1], 0), 0,
+		     "workspace 1 registered while its cleanup was pending");
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2, "the other worker was touched");
+	cr_log_info("%d cleanup attempts while the server failed them", n2);
+
+	long seq1 = dp_journal_last_seq(&FP);
+	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq1, "POST", "/api/daemon/deregister", rt1, 200) >= 1,
+			  5000), "the cleanup did not succeed once the server was back");
+	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[1]) != 0 && dp_worker_pid(&D, WS[1]) != p1, 8000),
+		  "workspace 1 was not respawned after its cleanup");
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt1, "online"), 8000), "%s not online again", rt1);
+
+	/* Order: the successful DEREG, then the new worker's REG. */
+	struct dp_journal j;
+	cr_assert_eq(dp_journal_load(&FP, &j), 0);
+	long dereg_ok = 0, first_reg = 0;
+	for (size_t i = 0; i < j.n; i++) {
+		const struct dp_req *q = &j.v[i];
+		if (q->seq <= seq0)
+			continue;
+		if (!dereg_ok && strcmp(q->path, "/api/daemon/deregister") == 0 && q->status == 200 &&
+		    strstr(q->body, rt1) != NULL)
+			dereg_ok = q->seq;
+		if (!first_reg && strcmp(q->path, "/api/daemon/register") == 0 &&
+		    strstr(q->body, WS[1]) != NULL)
+			first_reg = q->seq;
+	}
+	dp_journal_free(&j);
+	cr_expect(dereg_ok > 0 && first_reg > dereg_ok,
+		  "REG (seq %ld) before the cleanup finished (seq %ld)", first_reg, dereg_ok);
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2, "the other worker was touched");
+	int n_online = dp_count_online(&FP, NULL);
+	cr_expect_eq(n_online, 2);
+}
+
+Test(supervisor_faults, hup_removing_workspace_while_server_refuses_dereg_converges_later)
+{
+	start_plane(3, NULL, NULL);
+	struct dp_config c = { .workspaces = ws_list(1, 3), .restart_backoff_min = "100ms",
+			       .restart_backoff_max = "400ms" };
+	start_daemon(&c, NULL);
+	for (int i = 1; i <= 3; i++)
+		wait_ws_ready(i, 1);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
+	pid_t p3 = dp_worker_pid(&D, WS[3]);
+	char rt3[DP_ID_LEN + 1];
+	runtime_of(3, rt3);
+	cr_assert_eq(fp_fault(&FP, DEREG_503), 200);
+	long seq0 = dp_journal_last_seq(&FP);
+
+	c.workspaces = ws_list(1, 2);
+	cr_assert_eq(dp_reload(&D, &c), 0);
+	cr_assert(DP_WAIT(!dp_pid_alive(p3), 8000), "the removed workspace's worker did not stop");
+	/* Its rows could not go offline: the ledger must still hold them, and
+	 * the supervisor keeps trying. */
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt3, 503) >= 3,
+			  8000), "the refused DEREG of the removed workspace is not retried");
+	cr_expect(dp_runtime_is(&FP, rt3, "online"));
+	cr_expect_eq(dp_ledger_ids(&D, WS[3], NULL, 0), 1,
+		     "the ledger forgot ids that are still online at the server");
+	cr_expect_eq(dp_worker_pid(&D, WS[3]), 0);
+
+	long seq1 = dp_journal_last_seq(&FP);
+	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt3, "offline"), 8000),
+		  "the removed workspace's runtime %s stays online after the server came back", rt3);
+	cr_expect_geq(dp_journal_match(&FP, seq1, "POST", "/api/daemon/deregister", rt3, 200), 1);
+	cr_expect(DP_WAIT(dp_ledger_ids(&D, WS[3], NULL, 0) < 0, 3000));
+	dp_sleep_ms(2 * HB_MS);
+	cr_expect(dp_runtime_is(&FP, rt3, "offline"));
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), p1);
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2);
+	cr_expect_eq(dp_count_online(&FP, NULL), 2);
+}
+
+Test(supervisor_faults, sigterm_while_server_refuses_dereg_bounded_ledger_kept_next_start_cleans)
+{
+	start_plane(2, NULL, NULL);
+	struct dp_config c = { .workspaces = ws_list(1, 2), .stop_timeout = "2s" };
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	wait_ws_ready(2, 1);
+	char rt1[DP_ID_LEN + 1], rt2[DP_ID_LEN + 1];
+	runtime_of(1, rt1);
+	runtime_of(2, rt2);
+	cr_assert_eq(fp_fault(&FP, DEREG_503), 200);
+
+	int64_t t0 = dp_now_ms();
+	cr_assert_eq(dp_signal(&D, SIGTERM), 0);
+	bool exited = dp_wait_exit(&D, 2000 + 2000);
+	int64_t took = dp_now_ms() - t0;
+	cr_assert(exited, "the supervisor did not exit within stop_timeout + 2 s with the server down");
+	cr_log_info("SIGTERM with the server refusing DEREG: exit after %lld ms", (long long)took);
+	cr_expect(WIFEXITED(D.status), "status 0x%x", D.status);
+	cr_expect_eq(dp_group_pids(&D, NULL, 0), 0, "processes outlived the supervisor");
+	cr_expect_eq(dp_ledger_ids(&D, WS[1], NULL, 0), 1, "the ledger lost workspace 1's ids");
+	cr_expect_eq(dp_ledger_ids(&D, WS[2], NULL, 0), 1, "the ledger lost workspace 2's ids");
+	cr_expect(dp_runtime_is(&FP, rt1, "online"));
+
+	/* The server is back; the next start no longer serves workspace 2. */
+	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	c.workspaces = ws_list(1, 1);
+	cr_assert_eq(dp_write_config(&D, &c), 0);
+	cr_assert_eq(dp_start(&D), 0);
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt2, "offline"), 8000),
+		  "workspace 2's leftover %s stays online", rt2);
+	wait_ws_ready(1, 1);
+	cr_expect(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) < 0, 3000));
+	dp_sleep_ms(2 * HB_MS);
+	cr_expect(dp_runtime_is(&FP, rt1, "online"));
+	cr_expect(dp_runtime_is(&FP, rt2, "offline"));
+	cr_expect_eq(dp_count_online(&FP, NULL), 1);
+}
+
+#define DEREG_HANG "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\"," \
+		   "\"delay_ms\":20000,\"count\":-1}"
+
+/* The supervisor never waits on the network: a cleanup hanging on the
+ * server delays neither reaping, nor a reload, nor the shutdown. */
+Test(supervisor_faults, hanging_server_delays_neither_reload_nor_shutdown)
+{
+	start_plane(3, NULL, NULL);
+	struct dp_config c = { .workspaces = ws_list(1, 2), .stop_timeout = "2s",
+			       .http_timeout = "10s" };
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	wait_ws_ready(2, 1);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
+	cr_assert_eq(fp_fault(&FP, DEREG_HANG), 200);
+	long seq0 = dp_journal_last_seq(&FP);
+	cr_assert_eq(kill(p1, SIGKILL), 0);
+	/* The cleanup helper is now stuck in its DEREG. */
+	cr_assert(DP_WAIT(dp_count_children_titled(&D, "multicad: cleanup") >= 1, 3000),
+		  "no cleanup helper for the dead worker");
+
+	c.workspaces = ws_list(1, 3);
+	int64_t t0 = dp_now_ms();
+	cr_assert_eq(dp_reload(&D, &c), 0);
+	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[3]) != 0, 3000),
+		  "the reload waited for the hanging cleanup");
+	cr_log_info("reload applied %lld ms after HUP", (long long)(dp_now_ms() - t0));
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2);
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), 0, "respawned before the cleanup finished");
+	cr_expect_eq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS[1], 0), 0);
+
+	/* Shutdown: workers' DEREGs hang too. Bounded: stop_timeout, then the
+	 * final DEREG's own short bound. */
+	t0 = dp_now_ms();
+	cr_assert_eq(dp_signal(&D, SIGTERM), 0);
+	bool exited = dp_wait_exit(&D, 2000 + 3000);
+	int64_t took = dp_now_ms() - t0;
+	cr_assert(exited, "the shutdown hung with the server hanging");
+	cr_log_info("SIGTERM with a hanging server: exit after %lld ms", (long long)took);
+	cr_expect(WIFEXITED(D.status), "status 0x%x", D.status);
+	cr_expect_eq(dp_group_pids(&D, NULL, 0), 0, "processes outlived the supervisor");
+	cr_expect_eq(dp_ledger_ids(&D, WS[1], NULL, 0), 1, "the ledger lost workspace 1's ids");
+}
+
+/* ---- exit 78 ---- */
+
+#define WS_FOREIGN "5e000000-0000-4000-8000-000000000009"
+
+/* Waits for the foreign workspace's worker to give up; false (with the
+ * reason in the log) when it died some other way first. */
+static bool foreign_exits_78(void)
+{
+	int64_t until = dp_now_ms() + 20000;
+	while (dp_now_ms() < until) {
+		if (dp_log_has(&D, "worker exited", WS_FOREIGN, "exited with status 78", NULL))
+			return true;
+		if (dp_log_has(&D, "worker exited", WS_FOREIGN, "killed by signal", NULL))
+			return false;
+		dp_sleep_ms(50);
+	}
+	return false;
+}
+
+static void exit_78(const char *liveness)
+{
+	/* Workspace 9 exists, but the token's user is no member: REG answers
+	 * 404 "workspace not found"; the worker gives up with 78. */
+	start_plane(1, "{\"id\":\"" WS_FOREIGN "\",\"name\":\"foreign\",\"members\":[\"u2\"]}", NULL);
+	char list[128];
+	snprintf(list, sizeof list, "%s %s", WS[1], WS_FOREIGN);
+	struct dp_config c = { .workspaces = list, .profile_sync_interval = "300ms",
+			       .worker_liveness_timeout = liveness };
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	pid_t p1 = dp_worker_pid(&D, WS[1]);
+
+	cr_assert(foreign_exits_78(),
+		  "the worker of the foreign workspace did not exit with 78 (FATAL reported: %s; "
+		  "killed for liveness: %d times)",
+		  dp_log_has(&D, "worker reports a configuration error", WS_FOREIGN, NULL, NULL)
+			  ? "yes" : "no",
+		  dp_log_count(&D, "killing worker", WS_FOREIGN, "missed its liveness deadline", NULL));
+	cr_assert(DP_WAIT(dp_worker_pid(&D, WS_FOREIGN) == 0, 2000));
+	cr_assert(DP_WAIT(dp_log_has(&D, WS_FOREIGN, "not restarted until a reload", NULL, NULL), 2000),
+		  "the supervisor did not park the workspace");
+	int started = dp_log_count(&D, "worker started", WS_FOREIGN, NULL, NULL);
+	long seq0 = dp_journal_last_seq(&FP);
+
+	/* Parked: nothing restarts it for a while. */
+	int64_t until = dp_now_ms() + 3000;
+	while (dp_now_ms() < until) {
+		cr_assert_eq(dp_worker_pid(&D, WS_FOREIGN), 0, "the exit-78 worker was restarted");
+		dp_sleep_ms(100);
+	}
+	cr_expect_eq(dp_log_count(&D, "worker started", WS_FOREIGN, NULL, NULL), started);
+	cr_expect_eq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS_FOREIGN, 0), 0);
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), p1);
+
+	/* A reload starts it again. */
+	cr_assert_eq(dp_signal(&D, SIGHUP), 0);
+	cr_assert(DP_WAIT(dp_log_count(&D, "worker started", WS_FOREIGN, NULL, NULL) > started, 5000),
+		  "the exit-78 worker was not started again by the reload");
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS_FOREIGN, 0)
+			  >= 1, 5000), "the restarted worker did not try to register");
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), p1, "the healthy worker was restarted by the reload");
+	cr_expect_eq(dp_count_online(&FP, WS_FOREIGN), 0);
+	cr_expect_eq(dp_count_online(&FP, WS[1]), 1);
+}
+
+/* A liveness timeout long enough for the worker to wind down after FATAL. */
+Test(supervisor_faults, exit_78_workspace_not_restarted_until_hup)
+{
+	exit_78("8s");
+}
+
+/* With the suite's usual 1 s liveness timeout: the give-up must not be
+ * mistaken for a hang (killed, counted as a crash, restarted for ever). */
+Test(supervisor_faults, exit_78_not_lost_to_liveness_kill_with_short_timeout)
+{
+	exit_78("1s");
+}
