@@ -24,6 +24,14 @@ static void beat_done(struct mc_call *call, void *arg)
 		mc_call_free(call); /* the runtime was dropped meanwhile */
 		return;
 	}
+	if (w->stop_requested) {
+		/* Landed: the final DEREG can now be the last word on this row. */
+		rt->beat = NULL;
+		mc_call_free(call);
+		if (w->waiting_beats && !mc_heartbeat_in_flight(w))
+			mc_registrar_event(w, EV_BEATS_DONE);
+		return;
+	}
 	rt->beat = NULL;
 	const struct mc_api_error *e = mc_call_error(call);
 	bool fatal = mc_worker_note_auth(w, e);
@@ -53,6 +61,8 @@ static void beat_done(struct mc_call *call, void *arg)
 	mc_call_free(call);
 	if (fatal)
 		mc_worker_fatal(w, "the server rejects this daemon's token");
+	else if (w->waiting_beats && !mc_heartbeat_in_flight(w))
+		mc_registrar_event(w, EV_BEATS_DONE);
 }
 
 void mc_heartbeat_tick(struct mc_worker *w, mc_ms_t now)
@@ -91,6 +101,14 @@ mc_ms_t mc_heartbeat_next_deadline(const struct mc_worker *w)
 			d = t;
 	}
 	return d;
+}
+
+bool mc_heartbeat_in_flight(const struct mc_worker *w)
+{
+	for (size_t i = 0; i < w->tracked.n; i++)
+		if (w->tracked.v[i].beat != NULL)
+			return true;
+	return false;
 }
 
 void mc_heartbeat_cancel_all(struct mc_worker *w)

@@ -520,7 +520,6 @@ static void finish_stop(struct mc_worker *w, bool deregistered)
 
 static void cancel_side_calls(struct mc_worker *w)
 {
-	mc_heartbeat_cancel_all(w);
 	for (size_t i = 0; i < w->n_ro; i++)
 		mc_call_free(w->ro[i]);
 	w->n_ro = 0;
@@ -534,6 +533,17 @@ static void begin_final_dereg(struct mc_worker *w)
 {
 	cancel_side_calls(w);
 	cancel_reg_call(w);
+	/* A heartbeat already on the wire revives its row if it lands after the
+	 * DEREG (the server revives offline rows): let in-flight beats land
+	 * first, for at most MC_WORKER_BEAT_WAIT_MS of the stop budget. */
+	if (mc_heartbeat_in_flight(w) &&
+	    mc_now_ms() < w->stop_deadline - MC_WORKER_STOP_BUDGET_MS + MC_WORKER_BEAT_WAIT_MS) {
+		w->waiting_beats = true;
+		set_state(w, REG_STOPPING);
+		return;
+	}
+	w->waiting_beats = false;
+	mc_heartbeat_cancel_all(w);
 	char **ids;
 	size_t n;
 	if (mc_tracked_take_all(&w->tracked, &ids, &n) < 0) {
@@ -624,7 +634,9 @@ static void on_deregistering(struct mc_worker *w, enum mc_reg_event ev)
 
 static void on_stopping(struct mc_worker *w, enum mc_reg_event ev)
 {
-	if (ev == EV_DEREG_DONE)
+	if (ev == EV_BEATS_DONE && w->waiting_beats)
+		begin_final_dereg(w);
+	else if (ev == EV_DEREG_DONE)
 		on_final_dereg_done(w);
 	else if (ev == EV_STOP_DEADLINE)
 		finish_stop(w, false);
@@ -698,6 +710,11 @@ static mc_ms_t drift_delay(const struct mc_worker *w)
 void mc_registrar_timers(struct mc_worker *w, mc_ms_t now)
 {
 	if (w->stop_requested) {
+		if (w->waiting_beats &&
+		    now >= w->stop_deadline - MC_WORKER_STOP_BUDGET_MS + MC_WORKER_BEAT_WAIT_MS) {
+			begin_final_dereg(w); /* the beats took too long: DEREG now */
+			return;
+		}
 		if (now >= w->stop_deadline ||
 		    (w->reg == REG_REGISTERING && now >= w->stop_deadline - 2000))
 			mc_registrar_event(w, EV_STOP_DEADLINE);
@@ -724,8 +741,11 @@ void mc_registrar_timers(struct mc_worker *w, mc_ms_t now)
 
 mc_ms_t mc_registrar_next_deadline(const struct mc_worker *w)
 {
-	if (w->stop_requested)
+	if (w->stop_requested) {
+		if (w->waiting_beats)
+			return w->stop_deadline - MC_WORKER_STOP_BUDGET_MS + MC_WORKER_BEAT_WAIT_MS;
 		return w->reg == REG_REGISTERING ? w->stop_deadline - 2000 : w->stop_deadline;
+	}
 	mc_ms_t d = w->next_drift_at;
 	if (w->step_retry_at > 0 && (d == 0 || w->step_retry_at < d))
 		d = w->step_retry_at;

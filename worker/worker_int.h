@@ -24,6 +24,7 @@
 #define MC_WORKER_IPC_FD 3
 #define MC_WORKER_HOLD_FD 4
 #define MC_WORKER_STOP_BUDGET_MS 5000
+#define MC_WORKER_BEAT_WAIT_MS 1500
 #define MC_WORKER_AUTH_FAILURES_FATAL 3
 
 /* Handshake with the supervisor: HELLO sent, then CONFIG, TOKEN, PROBES. */
@@ -63,6 +64,7 @@ enum mc_reg_event {
 	EV_DEREG_DONE,
 	EV_STOP,
 	EV_STOP_DEADLINE,
+	EV_BEATS_DONE,       /* stopping: no heartbeat is in flight any more */
 	EV_COUNT,
 };
 
@@ -125,6 +127,7 @@ struct mc_worker {
 	bool stop_requested;
 	mc_ms_t stop_deadline;
 	bool stop_deregistered;
+	bool waiting_beats;             /* stopping: letting in-flight beats land first */
 	int exit_code;
 	bool exit_now;
 
@@ -156,6 +159,7 @@ void mc_worker_fatal(struct mc_worker *w, const char *reason);
 void mc_heartbeat_tick(struct mc_worker *w, mc_ms_t now);
 mc_ms_t mc_heartbeat_next_deadline(const struct mc_worker *w);
 void mc_heartbeat_cancel_all(struct mc_worker *w);
+bool mc_heartbeat_in_flight(const struct mc_worker *w);
 
 /* peer.c */
 int mc_peer_report(struct mc_worker *w);

@@ -771,3 +771,24 @@ Test(worker, garbage_from_the_supervisor_ends_the_worker_cleanly)
 	free(a);
 	fx_stop(&fx);
 }
+
+/* A heartbeat already on the wire at STOP must land before the final DEREG:
+ * the server revives an offline row on a heartbeat, so the other order
+ * would leave the runtime online with nothing serving it. */
+Test(worker, stop_lets_an_in_flight_heartbeat_land_before_the_dereg)
+{
+	struct fixture fx;
+	fx_start_plane(&fx, "[]");
+	fx_start_worker(&fx, true);
+	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
+	char *a = strdup(fx.h.report.ids[0]);
+	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\",\"delay_ms\":600,\"count\":1}"), 200);
+	int beats = count(&fx, "POST", HB_PATH);
+	wh_pump(&fx.h, 250); /* the next beat goes out and is held by the server */
+	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
+	cr_assert(fx.h.stopped_deregistered);
+	cr_assert_gt(count(&fx, "POST", HB_PATH), beats, "the held heartbeat was answered");
+	assert_status(&fx, a, "offline");
+	free(a);
+	fx_stop(&fx);
+}
