@@ -8,7 +8,9 @@
 
 #include <sodium.h>
 
-#define READER_CAP (MC_IPC_HEADER_SIZE + MC_IPC_MAX_PAYLOAD)
+/* Frames are small; a reader starts small and grows only for a large one
+ * (a thousand idle workers' readers stay a few MiB in the supervisor). */
+#define READER_INITIAL 4096
 
 void mc_ipc_header_encode(uint8_t out[MC_IPC_HEADER_SIZE], uint16_t type, uint32_t len)
 {
@@ -44,9 +46,10 @@ int mc_ipc_header_decode(const uint8_t in[MC_IPC_HEADER_SIZE], mc_ipc_type_ok_fn
 int mc_ipc_reader_init(struct mc_ipc_reader *r, mc_ipc_type_ok_fn type_ok)
 {
 	memset(r, 0, sizeof *r);
-	r->buf = malloc(READER_CAP);
+	r->buf = malloc(READER_INITIAL);
 	if (r->buf == NULL)
 		return -1;
+	r->cap = READER_INITIAL;
 	r->type_ok = type_ok;
 	return 0;
 }
@@ -54,11 +57,11 @@ int mc_ipc_reader_init(struct mc_ipc_reader *r, mc_ipc_type_ok_fn type_ok)
 void mc_ipc_reader_free(struct mc_ipc_reader *r)
 {
 	if (r->buf != NULL) {
-		sodium_memzero(r->buf, READER_CAP);
+		sodium_memzero(r->buf, r->cap);
 		free(r->buf);
 	}
 	r->buf = NULL;
-	r->used = r->consumed = 0;
+	r->cap = r->used = r->consumed = 0;
 }
 
 /* Drops the frames already handed out, wiping them, so the buffer has room. */
@@ -73,13 +76,37 @@ static void reader_compact(struct mc_ipc_reader *r)
 	r->consumed = 0;
 }
 
+/* Grows the buffer to hold the frame whose header is buffered. Returns 0,
+ * or -1 when it needs no room (complete, or an invalid header that
+ * mc_ipc_reader_next will report) or memory ran out. */
+static int reader_grow(struct mc_ipc_reader *r)
+{
+	uint16_t type;
+	uint32_t len;
+	if (r->used < MC_IPC_HEADER_SIZE ||
+	    mc_ipc_header_decode(r->buf, r->type_ok, &type, &len) < 0)
+		return -1;
+	size_t need = MC_IPC_HEADER_SIZE + (size_t)len;
+	if (need <= r->cap)
+		return -1;
+	uint8_t *nb = malloc(need);
+	if (nb == NULL)
+		return -1;
+	memcpy(nb, r->buf, r->used);
+	sodium_memzero(r->buf, r->cap); /* may hold the token */
+	free(r->buf);
+	r->buf = nb;
+	r->cap = need;
+	return 0;
+}
+
 int mc_ipc_reader_fill(struct mc_ipc_reader *r, int fd)
 {
 	reader_compact(r);
-	if (r->used == READER_CAP)
-		return 0; /* a whole maximal frame is buffered: caller must take it */
+	if (r->used == r->cap && reader_grow(r) < 0)
+		return 0; /* a whole frame (or a bad header) is buffered: take it */
 	for (;;) {
-		ssize_t n = read(fd, r->buf + r->used, READER_CAP - r->used);
+		ssize_t n = read(fd, r->buf + r->used, r->cap - r->used);
 		if (n > 0) {
 			r->used += (size_t)n;
 			return 1;

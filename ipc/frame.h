@@ -34,7 +34,9 @@ struct mc_ipc_frame {
 typedef int (*mc_ipc_type_ok_fn)(uint16_t type);
 
 struct mc_ipc_reader {
-	uint8_t *buf;           /* heap, MC_IPC_HEADER_SIZE + MC_IPC_MAX_PAYLOAD */
+	uint8_t *buf;           /* heap; grows to the frame at hand, at most
+				   MC_IPC_HEADER_SIZE + MC_IPC_MAX_PAYLOAD */
+	size_t cap;
 	size_t used;            /* bytes in buf */
 	size_t consumed;        /* bytes of buf already returned as frames */
 	mc_ipc_type_ok_fn type_ok;

@@ -642,6 +642,14 @@ void mc_wk_on_ipc(struct mc_sv *sv, struct mc_wk *wk, uint32_t events)
 static void running_timer(struct mc_sv *sv, struct mc_wk *wk, mc_ms_t now)
 {
 	mc_ms_t dead_at = wk->last_pong_at + sv->cfg.worker_liveness_timeout_ms;
+	if (now >= dead_at && wk->fd >= 0) {
+		/* On a starved host the pong may sit unread behind other events:
+		 * read the socket before calling the worker dead. */
+		read_frames(sv, wk);
+		if (wk->state != WK_RUNNING || wk->pid <= 0)
+			return;
+		dead_at = wk->last_pong_at + sv->cfg.worker_liveness_timeout_ms;
+	}
 	if (now >= dead_at) {
 		kill_worker(sv, wk, "missed its liveness deadline");
 		return;
