@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="cmake make gcc pkg-config
-libcurl4-openssl-dev libcjson-dev libsodium-dev libbsd-dev libinih-dev
+libcurl4-openssl-dev libssl-dev libcjson-dev libsodium-dev libbsd-dev libinih-dev
 libmicrohttpd-dev libcriterion-dev libsystemd-dev
 ${MC_EXTRA_PKGS:-}"
 
