@@ -1,4 +1,4 @@
-/* multica-fakeplane: what every request handler gets (the shared state, the
+/* multica-fakeplane: what every request handler receives (the shared state, the
  * journal, the faults) and the request/reply types between the MHD layer
  * (http.c) and the handlers (api.c, admin.c), which know nothing of MHD. */
 #ifndef FP_APP_H
