@@ -13,94 +13,13 @@
 #include "common/clock.h"
 #include "tests/support/fakeplane_proc.h"
 #include "tests/support/worker_harness.h"
+#include "tests/support/worker_fixture.h"
 #include "worker/worker.h"
 
 TestSuite(worker, .timeout = 60);
 
-#define WS    "0c6e1f4a-8a51-4d27-9d3c-1b2a3c4d5e6f"
-#define PROF1 "a1111111-1111-4111-8111-111111111111"
-#define PROF2 "a2222222-2222-4222-8222-222222222222"
-#define TOKEN "mul_test_token"
 
-#define REG_PATH   "/api/daemon/register"
-#define DEREG_PATH "/api/daemon/deregister"
-#define PROF_PATH  "/api/daemon/workspaces/" WS "/runtime-profiles"
-#define HB_PATH    "/api/daemon/heartbeat"
-#define RO_PREFIX  "/api/daemon/runtimes/"
 
-static const struct mc_builtin CLAUDE = { "claude", "Claude", "2.1.0" };
-
-struct fixture {
-	struct fp_proc fp;
-	struct wh h;
-	char *cli_dir;
-	char path_env[600];
-};
-
-static const char *seed_with(const char *profiles_json)
-{
-	static char seed[4096];
-	snprintf(seed, sizeof seed,
-		 "{\"tokens\":{\"" TOKEN "\":\"u1\"},"
-		 "\"workspaces\":[{\"id\":\"" WS "\",\"name\":\"ws\",\"members\":[\"u1\"]}],"
-		 "\"profiles\":%s,\"tasks\":[]}", profiles_json);
-	return seed;
-}
-
-static const char *profile_json(const char *id, const char *name, const char *cmd, bool enabled)
-{
-	static char buf[2][512];
-	static int k;
-	k ^= 1;
-	snprintf(buf[k], sizeof buf[k],
-		 "{\"id\":\"%s\",\"workspace_id\":\"" WS "\",\"display_name\":\"%s\","
-		 "\"protocol_family\":\"claude\",\"command_name\":\"%s\",\"fixed_args\":[],"
-		 "\"visibility\":\"workspace\",\"enabled\":%s}",
-		 id, name, cmd, enabled ? "true" : "false");
-	return buf[k];
-}
-
-static void fx_start_plane(struct fixture *fx, const char *profiles_json)
-{
-	memset(fx, 0, sizeof *fx);
-	const char *clis[] = { "my-claude", "other-claude", NULL };
-	fx->cli_dir = wh_fake_cli_dir(clis, "9.9.9");
-	cr_assert_not_null(fx->cli_dir);
-	snprintf(fx->path_env, sizeof fx->path_env, "%s:/usr/bin:/bin", fx->cli_dir);
-	cr_assert_eq(fp_start(&fx->fp, seed_with(profiles_json), NULL), 0);
-}
-
-static void fx_start_worker_opts(struct fixture *fx, struct wh_opts o)
-{
-	o.server_url = o.server_url ? o.server_url : fx->fp.url;
-	o.token = o.token ? o.token : TOKEN;
-	o.workspace_id = WS;
-	o.path_env = o.path_env ? o.path_env : fx->path_env;
-	cr_assert_eq(wh_start(&fx->h, &o), 0);
-}
-
-static void fx_start_worker(struct fixture *fx, bool with_claude)
-{
-	struct wh_opts o = { 0 };
-	if (with_claude) {
-		o.builtins = &CLAUDE;
-		o.n_builtins = 1;
-	}
-	fx_start_worker_opts(fx, o);
-}
-
-static void fx_stop(struct fixture *fx)
-{
-	wh_free(&fx->h);
-	fp_stop(&fx->fp);
-	wh_rmtree(fx->cli_dir);
-	free(fx->cli_dir);
-}
-
-static int count(struct fixture *fx, const char *method, const char *prefix)
-{
-	return fp_journal_count(&fx->fp, method, prefix);
-}
 
 /* The body (parsed) of the n-th (0-based) journaled request matching. */
 static cJSON *nth_body(struct fixture *fx, const char *method, const char *path, int n)
@@ -120,31 +39,6 @@ static cJSON *nth_body(struct fixture *fx, const char *method, const char *path,
 	}
 	cJSON_Delete(j);
 	return found;
-}
-
-static bool wait_count(struct fixture *fx, const char *method, const char *prefix, int want,
-		       int timeout_ms)
-{
-	mc_ms_t until = mc_now_ms() + timeout_ms;
-	while (mc_now_ms() < until) {
-		if (count(fx, method, prefix) >= want)
-			return true;
-		wh_pump(&fx->h, 20);
-	}
-	return count(fx, method, prefix) >= want;
-}
-
-static char *status_of(struct fixture *fx, const char *id)
-{
-	return fp_runtime_status(&fx->fp, id);
-}
-
-static void assert_status(struct fixture *fx, const char *id, const char *want)
-{
-	char *s = status_of(fx, id);
-	cr_assert_not_null(s, "runtime %s has no row", id);
-	cr_assert_str_eq(s, want, "runtime %s is %s, want %s", id, s, want);
-	free(s);
 }
 
 static long admin(struct fixture *fx, const char *method, const char *path, const char *body)
@@ -179,12 +73,12 @@ Test(worker, first_registration_registers_then_recovers_orphans_for_every_id)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "Team Claude", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "Team Claude", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, true);
 
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000), "no report of 2 runtimes");
-	cr_assert(wait_count(&fx, "POST", RO_PREFIX, 2, 3000));
+	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 2, 3000));
 
 	cJSON *reg = nth_body(&fx, "POST", REG_PATH, 0);
 	cr_assert_not_null(reg);
@@ -212,8 +106,8 @@ Test(worker, first_registration_registers_then_recovers_orphans_for_every_id)
 	for (size_t i = 0; i < fx.h.report.n; i++) {
 		char path[128];
 		snprintf(path, sizeof path, RO_PREFIX "%s/recover-orphans", fx.h.report.ids[i]);
-		cr_assert_eq(count(&fx, "POST", path), 1, "no recover-orphans for %s", path);
-		assert_status(&fx, fx.h.report.ids[i], "online");
+		cr_assert_eq(fx_count(&fx, "POST", path), 1, "no recover-orphans for %s", path);
+		fx_assert_status(&fx, fx.h.report.ids[i], "online");
 	}
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
@@ -225,12 +119,12 @@ Test(worker, nothing_to_register_sends_no_request)
 	fx_start_plane(&fx, "[]");
 	fx_start_worker(&fx, false);
 	wh_pump(&fx.h, 600);
-	cr_assert_geq(count(&fx, "GET", PROF_PATH), 2, "the drift loop keeps checking");
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 0);
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_geq(fx_count(&fx, "GET", PROF_PATH), 2, "the drift loop keeps checking");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 0);
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	cr_assert(fx.h.stopped && fx.h.stopped_deregistered);
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0, "nothing held: no DEREG at stop");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0, "nothing held: no DEREG at stop");
 	fx_stop(&fx);
 }
 
@@ -240,16 +134,16 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_NoDrift_DoesNotReregister)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
-	int gets = count(&fx, "GET", PROF_PATH);
+	int gets = fx_count(&fx, "GET", PROF_PATH);
 	wh_pump(&fx.h, 800);
-	cr_assert_geq(count(&fx, "GET", PROF_PATH), gets + 3, "one GET per interval");
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
-	cr_assert_geq(count(&fx, "POST", HB_PATH), 4, "heartbeats flow");
+	cr_assert_geq(fx_count(&fx, "GET", PROF_PATH), gets + 3, "one GET per interval");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1);
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_geq(fx_count(&fx, "POST", HB_PATH), 4, "heartbeats flow");
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
 }
@@ -258,16 +152,16 @@ Test(worker, profiles_reordered_by_the_server_do_not_reregister)
 {
 	struct fixture fx;
 	char profiles[2048];
-	snprintf(profiles, sizeof profiles, "[%s,%s]", profile_json(PROF1, "P1", "my-claude", true),
-		 profile_json(PROF2, "P2", "other-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s,%s]", fx_profile_json(PROF1, "P1", "my-claude", true),
+		 fx_profile_json(PROF2, "P2", "other-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, false);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
 	/* The server answers the same profiles in the other order from now on. */
 	char fault[3072], body[2048];
 	snprintf(body, sizeof body, "{\"workspace_id\":\"" WS "\",\"runtime_profiles\":[%s,%s]}",
-		 profile_json(PROF2, "P2", "other-claude", true),
-		 profile_json(PROF1, "P1", "my-claude", true));
+		 fx_profile_json(PROF2, "P2", "other-claude", true),
+		 fx_profile_json(PROF1, "P1", "my-claude", true));
 	cJSON *b = cJSON_CreateString(body);
 	char *bs = cJSON_PrintUnformatted(b);
 	snprintf(fault, sizeof fault,
@@ -275,10 +169,10 @@ Test(worker, profiles_reordered_by_the_server_do_not_reregister)
 	free(bs);
 	cJSON_Delete(b);
 	cr_assert_eq(fp_fault(&fx.fp, fault), 200);
-	int gets = count(&fx, "GET", PROF_PATH);
+	int gets = fx_count(&fx, "GET", PROF_PATH);
 	wh_pump(&fx.h, 700);
-	cr_assert_geq(count(&fx, "GET", PROF_PATH), gets + 2);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
+	cr_assert_geq(fx_count(&fx, "GET", PROF_PATH), gets + 2);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
 }
@@ -289,18 +183,18 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_NewProfileTriggersReregister)
 	fx_start_plane(&fx, "[]");
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
-	cr_assert(wait_count(&fx, "POST", RO_PREFIX, 1, 2000));
+	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 1, 2000));
 	char *builtin_id = strdup(fx.h.report.ids[0]);
 	/* A running task on the built-in must survive the drift. */
 	char task[256];
 	snprintf(task, sizeof task, "{\"id\":\"b3333333-3333-4333-8333-333333333333\",\"runtime_id\":\"%s\",\"status\":\"running\"}", builtin_id);
 	cr_assert_eq(admin(&fx, "POST", "/_admin/tasks", task), 200);
 	mc_ms_t t0 = mc_now_ms();
-	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", profile_json(PROF1, "New", "my-claude", true)), 200);
+	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF1, "New", "my-claude", true)), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 3000), "the new profile's runtime is not reported");
 	cr_assert_leq(mc_now_ms() - t0, 150 + 150 + 500, "picked up within an interval (+slack)");
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 2);
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 1, "drift never recovers orphans");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2);
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 1, "drift never recovers orphans");
 	cr_assert(wh_report_has(&fx.h, builtin_id), "the built-in kept its id");
 	cJSON *st = fp_state(&fx.fp);
 	cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "tasks"), 0);
@@ -308,7 +202,7 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_NewProfileTriggersReregister)
 	cJSON_Delete(st);
 	/* A second refresh with the same list does nothing. */
 	wh_pump(&fx.h, 500);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 2);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2);
 	free(builtin_id);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
@@ -318,12 +212,12 @@ Test(worker, rename_is_drift)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "Before", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "Before", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, false);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
 	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"display_name\":\"After\"}"), 200);
-	cr_assert(wait_count(&fx, "POST", REG_PATH, 2, 3000));
+	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 3000));
 	cJSON *reg = nth_body(&fx, "POST", REG_PATH, 1);
 	cJSON *rt = cJSON_GetArrayItem(cJSON_GetObjectItem(reg, "runtimes"), 0);
 	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(rt, "name")), "After (testhost)");
@@ -336,28 +230,28 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_DisableConvergesCustomOnlyDaemon)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "Only", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "Only", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, false);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
 	char *id = strdup(fx.h.report.ids[0]);
-	cr_assert(wait_count(&fx, "POST", RO_PREFIX, 1, 2000));
+	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 1, 2000));
 	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 0, 3000));
-	cr_assert(wait_count(&fx, "POST", DEREG_PATH, 1, 2000));
+	cr_assert(fx_wait_count(&fx, "POST", DEREG_PATH, 1, 2000));
 	cJSON *d = nth_body(&fx, "POST", DEREG_PATH, 0);
 	cJSON *ids = cJSON_GetObjectItem(d, "runtime_ids");
 	cr_assert_eq(cJSON_GetArraySize(ids), 1);
 	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(ids, 0)), id);
 	cJSON_Delete(d);
-	assert_status(&fx, id, "offline");
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "converge sends no REG");
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 1, "converge sends no RO");
+	fx_assert_status(&fx, id, "offline");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1, "converge sends no REG");
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 1, "converge sends no RO");
 	/* Quiet afterwards. */
 	wh_pump(&fx.h, 600);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 1);
-	assert_status(&fx, id, "offline");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1);
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 1);
+	fx_assert_status(&fx, id, "offline");
 	free(id);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
@@ -367,7 +261,7 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_DisableOneOfManyDeregistersDroppedI
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
@@ -375,16 +269,16 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_DisableOneOfManyDeregistersDroppedI
 	char *builtin = runtime_for_profile(&fx, NULL);
 	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 3000));
-	cr_assert(wait_count(&fx, "POST", DEREG_PATH, 1, 2000));
+	cr_assert(fx_wait_count(&fx, "POST", DEREG_PATH, 1, 2000));
 	cJSON *d = nth_body(&fx, "POST", DEREG_PATH, 0);
 	cJSON *ids = cJSON_GetObjectItem(d, "runtime_ids");
 	cr_assert_eq(cJSON_GetArraySize(ids), 1);
 	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(ids, 0)), custom);
 	cJSON_Delete(d);
 	cr_assert(wh_report_has(&fx.h, builtin));
-	assert_status(&fx, builtin, "online");
-	assert_status(&fx, custom, "offline");
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 2, "only the first registration's RO");
+	fx_assert_status(&fx, builtin, "online");
+	fx_assert_status(&fx, custom, "offline");
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 2, "only the first registration's RO");
 	free(custom);
 	free(builtin);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
@@ -395,7 +289,7 @@ Test(worker, command_vanishing_from_path_fails_the_profile_and_deregisters_it)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
@@ -404,14 +298,14 @@ Test(worker, command_vanishing_from_path_fails_the_profile_and_deregisters_it)
 	snprintf(path, sizeof path, "%s/my-claude", fx.cli_dir);
 	cr_assert_eq(unlink(path), 0);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 3000));
-	cr_assert(wait_count(&fx, "POST", DEREG_PATH, 1, 2000));
+	cr_assert(fx_wait_count(&fx, "POST", DEREG_PATH, 1, 2000));
 	cJSON *reg = nth_body(&fx, "POST", REG_PATH, 1);
 	cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(reg, "failed_profiles"), 0);
 	cr_assert_not_null(f);
 	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(f, "reason")),
 			 "command not found on PATH: my-claude");
 	cJSON_Delete(reg);
-	assert_status(&fx, custom, "offline");
+	fx_assert_status(&fx, custom, "offline");
 	free(custom);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
@@ -425,10 +319,10 @@ Test(worker, RegisterRuntimes_unsupported_family_and_missing_command_are_failed_
 		 "[{\"id\":\"" PROF1 "\",\"workspace_id\":\"" WS "\",\"display_name\":\"G\","
 		 "\"protocol_family\":\"gemini\",\"command_name\":\"my-claude\",\"fixed_args\":[],"
 		 "\"visibility\":\"workspace\",\"enabled\":true},%s]",
-		 profile_json(PROF2, "Missing", "no-such-cli", true));
+		 fx_profile_json(PROF2, "Missing", "no-such-cli", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, false);
-	cr_assert(wait_count(&fx, "POST", REG_PATH, 1, 5000));
+	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 1, 5000));
 	cJSON *reg = nth_body(&fx, "POST", REG_PATH, 0);
 	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(reg, "runtimes")), 0);
 	cJSON *fl = cJSON_GetObjectItem(reg, "failed_profiles");
@@ -439,7 +333,7 @@ Test(worker, RegisterRuntimes_unsupported_family_and_missing_command_are_failed_
 			 "command not found on PATH: no-such-cli");
 	cJSON_Delete(reg);
 	wh_pump(&fx.h, 500);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "failed-only workspaces do not re-register every tick");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1, "failed-only workspaces do not re-register every tick");
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
 }
@@ -448,8 +342,8 @@ Test(worker, RegisterRuntimes_PrefersCommandPathOverride_and_falls_back_to_path)
 {
 	struct fixture fx;
 	char profiles[2048];
-	snprintf(profiles, sizeof profiles, "[%s,%s]", profile_json(PROF1, "Over", "my-claude", true),
-		 profile_json(PROF2, "Bad", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s,%s]", fx_profile_json(PROF1, "Over", "my-claude", true),
+		 fx_profile_json(PROF2, "Bad", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	char good[600], bad[600];
 	snprintf(good, sizeof good, "%s/other-claude", fx.cli_dir);
@@ -480,7 +374,7 @@ static void assert_no_storm_while_fault(const char *fault_body)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
@@ -489,10 +383,10 @@ static void assert_no_storm_while_fault(const char *fault_body)
 		 fault_body);
 	cr_assert_eq(fp_fault(&fx.fp, fault), 200);
 	/* A real change on the server that the worker cannot see. */
-	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", profile_json(PROF2, "P2", "other-claude", true)), 200);
+	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF2, "P2", "other-claude", true)), 200);
 	wh_pump(&fx.h, 900);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "no REG while the fetch fails");
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0, "no DEREG while the fetch fails");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1, "no REG while the fetch fails");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0, "no DEREG while the fetch fails");
 	cr_assert_eq(fx.h.report.n, 2, "runtimes kept");
 	cr_assert_geq(wh_ping(&fx.h, 42, 1000), 0, "worker alive and answering");
 	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
@@ -538,9 +432,9 @@ Test(worker, register_500_leaves_signature_and_backs_off)
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
 	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" REG_PATH "\",\"status\":500,\"body\":\"{\\\"error\\\":\\\"db down\\\"}\",\"count\":-1}"), 200);
-	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", profile_json(PROF1, "P1", "my-claude", true)), 200);
+	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF1, "P1", "my-claude", true)), 200);
 	wh_pump(&fx.h, 1500);
-	int regs = count(&fx, "POST", REG_PATH);
+	int regs = fx_count(&fx, "POST", REG_PATH);
 	/* 1 s of 150 ms ticks would be ~10 attempts without backoff. */
 	cr_assert_geq(regs, 2, "retried");
 	cr_assert_leq(regs, 7, "no register storm (%d)", regs);
@@ -557,29 +451,29 @@ Test(worker, HandleRuntimeGone_PrunesAndReregisters_recovering_only_the_new_id)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
-	cr_assert(wait_count(&fx, "POST", RO_PREFIX, 2, 2000));
+	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 2, 2000));
 	char *builtin = runtime_for_profile(&fx, NULL);
 	char *custom = runtime_for_profile(&fx, PROF1);
 	char path[128];
 	snprintf(path, sizeof path, "/_admin/runtimes/%s", builtin);
 	cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
-	cr_assert(wait_count(&fx, "POST", REG_PATH, 2, 3000), "no recovery REG");
+	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 3000), "no recovery REG");
 	cr_assert(wh_wait_report_n(&fx.h, 2, 3000));
 	cr_assert_not(wh_report_has(&fx.h, builtin), "the deleted id is gone");
 	cr_assert(wh_report_has(&fx.h, custom), "the survivor keeps its id");
 	char *fresh = runtime_for_profile(&fx, NULL);
 	cr_assert_str_neq(fresh, builtin);
-	cr_assert(wait_count(&fx, "POST", RO_PREFIX, 3, 2000));
+	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 3, 2000));
 	wh_pump(&fx.h, 300);
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 3, "RO only for the new id");
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 3, "RO only for the new id");
 	snprintf(path, sizeof path, RO_PREFIX "%s/recover-orphans", fresh);
-	cr_assert_eq(count(&fx, "POST", path), 1);
+	cr_assert_eq(fx_count(&fx, "POST", path), 1);
 	snprintf(path, sizeof path, RO_PREFIX "%s/recover-orphans", custom);
-	cr_assert_eq(count(&fx, "POST", path), 1, "the survivor was not orphan-recovered again");
+	cr_assert_eq(fx_count(&fx, "POST", path), 1, "the survivor was not orphan-recovered again");
 	free(builtin);
 	free(custom);
 	free(fresh);
@@ -591,8 +485,8 @@ Test(worker, HandleRuntimeGone_CoalescesConcurrentCallers)
 {
 	struct fixture fx;
 	char profiles[2048];
-	snprintf(profiles, sizeof profiles, "[%s,%s]", profile_json(PROF1, "P1", "my-claude", true),
-		 profile_json(PROF2, "P2", "other-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s,%s]", fx_profile_json(PROF1, "P1", "my-claude", true),
+		 fx_profile_json(PROF2, "P2", "other-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 3, 5000));
@@ -601,9 +495,9 @@ Test(worker, HandleRuntimeGone_CoalescesConcurrentCallers)
 		snprintf(path, sizeof path, "/_admin/runtimes/%s", fx.h.report.ids[i]);
 		cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
 	}
-	cr_assert(wait_count(&fx, "POST", REG_PATH, 2, 3000));
+	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 3000));
 	wh_pump(&fx.h, 600);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 2, "one recovery for the whole wave");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2, "one recovery for the whole wave");
 	cr_assert_eq(fx.h.report.n, 3);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
@@ -613,9 +507,9 @@ Test(worker, profile_deleted_on_server_recovers_without_it)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
-	struct wh_opts o = { .builtins = &CLAUDE, .n_builtins = 1, .profile_sync_ms = 5000 };
+	struct wh_opts o = { .builtins = &FX_CLAUDE, .n_builtins = 1, .profile_sync_ms = 5000 };
 	fx_start_worker_opts(&fx, o);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
 	char *builtin = runtime_for_profile(&fx, NULL);
@@ -623,9 +517,9 @@ Test(worker, profile_deleted_on_server_recovers_without_it)
 	/* The sync interval is long: the heartbeat's 404 drives this. */
 	cr_assert(wh_wait_report_n(&fx.h, 1, 3000));
 	cr_assert(wh_report_has(&fx.h, builtin));
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 2);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2);
 	wh_pump(&fx.h, 200);
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 2, "no RO for the surviving built-in");
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 2, "no RO for the surviving built-in");
 	free(builtin);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
@@ -637,7 +531,7 @@ Test(worker, stop_deregisters_everything_in_one_request)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
@@ -645,12 +539,12 @@ Test(worker, stop_deregisters_everything_in_one_request)
 	cr_assert_eq(wh_stop(&fx.h, 6000), MC_WORKER_EXIT_OK);
 	cr_assert(fx.h.stopped && fx.h.stopped_deregistered);
 	cr_assert_eq(fx.h.report.n, 0, "the last report is empty");
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 1);
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 1);
 	cJSON *d = nth_body(&fx, "POST", DEREG_PATH, 0);
 	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(d, "runtime_ids")), 2);
 	cJSON_Delete(d);
-	assert_status(&fx, a, "offline");
-	assert_status(&fx, b, "offline");
+	fx_assert_status(&fx, a, "offline");
+	fx_assert_status(&fx, b, "offline");
 	free(a);
 	free(b);
 	fx_stop(&fx);
@@ -665,7 +559,7 @@ Test(worker, supervisor_eof_deregisters_and_exits)
 	char *a = strdup(fx.h.report.ids[0]);
 	wh_close(&fx.h);
 	cr_assert_eq(wh_wait_exit(&fx.h, 6000), MC_WORKER_EXIT_OK);
-	assert_status(&fx, a, "offline");
+	fx_assert_status(&fx, a, "offline");
 	free(a);
 	fx_stop(&fx);
 }
@@ -679,7 +573,7 @@ Test(worker, sigterm_deregisters_and_exits)
 	char *a = strdup(fx.h.report.ids[0]);
 	kill(fx.h.pid, SIGTERM);
 	cr_assert_eq(wh_wait_exit(&fx.h, 6000), MC_WORKER_EXIT_OK);
-	assert_status(&fx, a, "offline");
+	fx_assert_status(&fx, a, "offline");
 	free(a);
 	fx_stop(&fx);
 }
@@ -688,11 +582,11 @@ Test(worker, stop_mid_registration_leaves_nothing_online)
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" REG_PATH "\",\"delay_ms\":700,\"count\":1}"), 200);
 	fx_start_worker(&fx, true);
-	cr_assert(wait_count(&fx, "GET", PROF_PATH, 1, 3000));
+	cr_assert(fx_wait_count(&fx, "GET", PROF_PATH, 1, 3000));
 	wh_pump(&fx.h, 200); /* the REG is now in flight, held by the server */
 	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
 	cJSON *st = fp_state(&fx.fp);
@@ -713,11 +607,11 @@ Test(worker, bad_token_exits_78_with_fatal)
 {
 	struct fixture fx;
 	fx_start_plane(&fx, "[]");
-	struct wh_opts o = { .token = "mul_wrong", .builtins = &CLAUDE, .n_builtins = 1 };
+	struct wh_opts o = { .token = "mul_wrong", .builtins = &FX_CLAUDE, .n_builtins = 1 };
 	fx_start_worker_opts(&fx, o);
 	cr_assert_eq(wh_wait_exit(&fx.h, 8000), MC_WORKER_EXIT_CONFIG);
 	cr_assert(fx.h.fatal);
-	cr_assert_leq(count(&fx, NULL, "/api/"), 12, "no request storm with a bad token");
+	cr_assert_leq(fx_count(&fx, NULL, "/api/"), 12, "no request storm with a bad token");
 	fx_stop(&fx);
 }
 
@@ -743,16 +637,16 @@ Test(worker, builtin_probe_change_reregisters)
 	fx_start_plane(&fx, "[]");
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
-	struct mc_builtin two[2] = { CLAUDE, { "codex", "Codex", "0.5.0" } };
+	struct mc_builtin two[2] = { FX_CLAUDE, { "codex", "Codex", "0.5.0" } };
 	cr_assert_eq(wh_send_probes(&fx.h, two, 2), 0);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 3000));
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 2);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2);
 	wh_pump(&fx.h, 200);
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 1, "no RO for a built-in change");
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 1, "no RO for a built-in change");
 	/* The same result again: nothing. */
 	cr_assert_eq(wh_send_probes(&fx.h, two, 2), 0);
 	wh_pump(&fx.h, 400);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 2);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
 }
@@ -767,7 +661,7 @@ Test(worker, garbage_from_the_supervisor_ends_the_worker_cleanly)
 	const char junk[] = "\x00\x05\x00\x00\x00\x00\x00\x03xyz";
 	cr_assert_eq(write(fx.h.fd, junk, sizeof junk - 1), (ssize_t)(sizeof junk - 1));
 	cr_assert_eq(wh_wait_exit(&fx.h, 6000), MC_WORKER_EXIT_FAILURE);
-	assert_status(&fx, a, "offline");
+	fx_assert_status(&fx, a, "offline");
 	free(a);
 	fx_stop(&fx);
 }
@@ -783,12 +677,12 @@ Test(worker, stop_lets_an_in_flight_heartbeat_land_before_the_dereg)
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
 	char *a = strdup(fx.h.report.ids[0]);
 	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\",\"delay_ms\":600,\"count\":1}"), 200);
-	int beats = count(&fx, "POST", HB_PATH);
+	int beats = fx_count(&fx, "POST", HB_PATH);
 	wh_pump(&fx.h, 250); /* the next beat goes out and is held by the server */
 	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
 	cr_assert(fx.h.stopped_deregistered);
-	cr_assert_gt(count(&fx, "POST", HB_PATH), beats, "the held heartbeat was answered");
-	assert_status(&fx, a, "offline");
+	cr_assert_gt(fx_count(&fx, "POST", HB_PATH), beats, "the held heartbeat was answered");
+	fx_assert_status(&fx, a, "offline");
 	free(a);
 	fx_stop(&fx);
 }

@@ -17,121 +17,22 @@
 #include "common/clock.h"
 #include "tests/support/fakeplane_proc.h"
 #include "tests/support/worker_harness.h"
+#include "tests/support/worker_fixture.h"
 #include "worker/worker.h"
 
 TestSuite(worker_faults, .timeout = 60);
 
-#define WS    "0c6e1f4a-8a51-4d27-9d3c-1b2a3c4d5e6f"
-#define PROF1 "a1111111-1111-4111-8111-111111111111"
-#define PROF2 "a2222222-2222-4222-8222-222222222222"
-#define TOKEN "mul_test_token"
 
-#define REG_PATH   "/api/daemon/register"
-#define DEREG_PATH "/api/daemon/deregister"
-#define PROF_PATH  "/api/daemon/workspaces/" WS "/runtime-profiles"
-#define HB_PATH    "/api/daemon/heartbeat"
-#define RO_PREFIX  "/api/daemon/runtimes/"
 
 #define ANY_STATUS (-1)
 
-static const struct mc_builtin CLAUDE = { "claude", "Claude", "2.1.0" };
 
 /* A short stale threshold so that rows whose heartbeats fail go offline on
  * the server, and only the worker's resumed heartbeats bring them back. */
 static const char *const FAST_SWEEP[] = { "--sweep-interval", "100ms", "--stale-after", "1s",
 					  NULL };
 
-struct fixture {
-	struct fp_proc fp;
-	struct wh h;
-	char *cli_dir;
-	char path_env[600];
-};
-
 /* ---- helpers (after tests/integration/test_worker.c) ---- */
-
-static const char *seed_with(const char *profiles_json)
-{
-	static char seed[4096];
-	snprintf(seed, sizeof seed,
-		 "{\"tokens\":{\"" TOKEN "\":\"u1\"},"
-		 "\"workspaces\":[{\"id\":\"" WS "\",\"name\":\"ws\",\"members\":[\"u1\"]}],"
-		 "\"profiles\":%s,\"tasks\":[]}", profiles_json);
-	return seed;
-}
-
-static const char *profile_json(const char *id, const char *name, const char *cmd, bool enabled)
-{
-	static char buf[2][512];
-	static int k;
-	k ^= 1;
-	snprintf(buf[k], sizeof buf[k],
-		 "{\"id\":\"%s\",\"workspace_id\":\"" WS "\",\"display_name\":\"%s\","
-		 "\"protocol_family\":\"claude\",\"command_name\":\"%s\",\"fixed_args\":[],"
-		 "\"visibility\":\"workspace\",\"enabled\":%s}",
-		 id, name, cmd, enabled ? "true" : "false");
-	return buf[k];
-}
-
-static void fx_start_plane_args(struct fixture *fx, const char *profiles_json,
-				const char *const *extra)
-{
-	memset(fx, 0, sizeof *fx);
-	const char *clis[] = { "my-claude", "other-claude", NULL };
-	fx->cli_dir = wh_fake_cli_dir(clis, "9.9.9");
-	cr_assert_not_null(fx->cli_dir);
-	snprintf(fx->path_env, sizeof fx->path_env, "%s:/usr/bin:/bin", fx->cli_dir);
-	cr_assert_eq(fp_start(&fx->fp, seed_with(profiles_json), extra), 0);
-}
-
-static void fx_start_plane(struct fixture *fx, const char *profiles_json)
-{
-	fx_start_plane_args(fx, profiles_json, NULL);
-}
-
-static void fx_start_worker_opts(struct fixture *fx, struct wh_opts o)
-{
-	o.server_url = o.server_url ? o.server_url : fx->fp.url;
-	o.token = o.token ? o.token : TOKEN;
-	o.workspace_id = WS;
-	o.path_env = o.path_env ? o.path_env : fx->path_env;
-	cr_assert_eq(wh_start(&fx->h, &o), 0);
-}
-
-static void fx_start_worker(struct fixture *fx, bool with_claude)
-{
-	struct wh_opts o = { 0 };
-	if (with_claude) {
-		o.builtins = &CLAUDE;
-		o.n_builtins = 1;
-	}
-	fx_start_worker_opts(fx, o);
-}
-
-static void fx_stop(struct fixture *fx)
-{
-	wh_free(&fx->h);
-	fp_stop(&fx->fp);
-	wh_rmtree(fx->cli_dir);
-	free(fx->cli_dir);
-}
-
-static int count(struct fixture *fx, const char *method, const char *prefix)
-{
-	return fp_journal_count(&fx->fp, method, prefix);
-}
-
-static bool wait_count(struct fixture *fx, const char *method, const char *prefix, int want,
-		       int timeout_ms)
-{
-	mc_ms_t until = mc_now_ms() + timeout_ms;
-	while (mc_now_ms() < until) {
-		if (count(fx, method, prefix) >= want)
-			return true;
-		wh_pump(&fx->h, 20);
-	}
-	return count(fx, method, prefix) >= want;
-}
 
 /* Journal entries matching method and path prefix (NULL: any), with the
  * given answer status (ANY_STATUS: any), seq above after_seq (-1: all), and
@@ -188,14 +89,6 @@ static double last_seq(struct fixture *fx)
 static char *status_of(struct fixture *fx, const char *id)
 {
 	return fp_runtime_status(&fx->fp, id);
-}
-
-static void assert_status(struct fixture *fx, const char *id, const char *want)
-{
-	char *s = status_of(fx, id);
-	cr_assert_not_null(s, "runtime %s has no row", id);
-	cr_assert_str_eq(s, want, "runtime %s is %s, want %s", id, s, want);
-	free(s);
 }
 
 /* Pumps until runtime id has the status want on the server. */
@@ -280,13 +173,13 @@ static void fx_two_runtimes(struct fixture *fx, const char *const *plane_args,
 			    struct wh_opts o, struct idset *ids)
 {
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane_args(fx, profiles, plane_args);
-	o.builtins = &CLAUDE;
+	o.builtins = &FX_CLAUDE;
 	o.n_builtins = 1;
 	fx_start_worker_opts(fx, o);
 	cr_assert(wh_wait_report_n(&fx->h, 2, 8000), "no report of 2 runtimes");
-	cr_assert(wait_count(fx, "POST", RO_PREFIX, 2, 5000), "first registration incomplete");
+	cr_assert(fx_wait_count(fx, "POST", RO_PREFIX, 2, 5000), "first registration incomplete");
 	idset_take(ids, &fx->h);
 }
 
@@ -313,8 +206,8 @@ static void heartbeat_fault_keeps_runtimes(const char *fault_json, long http_tim
 	struct wh_opts o = { .http_timeout_ms = http_timeout_ms };
 	fx_two_runtimes(&fx, FAST_SWEEP, o, &ids);
 	unsigned reports = fx.h.n_reports;
-	int regs = count(&fx, "POST", REG_PATH);
-	int ros = count(&fx, "POST", RO_PREFIX);
+	int regs = fx_count(&fx, "POST", REG_PATH);
+	int ros = fx_count(&fx, "POST", RO_PREFIX);
 	cr_assert_eq(regs, 1);
 
 	double seq0 = last_seq(&fx);
@@ -337,9 +230,9 @@ static void heartbeat_fault_keeps_runtimes(const char *fault_json, long http_tim
 		}
 	}
 	wh_pump(&fx.h, 300);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), regs, "no REG while heartbeats fail");
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0, "no DEREG while heartbeats fail");
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), ros, "no recover-orphans while heartbeats fail");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), regs, "no REG while heartbeats fail");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0, "no DEREG while heartbeats fail");
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), ros, "no recover-orphans while heartbeats fail");
 	cr_assert_eq(fx.h.n_reports, reports, "the report changed while heartbeats failed");
 	assert_report_is(&fx.h, &ids);
 
@@ -349,8 +242,8 @@ static void heartbeat_fault_keeps_runtimes(const char *fault_json, long http_tim
 	for (size_t i = 0; i < ids.n; i++)
 		cr_assert(wait_status(&fx, ids.ids[i], "online", 5000),
 			  "row %s not back online", ids.ids[i]);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), regs, "heartbeats alone revive the rows");
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), regs, "heartbeats alone revive the rows");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
 	cr_assert_eq(fx.h.n_reports, reports);
 	assert_report_is(&fx.h, &ids);
 
@@ -399,8 +292,8 @@ Test(worker_faults, heartbeat_timeout_is_enforced_by_the_worker)
 			  "the hung server instead of timing out (%d seen)", ids.ids[i],
 			  (long)window, jcount(&fx, "POST", HB_PATH, 500, seq0, ids.ids[i]));
 	}
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1);
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
 	assert_report_is(&fx.h, &ids);
 	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
 	idset_free(&ids);
@@ -421,17 +314,17 @@ Test(worker_faults, heartbeat_malformed_json_keeps_runtime_no_recovery)
 		cr_assert(wait_jcount(&fx, "POST", HB_PATH, 200, seq0, ids.ids[i], 6, 10000),
 			  "no garbage-answered heartbeats for %s", ids.ids[i]);
 	wh_pump(&fx.h, 300);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "a garbage heartbeat answer is no runtime-gone");
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 2);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1, "a garbage heartbeat answer is no runtime-gone");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 2);
 	cr_assert_eq(fx.h.n_reports, reports, "the report changed");
 	assert_report_is(&fx.h, &ids);
 	double seq1 = last_seq(&fx);
 	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	assert_beats_resume(&fx, &ids, seq1, 2);
 	for (size_t i = 0; i < ids.n; i++)
-		assert_status(&fx, ids.ids[i], "online");
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
+		fx_assert_status(&fx, ids.ids[i], "online");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1);
 	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
 	idset_free(&ids);
 	fx_stop(&fx);
@@ -455,15 +348,15 @@ Test(worker_faults, heartbeat_plain_404_is_not_runtime_gone)
 		cr_assert(wait_jcount(&fx, "POST", HB_PATH, 404, seq0, ids.ids[i], 5, 10000),
 			  "no 404-answered heartbeats for %s", ids.ids[i]);
 	wh_pump(&fx.h, 300);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "a plain 404 triggered a recovery REG");
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1, "a plain 404 triggered a recovery REG");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
 	cr_assert_eq(fx.h.n_reports, reports, "a plain 404 dropped a runtime from the report");
 	assert_report_is(&fx.h, &ids);
 	cr_assert_not(fx.h.fatal, "a plain 404 is not a configuration error");
 	double seq1 = last_seq(&fx);
 	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	assert_beats_resume(&fx, &ids, seq1, 2);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1);
 	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
 	idset_free(&ids);
 	fx_stop(&fx);
@@ -492,11 +385,11 @@ Test(worker_faults, deregister_500_at_stop_exits_0_not_deregistered)
 	cr_assert_eq(fx.h.report.n, ids.n, "the last report lists the ids still online");
 	for (size_t i = 0; i < ids.n; i++)
 		cr_assert(wh_report_has(&fx.h, ids.ids[i]));
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 1, "one DEREG at stop, not retried");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 1, "one DEREG at stop, not retried");
 	/* The rows are still online on the server: the supervisor's ledger
 	 * cleanup is what takes them offline now. */
 	for (size_t i = 0; i < ids.n; i++)
-		assert_status(&fx, ids.ids[i], "online");
+		fx_assert_status(&fx, ids.ids[i], "online");
 	idset_free(&ids);
 	fx_stop(&fx);
 }
@@ -527,7 +420,7 @@ Test(worker_faults, recover_orphans_500_at_first_registration_registration_stand
 {
 	struct fixture fx;
 	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", profile_json(PROF1, "P1", "my-claude", true));
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
 	fx_start_plane(&fx, profiles);
 	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" RO_PREFIX "\","
 			      "\"status\":500,\"body\":\"{\\\"error\\\":\\\"db down\\\"}\","
@@ -542,13 +435,13 @@ Test(worker_faults, recover_orphans_500_at_first_registration_registration_stand
 	double seq0 = last_seq(&fx);
 	assert_beats_resume(&fx, &ids, seq0, 4);
 	for (size_t i = 0; i < ids.n; i++)
-		assert_status(&fx, ids.ids[i], "online");
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 1, "the registration stands");
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+		fx_assert_status(&fx, ids.ids[i], "online");
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1, "the registration stands");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
 	cr_assert_eq(fx.h.n_reports, reports);
 	assert_report_is(&fx.h, &ids);
 	/* Fire and forget today; a retry would be fine, a storm would not. */
-	int ros = count(&fx, "POST", RO_PREFIX);
+	int ros = fx_count(&fx, "POST", RO_PREFIX);
 	cr_assert_leq(ros, 4, "recover-orphans storm (%d)", ros);
 	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
 	cr_assert(fx.h.stopped_deregistered);
@@ -569,7 +462,7 @@ static void register_answer_is_failed(const char *body_json)
 	fx_start_plane(&fx, "[]");
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 8000));
-	cr_assert(wait_count(&fx, "POST", RO_PREFIX, 1, 5000));
+	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 1, 5000));
 	struct idset ids;
 	idset_take(&ids, &fx.h);
 	unsigned reports = fx.h.n_reports;
@@ -589,26 +482,26 @@ static void register_answer_is_failed(const char *body_json)
 	cJSON_Delete(bs);
 	cr_assert_eq(fp_fault(&fx.fp, fault), 200);
 	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles",
-			   profile_json(PROF1, "P1", "my-claude", true)), 200);
-	cr_assert(wait_count(&fx, "POST", REG_PATH, 2, 5000), "no drift REG");
+			   fx_profile_json(PROF1, "P1", "my-claude", true)), 200);
+	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 5000), "no drift REG");
 	mc_ms_t t0 = mc_now_ms();
 	wh_pump(&fx.h, 2000);
 	mc_ms_t window = mc_now_ms() - t0;
-	int regs = count(&fx, "POST", REG_PATH) - 1;
+	int regs = fx_count(&fx, "POST", REG_PATH) - 1;
 	/* 150 ms ticks: ~13 attempts in 2 s without backoff; with the step
 	 * backoff (150 ms doubling to 600 ms) about 5. */
 	cr_assert_geq(regs, 2, "not retried (%d REGs in %ld ms)", regs, (long)window);
 	cr_assert_leq(regs, 8, "register storm: %d REGs in %ld ms", regs, (long)window);
 	cr_assert_eq(fx.h.n_reports, reports, "a bad REG answer changed the report");
 	assert_report_is(&fx.h, &ids);
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0, "a bad REG answer deregistered something");
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 1, "a bad REG answer sent recover-orphans");
-	assert_status(&fx, ids.ids[0], "online");
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0, "a bad REG answer deregistered something");
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 1, "a bad REG answer sent recover-orphans");
+	fx_assert_status(&fx, ids.ids[0], "online");
 
 	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 8000), "not retried after the fault cleared");
 	cr_assert(wh_report_has(&fx.h, ids.ids[0]), "the built-in kept its id");
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
 	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
 	idset_free(&ids);
 	fx_stop(&fx);
@@ -666,7 +559,7 @@ Test(worker_faults, DistinctDeletionsWithinCoalesceWindowBothRecover)
 	char path[160];
 	snprintf(path, sizeof path, "/_admin/runtimes/%s", first);
 	cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
-	cr_assert(wait_count(&fx, "POST", REG_PATH, 2, 5000), "no first recovery REG");
+	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 5000), "no first recovery REG");
 	/* Recovery complete: the report holds a fresh id for the built-in. */
 	mc_ms_t until = mc_now_ms() + 5000;
 	while (mc_now_ms() < until &&
@@ -686,7 +579,7 @@ Test(worker_faults, DistinctDeletionsWithinCoalesceWindowBothRecover)
 	mc_ms_t t_del2 = mc_now_ms();
 	snprintf(path, sizeof path, "/_admin/runtimes/%s", second);
 	cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
-	cr_assert(wait_count(&fx, "POST", REG_PATH, 3, 5000),
+	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 3, 5000),
 		  "the second, distinct deletion was coalesced into the first recovery");
 	mc_ms_t took = mc_now_ms() - t_del2;
 	cr_assert_lt(took, 5000, "second recovery took %ld ms", (long)took);
@@ -700,21 +593,21 @@ Test(worker_faults, DistinctDeletionsWithinCoalesceWindowBothRecover)
 	char *third = runtime_for_profile(&fx, NULL);
 	cr_assert_not_null(third);
 	cr_assert(wh_report_has(&fx.h, third));
-	assert_status(&fx, third, "online");
-	assert_status(&fx, custom, "online");
+	fx_assert_status(&fx, third, "online");
+	fx_assert_status(&fx, custom, "online");
 
 	/* Exactly two recoveries, each with recover-orphans for its new id only. */
 	wh_pump(&fx.h, 500);
-	cr_assert_eq(count(&fx, "POST", REG_PATH), 3);
-	cr_assert_eq(count(&fx, "POST", DEREG_PATH), 0);
+	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 3);
+	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
 	char ro[200];
 	snprintf(ro, sizeof ro, RO_PREFIX "%s/recover-orphans", second);
-	cr_assert_eq(count(&fx, "POST", ro), 1);
+	cr_assert_eq(fx_count(&fx, "POST", ro), 1);
 	snprintf(ro, sizeof ro, RO_PREFIX "%s/recover-orphans", third);
-	cr_assert(wait_count(&fx, "POST", ro, 1, 3000));
+	cr_assert(fx_wait_count(&fx, "POST", ro, 1, 3000));
 	snprintf(ro, sizeof ro, RO_PREFIX "%s/recover-orphans", custom);
-	cr_assert_eq(count(&fx, "POST", ro), 1, "the survivor was orphan-recovered again");
-	cr_assert_eq(count(&fx, "POST", RO_PREFIX), 4);
+	cr_assert_eq(fx_count(&fx, "POST", ro), 1, "the survivor was orphan-recovered again");
+	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 4);
 
 	free(custom);
 	free(first);

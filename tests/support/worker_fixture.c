@@ -1,0 +1,101 @@
+#include "tests/support/worker_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "common/clock.h"
+
+const struct mc_builtin FX_CLAUDE = { "claude", "Claude", "2.1.0" };
+
+const char *fx_seed_with(const char *profiles_json)
+{
+	static char seed[4096];
+	snprintf(seed, sizeof seed,
+		 "{\"tokens\":{\"" TOKEN "\":\"u1\"},"
+		 "\"workspaces\":[{\"id\":\"" WS "\",\"name\":\"ws\",\"members\":[\"u1\"]}],"
+		 "\"profiles\":%s,\"tasks\":[]}", profiles_json);
+	return seed;
+}
+
+const char *fx_profile_json(const char *id, const char *name, const char *cmd, bool enabled)
+{
+	static char buf[2][512];
+	static int k;
+	k ^= 1;
+	snprintf(buf[k], sizeof buf[k],
+		 "{\"id\":\"%s\",\"workspace_id\":\"" WS "\",\"display_name\":\"%s\","
+		 "\"protocol_family\":\"claude\",\"command_name\":\"%s\",\"fixed_args\":[],"
+		 "\"visibility\":\"workspace\",\"enabled\":%s}",
+		 id, name, cmd, enabled ? "true" : "false");
+	return buf[k];
+}
+
+void fx_start_plane_args(struct fixture *fx, const char *profiles_json, const char *const *extra)
+{
+	memset(fx, 0, sizeof *fx);
+	const char *clis[] = { "my-claude", "other-claude", NULL };
+	fx->cli_dir = wh_fake_cli_dir(clis, "9.9.9");
+	cr_assert_not_null(fx->cli_dir);
+	snprintf(fx->path_env, sizeof fx->path_env, "%s:/usr/bin:/bin", fx->cli_dir);
+	cr_assert_eq(fp_start(&fx->fp, fx_seed_with(profiles_json), extra), 0);
+}
+
+void fx_start_plane(struct fixture *fx, const char *profiles_json)
+{
+	fx_start_plane_args(fx, profiles_json, NULL);
+}
+
+void fx_start_worker_opts(struct fixture *fx, struct wh_opts o)
+{
+	o.server_url = o.server_url ? o.server_url : fx->fp.url;
+	o.token = o.token ? o.token : TOKEN;
+	o.workspace_id = WS;
+	o.path_env = o.path_env ? o.path_env : fx->path_env;
+	cr_assert_eq(wh_start(&fx->h, &o), 0);
+}
+
+void fx_start_worker(struct fixture *fx, bool with_claude)
+{
+	struct wh_opts o = { 0 };
+	if (with_claude) {
+		o.builtins = &FX_CLAUDE;
+		o.n_builtins = 1;
+	}
+	fx_start_worker_opts(fx, o);
+}
+
+void fx_stop(struct fixture *fx)
+{
+	wh_free(&fx->h);
+	fp_stop(&fx->fp);
+	wh_rmtree(fx->cli_dir);
+	free(fx->cli_dir);
+}
+
+int fx_count(struct fixture *fx, const char *method, const char *prefix)
+{
+	return fp_journal_count(&fx->fp, method, prefix);
+}
+
+bool fx_wait_count(struct fixture *fx, const char *method, const char *prefix, int want,
+		   int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	while (mc_now_ms() < until) {
+		if (fx_count(fx, method, prefix) >= want)
+			return true;
+		wh_pump(&fx->h, 20);
+	}
+	return fx_count(fx, method, prefix) >= want;
+}
+
+void fx_assert_status(struct fixture *fx, const char *id, const char *want)
+{
+	char *s = fp_runtime_status(&fx->fp, id);
+	cr_assert_not_null(s, "runtime %s has no row", id);
+	cr_assert_str_eq(s, want, "runtime %s is %s, want %s", id, s, want);
+	free(s);
+}
