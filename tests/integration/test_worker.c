@@ -133,11 +133,7 @@ Test(worker, nothing_to_register_sends_no_request)
 Test(worker, RefreshWorkspaceRuntimeProfiles_NoDrift_DoesNotReregister)
 {
 	struct fixture fx;
-	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
-	fx_start_plane(&fx, profiles);
-	fx_start_worker(&fx, true);
-	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
+	fx_start_builtin_and_profile(&fx);
 	int gets = fx_count(&fx, "GET", PROF_PATH);
 	wh_pump(&fx.h, 800);
 	cr_assert_geq(fx_count(&fx, "GET", PROF_PATH), gets + 3, "one GET per interval");
@@ -260,11 +256,7 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_DisableConvergesCustomOnlyDaemon)
 Test(worker, RefreshWorkspaceRuntimeProfiles_DisableOneOfManyDeregistersDroppedID)
 {
 	struct fixture fx;
-	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
-	fx_start_plane(&fx, profiles);
-	fx_start_worker(&fx, true);
-	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
+	fx_start_builtin_and_profile(&fx);
 	char *custom = runtime_for_profile(&fx, PROF1);
 	char *builtin = runtime_for_profile(&fx, NULL);
 	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
@@ -288,11 +280,7 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_DisableOneOfManyDeregistersDroppedI
 Test(worker, command_vanishing_from_path_fails_the_profile_and_deregisters_it)
 {
 	struct fixture fx;
-	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
-	fx_start_plane(&fx, profiles);
-	fx_start_worker(&fx, true);
-	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
+	fx_start_builtin_and_profile(&fx);
 	char *custom = runtime_for_profile(&fx, PROF1);
 	char path[600];
 	snprintf(path, sizeof path, "%s/my-claude", fx.cli_dir);
@@ -373,11 +361,7 @@ Test(worker, RegisterRuntimes_PrefersCommandPathOverride_and_falls_back_to_path)
 static void assert_no_storm_while_fault(const char *fault_body)
 {
 	struct fixture fx;
-	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
-	fx_start_plane(&fx, profiles);
-	fx_start_worker(&fx, true);
-	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
+	fx_start_builtin_and_profile(&fx);
 	char fault[1024];
 	snprintf(fault, sizeof fault, "{\"method\":\"GET\",\"path_prefix\":\"" PROF_PATH "\",%s,\"count\":-1}",
 		 fault_body);
@@ -450,11 +434,7 @@ Test(worker, register_500_leaves_signature_and_backs_off)
 Test(worker, HandleRuntimeGone_PrunesAndReregisters_recovering_only_the_new_id)
 {
 	struct fixture fx;
-	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
-	fx_start_plane(&fx, profiles);
-	fx_start_worker(&fx, true);
-	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
+	fx_start_builtin_and_profile(&fx);
 	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 2, 2000));
 	char *builtin = runtime_for_profile(&fx, NULL);
 	char *custom = runtime_for_profile(&fx, PROF1);
@@ -530,11 +510,7 @@ Test(worker, profile_deleted_on_server_recovers_without_it)
 Test(worker, stop_deregisters_everything_in_one_request)
 {
 	struct fixture fx;
-	char profiles[1024];
-	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
-	fx_start_plane(&fx, profiles);
-	fx_start_worker(&fx, true);
-	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
+	fx_start_builtin_and_profile(&fx);
 	char *a = strdup(fx.h.report.ids[0]), *b = strdup(fx.h.report.ids[1]);
 	cr_assert_eq(wh_stop(&fx.h, 6000), MC_WORKER_EXIT_OK);
 	cr_assert(fx.h.stopped && fx.h.stopped_deregistered);

@@ -67,6 +67,15 @@ void fx_start_worker(struct fixture *fx, bool with_claude)
 	fx_start_worker_opts(fx, o);
 }
 
+void fx_start_builtin_and_profile(struct fixture *fx)
+{
+	char profiles[1024];
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
+	fx_start_plane(fx, profiles);
+	fx_start_worker(fx, true);
+	cr_assert(wh_wait_report_n(&fx->h, 2, 5000), "the worker did not report its 2 runtimes");
+}
+
 void fx_stop(struct fixture *fx)
 {
 	wh_free(&fx->h);

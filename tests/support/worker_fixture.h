@@ -42,6 +42,9 @@ void fx_start_plane(struct fixture *fx, const char *profiles_json);
 /* Defaults: the emulator's URL, TOKEN, WS, the fixture's PATH. */
 void fx_start_worker_opts(struct fixture *fx, struct wh_opts o);
 void fx_start_worker(struct fixture *fx, bool with_claude);
+/* The common case: profile P1 (command my-claude) on the server, a worker
+ * with the claude built-in, both runtimes registered and reported. */
+void fx_start_builtin_and_profile(struct fixture *fx);
 void fx_stop(struct fixture *fx);
 
 /* Journal entries matching method (NULL: any) and path prefix. */
