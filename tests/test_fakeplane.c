@@ -510,6 +510,15 @@ Test(fakeplane, register_never_prunes_and_recreates_after_delete)
 	rt_id(r, 0, again);
 	cJSON_Delete(r);
 	cr_assert_str_neq(again, claude, "a deleted row comes back with a new id");
+
+	/* Every row at once: codex and the re-created claude. */
+	cJSON *all = call("DELETE", "/_admin/runtimes", NULL, NULL, 200);
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(all, "deleted_runtimes")), 2);
+	cJSON_Delete(all);
+	char *gone = fp_runtime_status(&fp, codex);
+	cr_assert_null(gone);
+	gone = fp_runtime_status(&fp, again);
+	cr_assert_null(gone);
 }
 
 Test(fakeplane, register_custom_provider_from_profile)

@@ -144,6 +144,17 @@ static void a_runtime_delete(struct fp_app *app, const cJSON *body, const char *
 		reply_ok(out);
 }
 
+static void a_runtimes_delete_all(struct fp_app *app, const cJSON *body, const char *param,
+				  struct fp_reply *out)
+{
+	fp_state_lock(app->st);
+	int n = fp_state_remove_all_runtimes(app->st);
+	fp_state_unlock(app->st);
+	cJSON *o = fp_json_object();
+	fp_json_add(o, "deleted_runtimes", cJSON_CreateNumber(n));
+	fp_reply_json(out, 200, o);
+}
+
 static void a_workspace_put(struct fp_app *app, const cJSON *body, const char *param,
 			    struct fp_reply *out)
 {
@@ -264,6 +275,7 @@ static const struct admin_route admin_routes[] = {
 	{ "PATCH", "profiles", true, true, a_profile_patch },
 	{ "DELETE", "profiles", true, false, a_profile_delete },
 	{ "DELETE", "runtimes", true, false, a_runtime_delete },
+	{ "DELETE", "runtimes", false, false, a_runtimes_delete_all },
 	{ "POST", "workspaces", false, true, a_workspace_put },
 	{ "DELETE", "workspaces", true, false, a_workspace_delete },
 	{ "POST", "tasks", false, true, a_task_add },

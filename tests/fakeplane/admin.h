@@ -8,6 +8,7 @@
  *   PATCH  /_admin/profiles/{id}       change fields -> the profile
  *   DELETE /_admin/profiles/{id}       delete it and its runtime rows -> {deleted_runtimes}
  *   DELETE /_admin/runtimes/{id}       delete one runtime row (tasks untouched)
+ *   DELETE /_admin/runtimes            delete every runtime row in one step -> {deleted_runtimes}
  *   POST   /_admin/workspaces          add, or replace name+members of, {id, name, members}
  *   DELETE /_admin/workspaces/{id}     remove it, its profiles and runtime rows
  *   POST   /_admin/tasks               add {id?, runtime_id, status, ...} -> the task

@@ -346,6 +346,16 @@ int fp_state_remove_runtime(struct fp_state *st, const char *id)
 	return -1;
 }
 
+int fp_state_remove_all_runtimes(struct fp_state *st)
+{
+	int n = (int)st->runtimes.len;
+	while (st->runtimes.len > 0) {
+		fp_runtime_free(st->runtimes.items[st->runtimes.len - 1]);
+		fp_vec_remove(&st->runtimes, st->runtimes.len - 1);
+	}
+	return n;
+}
+
 void fp_state_add_task(struct fp_state *st, struct fp_task *t)
 {
 	fp_vec_push(&st->tasks, t);

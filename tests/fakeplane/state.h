@@ -122,6 +122,9 @@ int fp_state_remove_profile(struct fp_state *st, const char *id);
 void fp_state_add_runtime(struct fp_state *st, struct fp_runtime *r);
 /* Returns 0, or -1 when absent. Tasks are left as they are. */
 int fp_state_remove_runtime(struct fp_state *st, const char *id);
+/* Removes every runtime row at once (a wave of deletions no daemon can
+ * observe half-done). Returns how many there were. */
+int fp_state_remove_all_runtimes(struct fp_state *st);
 void fp_state_add_task(struct fp_state *st, struct fp_task *t);
 
 /* The row with this upsert identity: (ws, daemon_id, profile_id) when

@@ -191,6 +191,18 @@ bool wh_wait_report_n(struct wh *h, size_t n, int timeout_ms)
 	return h->n_reports > 0 && h->report.n == n;
 }
 
+bool wh_wait_report_without(struct wh *h, const char *id, size_t n, int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	for (;;) {
+		if (h->n_reports > 0 && h->report.n == n && !wh_report_has(h, id))
+			return true;
+		if (mc_now_ms() >= until || h->exited)
+			return false;
+		wh_pump(h, 10);
+	}
+}
+
 bool wh_wait_reports(struct wh *h, unsigned k, int timeout_ms)
 {
 	mc_ms_t until = mc_now_ms() + timeout_ms;

@@ -54,6 +54,9 @@ int wh_start(struct wh *h, const struct wh_opts *o);
 void wh_pump(struct wh *h, int timeout_ms);
 /* Pumps until the last report holds n ids (true) or the timeout passes. */
 bool wh_wait_report_n(struct wh *h, size_t n, int timeout_ms);
+/* Pumps until the last report holds n ids, none of them id: the report
+ * after a change, where an earlier report may have the same size. */
+bool wh_wait_report_without(struct wh *h, const char *id, size_t n, int timeout_ms);
 /* Pumps until at least k reports have arrived in total. */
 bool wh_wait_reports(struct wh *h, unsigned k, int timeout_ms);
 bool wh_report_has(const struct wh *h, const char *id);
