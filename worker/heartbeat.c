@@ -2,7 +2,9 @@
  * one after a uniform random delay in [0, interval) so a fleet does not beat
  * in lockstep. At most one beat per runtime in flight. A 404 "runtime not
  * found" means the row is gone on the server (runtime-gone recovery); any
- * other failure is logged once per failing streak and the runtime is kept. */
+ * other failure is logged once per failing streak and the runtime is kept.
+ * The beat of a runtime that is dropped while it is out becomes a stray:
+ * it is left to land, and the dropped ids' DEREG waits for it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,21 +17,45 @@ static struct mc_tracked_rt *find_rt(struct mc_worker *w, const char *id)
 	return i >= 0 ? &w->tracked.v[i] : NULL;
 }
 
+/* Tells the registrar when the beats it waits for have all landed. */
+static void beats_landed(struct mc_worker *w)
+{
+	if ((w->waiting_beats && !mc_heartbeat_in_flight(w)) ||
+	    (w->reg == REG_DRAINING && w->n_stray_beats == 0))
+		mc_registrar_event(w, EV_BEATS_DONE);
+}
+
+static bool take_stray(struct mc_worker *w, struct mc_call *call)
+{
+	for (size_t i = 0; i < w->n_stray_beats; i++) {
+		if (w->stray_beats[i] == call) {
+			w->stray_beats[i] = w->stray_beats[--w->n_stray_beats];
+			return true;
+		}
+	}
+	return false;
+}
+
 static void beat_done(struct mc_call *call, void *arg)
 {
 	struct mc_worker *w = arg;
+	if (take_stray(w, call)) {
+		/* A dropped runtime's beat: whatever it says, it has landed. */
+		mc_call_free(call);
+		beats_landed(w);
+		return;
+	}
 	const char *id = mc_call_runtime_id(call);
 	struct mc_tracked_rt *rt = find_rt(w, id);
 	if (rt == NULL || rt->beat != call) {
-		mc_call_free(call); /* the runtime was dropped meanwhile */
+		mc_call_free(call); /* cannot happen: dropped beats are strays */
 		return;
 	}
 	if (w->stop_requested) {
 		/* Landed: the final DEREG can now be the last word on this row. */
 		rt->beat = NULL;
 		mc_call_free(call);
-		if (w->waiting_beats && !mc_heartbeat_in_flight(w))
-			mc_registrar_event(w, EV_BEATS_DONE);
+		beats_landed(w);
 		return;
 	}
 	rt->beat = NULL;
@@ -61,8 +87,8 @@ static void beat_done(struct mc_call *call, void *arg)
 	mc_call_free(call);
 	if (fatal)
 		mc_worker_fatal(w, "the server rejects this daemon's token");
-	else if (w->waiting_beats && !mc_heartbeat_in_flight(w))
-		mc_registrar_event(w, EV_BEATS_DONE);
+	else
+		beats_landed(w);
 }
 
 void mc_heartbeat_tick(struct mc_worker *w, mc_ms_t now)
@@ -105,10 +131,17 @@ mc_ms_t mc_heartbeat_next_deadline(const struct mc_worker *w)
 
 bool mc_heartbeat_in_flight(const struct mc_worker *w)
 {
+	if (w->n_stray_beats > 0)
+		return true;
 	for (size_t i = 0; i < w->tracked.n; i++)
 		if (w->tracked.v[i].beat != NULL)
 			return true;
 	return false;
+}
+
+bool mc_heartbeat_strays_in_flight(const struct mc_worker *w)
+{
+	return w->n_stray_beats > 0;
 }
 
 void mc_heartbeat_cancel_all(struct mc_worker *w)
@@ -116,5 +149,34 @@ void mc_heartbeat_cancel_all(struct mc_worker *w)
 	for (size_t i = 0; i < w->tracked.n; i++) {
 		mc_call_free(w->tracked.v[i].beat);
 		w->tracked.v[i].beat = NULL;
+	}
+	for (size_t i = 0; i < w->n_stray_beats; i++)
+		mc_call_free(w->stray_beats[i]);
+	free(w->stray_beats);
+	w->stray_beats = NULL;
+	w->n_stray_beats = 0;
+}
+
+static bool kept(const struct mc_runtime_list *keep, const char *id)
+{
+	for (size_t i = 0; keep != NULL && i < keep->n; i++)
+		if (strcmp(keep->v[i].id, id) == 0)
+			return true;
+	return false;
+}
+
+void mc_heartbeat_detach_dropped(struct mc_worker *w, const struct mc_runtime_list *keep)
+{
+	for (size_t i = 0; i < w->tracked.n; i++) {
+		struct mc_tracked_rt *rt = &w->tracked.v[i];
+		if (rt->beat == NULL || kept(keep, rt->id))
+			continue;
+		struct mc_call **grown =
+			realloc(w->stray_beats, (w->n_stray_beats + 1) * sizeof *grown);
+		if (grown == NULL)
+			continue; /* out of memory: the entry's removal cancels it */
+		w->stray_beats = grown;
+		w->stray_beats[w->n_stray_beats++] = rt->beat;
+		rt->beat = NULL;
 	}
 }

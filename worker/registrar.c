@@ -3,7 +3,7 @@
  * explicit state x event machine.
  *
  *   IDLE --KICK--> FETCHING --FETCH_DONE--> [PROBING] --> REGISTERING
- *        --REG_DONE--> [DEREGISTERING] --> IDLE
+ *        --REG_DONE--> [DRAINING --BEATS_DONE-->] [DEREGISTERING] --> IDLE
  *   any --STOP--> STOPPING (after waiting for an in-flight REG) --> DONE
  *
  * Purposes: FIRST (REG then recover-orphans for every id), DRIFT (REG only
@@ -101,24 +101,18 @@ static void finish_step(struct mc_worker *w, bool success)
 		begin_final_dereg(w);
 }
 
-static void start_dereg_dropped(struct mc_worker *w, char **ids, size_t n)
+static void send_dereg_dropped(struct mc_worker *w)
 {
 	/* Re-check right before sending: never take offline what we host. */
-	n = mc_tracked_filter_untracked(&w->tracked, ids, n);
-	if (n > 0 && w->stop_requested) {
-		/* They go out with the final DEREG, which is about to be sent. */
-		w->dereg_ids = ids;
-		w->n_dereg_ids = n;
-		finish_step(w, true);
-		return;
-	}
-	if (n == 0) {
-		free(ids);
-		finish_step(w, true);
-		return;
-	}
-	w->dereg_ids = ids;
+	size_t n = mc_tracked_filter_untracked(&w->tracked, w->dereg_ids, w->n_dereg_ids);
 	w->n_dereg_ids = n;
+	if (n == 0) {
+		free(w->dereg_ids); /* the strings went with the filter */
+		w->dereg_ids = NULL;
+		finish_step(w, true);
+		return;
+	}
+	char **ids = w->dereg_ids;
 	mc_log(MC_LOG_INFO, "deregistering runtimes no longer hosted",
 	       "count", MC_LOG_NUM(n), "first", ids[0], NULL);
 	if (!start(w, mc_call_deregister(w->api, n, (const char *const *)ids))) {
@@ -130,6 +124,31 @@ static void start_dereg_dropped(struct mc_worker *w, char **ids, size_t n)
 		return;
 	}
 	set_state(w, REG_DEREGISTERING);
+}
+
+/* Takes ownership of ids. Their beats still out land first (bounded): a
+ * beat landing after the DEREG would revive its row. */
+static void start_dereg_dropped(struct mc_worker *w, char **ids, size_t n)
+{
+	n = mc_tracked_filter_untracked(&w->tracked, ids, n);
+	if (n == 0) {
+		free(ids);
+		finish_step(w, true);
+		return;
+	}
+	w->dereg_ids = ids;
+	w->n_dereg_ids = n;
+	if (w->stop_requested) {
+		/* They go out with the final DEREG, which is about to be sent. */
+		finish_step(w, true);
+		return;
+	}
+	if (mc_heartbeat_strays_in_flight(w)) {
+		w->drain_deadline = mc_now_ms() + MC_WORKER_BEAT_WAIT_MS;
+		set_state(w, REG_DRAINING);
+		return;
+	}
+	send_dereg_dropped(w);
 }
 
 /* ---- recover-orphans: fire and forget, outside the step ---- */
@@ -228,7 +247,7 @@ static void converge_to_zero(struct mc_worker *w)
 	}
 	char **ids;
 	size_t n;
-	mc_heartbeat_cancel_all(w);
+	mc_heartbeat_detach_dropped(w, NULL);
 	if (mc_tracked_take_all(&w->tracked, &ids, &n) < 0) {
 		finish_step(w, false);
 		return;
@@ -461,6 +480,7 @@ static void on_register_done(struct mc_worker *w)
 
 	char **dropped, **added;
 	size_t n_dropped, n_added;
+	mc_heartbeat_detach_dropped(w, &resp);
 	int rc = mc_tracked_replace(&w->tracked, &resp, &dropped, &n_dropped, &added, &n_added);
 	mc_runtime_list_clear(&resp);
 	if (rc < 0) {
@@ -624,6 +644,14 @@ static void on_registering(struct mc_worker *w, enum mc_reg_event ev)
 		begin_final_dereg(w);
 }
 
+static void on_draining(struct mc_worker *w, enum mc_reg_event ev)
+{
+	if (ev == EV_BEATS_DONE)
+		send_dereg_dropped(w);
+	else if (ev == EV_STOP)
+		begin_final_dereg(w); /* it waits for the beats, then takes the ids */
+}
+
 static void on_deregistering(struct mc_worker *w, enum mc_reg_event ev)
 {
 	if (ev == EV_DEREG_DONE)
@@ -655,6 +683,7 @@ static const reg_handler handlers[REG_STATE_COUNT] = {
 	[REG_FETCHING] = on_fetching,
 	[REG_PROBING] = on_probing,
 	[REG_REGISTERING] = on_registering,
+	[REG_DRAINING] = on_draining,
 	[REG_DEREGISTERING] = on_deregistering,
 	[REG_STOPPING] = on_stopping,
 	[REG_DONE] = on_done,
@@ -720,6 +749,11 @@ void mc_registrar_timers(struct mc_worker *w, mc_ms_t now)
 			mc_registrar_event(w, EV_STOP_DEADLINE);
 		return;
 	}
+	if (w->reg == REG_DRAINING && now >= w->drain_deadline) {
+		mc_log(MC_LOG_WARN, "heartbeats of dropped runtimes are slow; deregistering anyway",
+		       NULL);
+		send_dereg_dropped(w);
+	}
 	if (w->peer != PEER_READY)
 		return;
 	if (w->next_drift_at == 0)
@@ -747,6 +781,8 @@ mc_ms_t mc_registrar_next_deadline(const struct mc_worker *w)
 		return w->reg == REG_REGISTERING ? w->stop_deadline - 2000 : w->stop_deadline;
 	}
 	mc_ms_t d = w->next_drift_at;
+	if (w->reg == REG_DRAINING && (d == 0 || w->drain_deadline < d))
+		d = w->drain_deadline;
 	if (w->step_retry_at > 0 && (d == 0 || w->step_retry_at < d))
 		d = w->step_retry_at;
 	if (w->recovery_retry && (d == 0 || w->gone.next_attempt < d))

@@ -42,6 +42,7 @@ enum mc_reg_state {
 	REG_FETCHING,        /* GET runtime-profiles in flight */
 	REG_PROBING,         /* custom-profile version probes running */
 	REG_REGISTERING,     /* POST register in flight */
+	REG_DRAINING,        /* dropped ids: their beats still out, DEREG after */
 	REG_DEREGISTERING,   /* POST deregister of dropped ids in flight */
 	REG_STOPPING,        /* final DEREG in flight (or waiting to send it) */
 	REG_DONE,            /* stopped; the loop exits */
@@ -64,7 +65,7 @@ enum mc_reg_event {
 	EV_DEREG_DONE,
 	EV_STOP,
 	EV_STOP_DEADLINE,
-	EV_BEATS_DONE,       /* stopping: no heartbeat is in flight any more */
+	EV_BEATS_DONE,       /* the beats being waited for have landed */
 	EV_COUNT,
 };
 
@@ -104,6 +105,11 @@ struct mc_worker {
 	size_t n_ids_before;
 	char **dereg_ids;               /* dropped ids being deregistered */
 	size_t n_dereg_ids;
+	mc_ms_t drain_deadline;         /* DRAINING: DEREG by then, landed or not */
+
+	/* heartbeats of dropped runtimes still on the wire (heartbeat.c) */
+	struct mc_call **stray_beats;
+	size_t n_stray_beats;
 
 	/* what is pending for the register step */
 	bool first_done;                /* first registration happened (or nothing to host) */
@@ -158,8 +164,16 @@ void mc_worker_fatal(struct mc_worker *w, const char *reason);
 /* heartbeat.c */
 void mc_heartbeat_tick(struct mc_worker *w, mc_ms_t now);
 mc_ms_t mc_heartbeat_next_deadline(const struct mc_worker *w);
+/* Cancels every beat in flight, strays included. */
 void mc_heartbeat_cancel_all(struct mc_worker *w);
+/* True while any beat is out, strays included. */
 bool mc_heartbeat_in_flight(const struct mc_worker *w);
+/* Before runtimes leave the tracked set (keep: the set that stays, NULL
+ * for none): their beats in flight become strays, left to land rather
+ * than cancelled. A cancelled request may still reach the server, after
+ * the DEREG that follows, and a heartbeat revives an offline row. */
+void mc_heartbeat_detach_dropped(struct mc_worker *w, const struct mc_runtime_list *keep);
+bool mc_heartbeat_strays_in_flight(const struct mc_worker *w);
 
 /* peer.c */
 int mc_peer_report(struct mc_worker *w);

@@ -277,6 +277,69 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_DisableOneOfManyDeregistersDroppedI
 	fx_stop(&fx);
 }
 
+/* Journal positions: the first DEREG naming id, and the last heartbeat of
+ * id (the emulator journals a request once it has been applied). */
+static void dereg_and_last_beat(struct fixture *fx, const char *id, int *dereg, int *beat)
+{
+	cJSON *j = fp_journal(&fx->fp);
+	cr_assert_not_null(j);
+	*dereg = *beat = -1;
+	int i = 0;
+	cJSON *e;
+	cJSON_ArrayForEach(e, j) {
+		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(e, "path"));
+		const char *b = cJSON_GetStringValue(cJSON_GetObjectItem(e, "body"));
+		if (p && b && strstr(b, id) != NULL) {
+			if (strcmp(p, DEREG_PATH) == 0 && *dereg < 0)
+				*dereg = i;
+			else if (strcmp(p, HB_PATH) == 0)
+				*beat = i;
+		}
+		i++;
+	}
+	cJSON_Delete(j);
+}
+
+/* Every beat takes 600 ms at the server, so the dropped runtime's beat is
+ * almost always out when the profile is disabled. A beat landing after
+ * the DEREG would bring the row back online with nothing serving it. */
+static void dropped_runtime_stays_offline(int survivors)
+{
+	struct fixture fx;
+	char profiles[1024];
+	snprintf(profiles, sizeof profiles, "[%s]", fx_profile_json(PROF1, "P1", "my-claude", true));
+	fx_start_plane(&fx, profiles);
+	fx_start_worker(&fx, survivors > 0);
+	cr_assert(wh_wait_report_n(&fx.h, (size_t)survivors + 1, 5000));
+	char *custom = runtime_for_profile(&fx, PROF1);
+	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\","
+				      "\"delay_ms\":600,\"count\":-1}"), 200);
+	cr_assert(fx_wait_count(&fx, "POST", HB_PATH, 2 * (survivors + 1), 3000));
+	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
+	cr_assert(fx_wait_count(&fx, "POST", DEREG_PATH, 1, 4000), "no DEREG of the dropped id");
+	wh_pump(&fx.h, 800); /* longer than any beat still at the server */
+	int dereg, beat;
+	dereg_and_last_beat(&fx, custom, &dereg, &beat);
+	cr_assert_geq(dereg, 0);
+	cr_assert_lt(beat, dereg, "a heartbeat of the dropped runtime landed after its DEREG");
+	fx_assert_status(&fx, custom, "offline");
+	cr_assert_eq(fx.h.report.n, (size_t)survivors);
+	free(custom);
+	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
+	fx_stop(&fx);
+}
+
+Test(worker, dropped_runtime_beat_in_flight_lands_before_its_dereg)
+{
+	dropped_runtime_stays_offline(1);
+}
+
+Test(worker, converge_to_zero_lets_the_last_beat_land_before_the_dereg)
+{
+	dropped_runtime_stays_offline(0);
+}
+
 Test(worker, command_vanishing_from_path_fails_the_profile_and_deregisters_it)
 {
 	struct fixture fx;
