@@ -353,21 +353,38 @@ void mc_helper_reap_dead(struct mc_sv *sv)
 	}
 }
 
+static struct mc_helper *running_cleanup(struct mc_sv *sv, const char *ws)
+{
+	for (struct mc_helper *h = sv->helpers; h != NULL; h = h->next)
+		if (!h->dead && h->kind == HELPER_CLEANUP && strcmp(h->ws, ws) == 0)
+			return h;
+	return NULL;
+}
+
 /* Deregisters what the ledger holds for a workspace no worker serves (left
  * by a supervisor that was killed, or by a removed workspace whose cleanup
  * failed). At most one such helper per workspace at a time. */
 struct mc_helper *mc_helper_orphan_cleanup(struct mc_sv *sv, const char *ws)
 {
-	for (struct mc_helper *h = sv->helpers; h != NULL; h = h->next)
-		if (!h->dead && h->kind == HELPER_CLEANUP && strcmp(h->ws, ws) == 0)
-			return h;
+	struct mc_helper *h = running_cleanup(sv, ws);
+	if (h != NULL)
+		return h;
 	const char *const *ids;
 	size_t n = mc_ledger_get(sv->ledger, ws, &ids);
 	if (n == 0)
 		return NULL;
-	struct mc_helper *h = helper_new(sv, HELPER_CLEANUP);
+	h = helper_new(sv, HELPER_CLEANUP);
 	if (h == NULL)
 		return NULL;
 	strlcpy(h->ws, ws, sizeof h->ws);
 	return start_dereg(sv, h, n, ids, sv->cfg.http_timeout_ms);
+}
+
+struct mc_helper *mc_helper_adopt_orphan_cleanup(struct mc_sv *sv, struct mc_wk *wk)
+{
+	struct mc_helper *h = running_cleanup(sv, wk->ws);
+	if (h == NULL || h->wk != NULL)
+		return NULL;
+	h->wk = wk;
+	return h;
 }

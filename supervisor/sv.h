@@ -241,6 +241,9 @@ void mc_wk_config_digest(const struct mc_sv *sv, const char *ws, char out[65]);
 struct mc_helper *mc_helper_dereg(struct mc_sv *sv, enum mc_helper_kind kind, struct mc_wk *wk,
 				  size_t n, const char *const *ids, mc_ms_t timeout_ms);
 struct mc_helper *mc_helper_orphan_cleanup(struct mc_sv *sv, const char *ws);
+/* The orphan cleanup of wk's workspace still running, now reporting to wk;
+ * NULL when there is none. */
+struct mc_helper *mc_helper_adopt_orphan_cleanup(struct mc_sv *sv, struct mc_wk *wk);
 struct mc_helper *mc_helper_membership(struct mc_sv *sv);
 void mc_helper_on_exit(struct mc_sv *sv, struct mc_helper *h);
 void mc_helper_on_output(struct mc_sv *sv, struct mc_helper *h);

@@ -399,6 +399,15 @@ static void start_cleanup(struct mc_sv *sv, struct mc_wk *wk)
 		after_cleanup(sv, wk); /* the final DEREG covers the ledger */
 		return;
 	}
+	/* A reload re-added a workspace whose orphan cleanup is still on the
+	 * wire: wait for that DEREG rather than race it, or it could land
+	 * after our worker's REG and take the same (upserted) ids offline. */
+	wk->cleanup = mc_helper_adopt_orphan_cleanup(sv, wk);
+	if (wk->cleanup != NULL) {
+		wk_log(MC_LOG_INFO, wk, "waiting for the running cleanup of this workspace", NULL,
+		       NULL);
+		return;
+	}
 	wk->cleanup = mc_helper_dereg(sv, HELPER_CLEANUP, wk, n, ids, sv->cfg.http_timeout_ms);
 	if (wk->cleanup == NULL)
 		arm(sv, wk, mc_now_ms() + mc_backoff_next(&wk->cleanup_backoff));

@@ -393,6 +393,76 @@ Test(supervisor_faults, sigterm_while_server_refuses_dereg_bounded_ledger_kept_n
 	cr_expect_eq(dp_count_online(&FP, NULL), 1);
 }
 
+#define DEREG_SLOW_ONCE "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\"," \
+			"\"delay_ms\":3000,\"count\":1}"
+
+/* The seq of the first (or last) request after after_seq matching method,
+ * path prefix and body_has; -1 when there is none. */
+static long find_seq(bool last, long after_seq, const char *method, const char *path,
+		     const char *body_has)
+{
+	struct dp_journal j;
+	cr_assert_eq(dp_journal_load(&FP, &j), 0);
+	long seq = -1;
+	for (size_t i = 0; i < j.n && (last || seq < 0); i++)
+		if (j.v[i].seq > after_seq && strcmp(j.v[i].method, method) == 0 &&
+		    strncmp(j.v[i].path, path, strlen(path)) == 0 &&
+		    strstr(j.v[i].body, body_has) != NULL)
+			seq = j.v[i].seq;
+	dp_journal_free(&j);
+	return seq;
+}
+
+/* A previous run left workspace 2's ids in the ledger; this run does not
+ * serve it, so an orphan cleanup deregisters them, slowly. A reload that
+ * adds workspace 2 back must wait for that DEREG: landing after the new
+ * worker's REG, it would take the same (upserted) row offline. */
+Test(supervisor_faults, workspace_readded_during_orphan_cleanup_registers_after_its_dereg)
+{
+	start_plane(2, NULL, NULL);
+	struct dp_config c = { .workspaces = ws_list(2, 2), .stop_timeout = "2s",
+			       .http_timeout = "10s" };
+	start_daemon(&c, NULL);
+	wait_ws_ready(2, 1);
+	char rt2[DP_ID_LEN + 1];
+	runtime_of(2, rt2);
+	cr_assert_eq(fp_fault(&FP, DEREG_503), 200);
+	cr_assert_eq(dp_signal(&D, SIGTERM), 0);
+	cr_assert(dp_wait_exit(&D, 6000), "the supervisor did not exit");
+	cr_assert_eq(dp_ledger_ids(&D, WS[2], NULL, 0), 1, "no leftover for the next run");
+
+	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fp_fault(&FP, DEREG_SLOW_ONCE), 200);
+	long seq0 = dp_journal_last_seq(&FP);
+	c.workspaces = ws_list(1, 1);
+	cr_assert_eq(dp_write_config(&D, &c), 0);
+	cr_assert_eq(dp_start(&D), 0);
+	wait_ws_ready(1, 1);
+	cr_assert(DP_WAIT(dp_count_children_titled(&D, "multicad: cleanup") >= 1, 3000),
+		  "no orphan cleanup for workspace 2");
+	cr_assert(dp_runtime_is(&FP, rt2, "online"), "the slow DEREG landed before the reload");
+
+	c.workspaces = ws_list(1, 2);
+	cr_assert_eq(dp_reload(&D, &c), 0);
+	wait_ws_ready(2, 1);
+	char again[DP_ID_LEN + 1];
+	runtime_of(2, again);
+	cr_assert_str_eq(again, rt2, "the server upserts: the same row comes back");
+	/* Every cleanup is over: no DEREG of rt2 is still on its way. */
+	cr_assert(DP_WAIT(dp_count_children_titled(&D, "multicad: cleanup") == 0, 8000),
+		  "the orphan cleanup never finished");
+	long reg = find_seq(false, seq0, "POST", "/api/daemon/register", WS[2]);
+	long dereg = find_seq(true, seq0, "POST", "/api/daemon/deregister", rt2);
+	cr_assert_geq(reg, 0, "no REG of workspace 2");
+	cr_assert_geq(dereg, 0, "no DEREG of the leftover");
+	cr_expect_lt(dereg, reg, "the leftover's DEREG landed after the new worker's REG");
+	cr_expect_eq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 0), 1,
+		     "the leftover was deregistered twice");
+	dp_sleep_ms(2 * HB_MS);
+	cr_expect(dp_runtime_is(&FP, rt2, "online"));
+	cr_expect_eq(dp_count_online(&FP, NULL), 2);
+}
+
 #define DEREG_HANG "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\"," \
 		   "\"delay_ms\":20000,\"count\":-1}"
 
