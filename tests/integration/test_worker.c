@@ -188,7 +188,10 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_NewProfileTriggersReregister)
 	mc_ms_t t0 = mc_now_ms();
 	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF1, "New", "my-claude", true)), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 3000), "the new profile's runtime is not reported");
-	cr_assert_leq(mc_now_ms() - t0, 150 + 150 + 500, "picked up within an interval (+slack)");
+	/* The latency itself is worker_bench's figure; this only tells the
+	 * periodic check from a broken schedule (10 intervals of slack for a
+	 * loaded sanitizer build, which also spawns the version probe). */
+	cr_assert_leq(mc_now_ms() - t0, 10 * 150, "not picked up by the periodic check");
 	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2);
 	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 1, "drift never recovers orphans");
 	cr_assert(wh_report_has(&fx.h, builtin_id), "the built-in kept its id");
@@ -665,7 +668,7 @@ Test(worker, ping_answered_while_a_request_hangs)
 	wh_pump(&fx.h, 200);
 	long rtt = wh_ping(&fx.h, 7, 1000);
 	cr_assert_geq(rtt, 0);
-	cr_assert_lt(rtt, 200, "pong took %ld ms", rtt);
+	cr_assert_lt(rtt, 750, "pong took %ld ms: the loop waited on the 1.5 s request", rtt);
 	cr_assert_eq(wh_stop(&fx.h, 6000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
 }
