@@ -23,4 +23,12 @@ int read_smaps(pid_t pid, struct mapsums *m);
 /* Private_Dirty of one name, 0 when absent. */
 long mapsum_pd(const struct mapsums *m, const char *name);
 
+/* Totals in kB from /proc/pid/smaps_rollup. */
+struct rollup {
+	long rss, pss, private_dirty, private_clean, shared_dirty, shared_clean, anon;
+};
+
+/* Fills r. 0, or -1 with errno. */
+int read_rollup(pid_t pid, struct rollup *r);
+
 #endif

@@ -461,38 +461,6 @@ static int run_quiet(const char *const *argv)
 
 /* ---- memory ---- */
 
-struct rollup {
-	long rss, pss, private_dirty, private_clean, shared_dirty, shared_clean, anon;
-};
-
-static int read_rollup(pid_t pid, struct rollup *r)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	memset(r, 0, sizeof *r);
-	static const struct { const char *key; size_t off; } keys[] = {
-		{ "Rss:", offsetof(struct rollup, rss) },
-		{ "Pss:", offsetof(struct rollup, pss) },
-		{ "Private_Dirty:", offsetof(struct rollup, private_dirty) },
-		{ "Private_Clean:", offsetof(struct rollup, private_clean) },
-		{ "Shared_Dirty:", offsetof(struct rollup, shared_dirty) },
-		{ "Shared_Clean:", offsetof(struct rollup, shared_clean) },
-		{ "Anonymous:", offsetof(struct rollup, anon) },
-	};
-	while (fgets(line, sizeof line, f) != NULL) {
-		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-			size_t kl = strlen(keys[i].key);
-			if (strncmp(line, keys[i].key, kl) == 0)
-				*(long *)((char *)r + keys[i].off) = strtol(line + kl, NULL, 10);
-		}
-	}
-	fclose(f);
-	return 0;
-}
-
 static int cmp_mapsum_pss(const void *a, const void *b)
 {
 	const struct mapsum *x = a, *y = b;
