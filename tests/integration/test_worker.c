@@ -41,32 +41,6 @@ static cJSON *nth_body(struct fixture *fx, const char *method, const char *path,
 	return found;
 }
 
-static long admin(struct fixture *fx, const char *method, const char *path, const char *body)
-{
-	char *out = NULL;
-	long st = fp_http(&fx->fp, method, path, body, NULL, &out);
-	free(out);
-	return st;
-}
-
-/* Id of the custom runtime of profile pid in the last report, via state. */
-static char *runtime_for_profile(struct fixture *fx, const char *pid)
-{
-	cJSON *st = fp_state(&fx->fp);
-	cr_assert_not_null(st);
-	char *id = NULL;
-	cJSON *r;
-	cJSON_ArrayForEach(r, cJSON_GetObjectItem(st, "runtimes")) {
-		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(r, "profile_id"));
-		if (pid == NULL ? p == NULL : (p && strcmp(p, pid) == 0)) {
-			id = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(r, "id")));
-			break;
-		}
-	}
-	cJSON_Delete(st);
-	return id;
-}
-
 /* ---- first registration ---- */
 
 Test(worker, first_registration_registers_then_recovers_orphans_for_every_id)
@@ -184,9 +158,9 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_NewProfileTriggersReregister)
 	/* A running task on the built-in must survive the drift. */
 	char task[256];
 	snprintf(task, sizeof task, "{\"id\":\"b3333333-3333-4333-8333-333333333333\",\"runtime_id\":\"%s\",\"status\":\"running\"}", builtin_id);
-	cr_assert_eq(admin(&fx, "POST", "/_admin/tasks", task), 200);
+	cr_assert_eq(fx_admin(&fx, "POST", "/_admin/tasks", task), 200);
 	mc_ms_t t0 = mc_now_ms();
-	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF1, "New", "my-claude", true)), 200);
+	cr_assert_eq(fx_admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF1, "New", "my-claude", true)), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 3000), "the new profile's runtime is not reported");
 	/* The latency itself is worker_bench's figure; this only tells the
 	 * periodic check from a broken schedule (10 intervals of slack for a
@@ -215,7 +189,7 @@ Test(worker, rename_is_drift)
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, false);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
-	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"display_name\":\"After\"}"), 200);
+	cr_assert_eq(fx_admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"display_name\":\"After\"}"), 200);
 	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 3000));
 	cJSON *reg = nth_body(&fx, "POST", REG_PATH, 1);
 	cJSON *rt = cJSON_GetArrayItem(cJSON_GetObjectItem(reg, "runtimes"), 0);
@@ -235,7 +209,7 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_DisableConvergesCustomOnlyDaemon)
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
 	char *id = strdup(fx.h.report.ids[0]);
 	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 1, 2000));
-	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
+	cr_assert_eq(fx_admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 0, 3000));
 	cr_assert(fx_wait_count(&fx, "POST", DEREG_PATH, 1, 2000));
 	cJSON *d = nth_body(&fx, "POST", DEREG_PATH, 0);
@@ -260,9 +234,9 @@ Test(worker, RefreshWorkspaceRuntimeProfiles_DisableOneOfManyDeregistersDroppedI
 {
 	struct fixture fx;
 	fx_start_builtin_and_profile(&fx);
-	char *custom = runtime_for_profile(&fx, PROF1);
-	char *builtin = runtime_for_profile(&fx, NULL);
-	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
+	char *custom = fx_runtime_of(&fx, PROF1);
+	char *builtin = fx_runtime_of(&fx, NULL);
+	cr_assert_eq(fx_admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 3000));
 	cr_assert(fx_wait_count(&fx, "POST", DEREG_PATH, 1, 2000));
 	cJSON *d = nth_body(&fx, "POST", DEREG_PATH, 0);
@@ -314,11 +288,11 @@ static void dropped_runtime_stays_offline(int survivors)
 	fx_start_plane(&fx, profiles);
 	fx_start_worker(&fx, survivors > 0);
 	cr_assert(wh_wait_report_n(&fx.h, (size_t)survivors + 1, 5000));
-	char *custom = runtime_for_profile(&fx, PROF1);
+	char *custom = fx_runtime_of(&fx, PROF1);
 	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" HB_PATH "\","
 				      "\"delay_ms\":600,\"count\":-1}"), 200);
 	cr_assert(fx_wait_count(&fx, "POST", HB_PATH, 2 * (survivors + 1), 3000));
-	cr_assert_eq(admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
+	cr_assert_eq(fx_admin(&fx, "PATCH", "/_admin/profiles/" PROF1, "{\"enabled\":false}"), 200);
 	cr_assert(fx_wait_count(&fx, "POST", DEREG_PATH, 1, 4000), "no DEREG of the dropped id");
 	wh_pump(&fx.h, 800); /* longer than any beat still at the server */
 	int dereg, beat;
@@ -328,7 +302,7 @@ static void dropped_runtime_stays_offline(int survivors)
 	fx_assert_status(&fx, custom, "offline");
 	cr_assert_eq(fx.h.report.n, (size_t)survivors);
 	free(custom);
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
 }
@@ -347,7 +321,7 @@ Test(worker, command_vanishing_from_path_fails_the_profile_and_deregisters_it)
 {
 	struct fixture fx;
 	fx_start_builtin_and_profile(&fx);
-	char *custom = runtime_for_profile(&fx, PROF1);
+	char *custom = fx_runtime_of(&fx, PROF1);
 	char path[600];
 	snprintf(path, sizeof path, "%s/my-claude", fx.cli_dir);
 	cr_assert_eq(unlink(path), 0);
@@ -433,13 +407,13 @@ static void assert_no_storm_while_fault(const char *fault_body)
 		 fault_body);
 	cr_assert_eq(fp_fault(&fx.fp, fault), 200);
 	/* A real change on the server that the worker cannot see. */
-	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF2, "P2", "other-claude", true)), 200);
+	cr_assert_eq(fx_admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF2, "P2", "other-claude", true)), 200);
 	wh_pump(&fx.h, 900);
 	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1, "no REG while the fetch fails");
 	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0, "no DEREG while the fetch fails");
 	cr_assert_eq(fx.h.report.n, 2, "runtimes kept");
 	cr_assert_geq(wh_ping(&fx.h, 42, 1000), 0, "worker alive and answering");
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 3, 4000), "converges once the server answers");
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
@@ -482,14 +456,14 @@ Test(worker, register_500_leaves_signature_and_backs_off)
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
 	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" REG_PATH "\",\"status\":500,\"body\":\"{\\\"error\\\":\\\"db down\\\"}\",\"count\":-1}"), 200);
-	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF1, "P1", "my-claude", true)), 200);
+	cr_assert_eq(fx_admin(&fx, "POST", "/_admin/profiles", fx_profile_json(PROF1, "P1", "my-claude", true)), 200);
 	wh_pump(&fx.h, 1500);
 	int regs = fx_count(&fx, "POST", REG_PATH);
 	/* 1 s of 150 ms ticks would be ~10 attempts without backoff. */
 	cr_assert_geq(regs, 2, "retried");
 	cr_assert_leq(regs, 7, "no register storm (%d)", regs);
 	cr_assert_eq(fx.h.report.n, 1);
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 6000), "the next tick retries and succeeds");
 	cr_assert_eq(wh_stop(&fx.h, 5000), MC_WORKER_EXIT_OK);
 	fx_stop(&fx);
@@ -502,15 +476,15 @@ Test(worker, HandleRuntimeGone_PrunesAndReregisters_recovering_only_the_new_id)
 	struct fixture fx;
 	fx_start_builtin_and_profile(&fx);
 	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 2, 2000));
-	char *builtin = runtime_for_profile(&fx, NULL);
-	char *custom = runtime_for_profile(&fx, PROF1);
+	char *builtin = fx_runtime_of(&fx, NULL);
+	char *custom = fx_runtime_of(&fx, PROF1);
 	char path[128];
 	snprintf(path, sizeof path, "/_admin/runtimes/%s", builtin);
-	cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", path, NULL), 200);
 	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 3000), "no recovery REG");
 	cr_assert(wh_wait_report_without(&fx.h, builtin, 2, 3000), "the deleted id is still reported");
 	cr_assert(wh_report_has(&fx.h, custom), "the survivor keeps its id");
-	char *fresh = runtime_for_profile(&fx, NULL);
+	char *fresh = fx_runtime_of(&fx, NULL);
 	cr_assert_str_neq(fresh, builtin);
 	cr_assert(fx_wait_count(&fx, "POST", RO_PREFIX, 3, 2000));
 	wh_pump(&fx.h, 300);
@@ -537,7 +511,7 @@ Test(worker, HandleRuntimeGone_CoalescesConcurrentCallers)
 	cr_assert(wh_wait_report_n(&fx.h, 3, 5000));
 	/* One step: deleting them one by one races the heartbeats, and a
 	 * recovery between two deletions is a second wave, not this one. */
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/runtimes", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/runtimes", NULL), 200);
 	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 3000));
 	wh_pump(&fx.h, 600);
 	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2, "one recovery for the whole wave");
@@ -555,8 +529,8 @@ Test(worker, profile_deleted_on_server_recovers_without_it)
 	struct wh_opts o = { .builtins = &FX_CLAUDE, .n_builtins = 1, .profile_sync_ms = 5000 };
 	fx_start_worker_opts(&fx, o);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 5000));
-	char *builtin = runtime_for_profile(&fx, NULL);
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/profiles/" PROF1, NULL), 200);
+	char *builtin = fx_runtime_of(&fx, NULL);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/profiles/" PROF1, NULL), 200);
 	/* The sync interval is long: the heartbeat's 404 drives this. The
 	 * worker reports the shrunken set before the recovery REG, so wait
 	 * for the REG itself, not for a report of one runtime. */

@@ -107,34 +107,6 @@ static bool wait_status(struct fixture *fx, const char *id, const char *want, in
 	}
 }
 
-static long admin(struct fixture *fx, const char *method, const char *path, const char *body)
-{
-	char *out = NULL;
-	long st = fp_http(&fx->fp, method, path, body, NULL, &out);
-	free(out);
-	return st;
-}
-
-/* Id of the runtime of profile pid (NULL: the built-in), via state. */
-static char *runtime_for_profile(struct fixture *fx, const char *pid)
-{
-	cJSON *st = fp_state(&fx->fp);
-	cr_assert_not_null(st);
-	char *id = NULL;
-	cJSON *r;
-	cJSON_ArrayForEach(r, cJSON_GetObjectItem(st, "runtimes")) {
-		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(r, "profile_id"));
-		const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(r, "status"));
-		if ((pid == NULL ? p == NULL : (p && strcmp(p, pid) == 0)) && s &&
-		    strcmp(s, "online") == 0) {
-			id = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(r, "id")));
-			break;
-		}
-	}
-	cJSON_Delete(st);
-	return id;
-}
-
 /* The tracked set as reported, copied (the harness's report changes). */
 struct idset {
 	size_t n;
@@ -242,7 +214,7 @@ static void heartbeat_fault_keeps_runtimes(const char *fault_json, long http_tim
 	assert_report_is(&fx.h, &ids);
 
 	double seq1 = last_seq(&fx);
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	assert_beats_resume(&fx, &ids, seq1, 2);
 	for (size_t i = 0; i < ids.n; i++)
 		cr_assert(wait_status(&fx, ids.ids[i], "online", 5000),
@@ -289,7 +261,7 @@ Test(worker_faults, heartbeat_timeout_is_enforced_by_the_worker)
 	mc_ms_t t0 = mc_now_ms();
 	wh_pump(&fx.h, 3000);
 	mc_ms_t window = mc_now_ms() - t0;
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	/* The faulted beats are journaled when the server answers, 2 s late. */
 	for (size_t i = 0; i < ids.n; i++) {
 		cr_assert(wait_jcount(&fx, "POST", HB_PATH, 500, seq0, ids.ids[i], 4, 8000),
@@ -325,7 +297,7 @@ Test(worker_faults, heartbeat_malformed_json_keeps_runtime_no_recovery)
 	cr_assert_eq(fx.h.n_reports, reports, "the report changed");
 	assert_report_is(&fx.h, &ids);
 	double seq1 = last_seq(&fx);
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	assert_beats_resume(&fx, &ids, seq1, 2);
 	for (size_t i = 0; i < ids.n; i++)
 		fx_assert_status(&fx, ids.ids[i], "online");
@@ -359,7 +331,7 @@ Test(worker_faults, heartbeat_plain_404_is_not_runtime_gone)
 	assert_report_is(&fx.h, &ids);
 	cr_assert_not(fx.h.fatal, "a plain 404 is not a configuration error");
 	double seq1 = last_seq(&fx);
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	assert_beats_resume(&fx, &ids, seq1, 2);
 	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 1);
 	cr_assert_eq(wh_stop(&fx.h, 7000), MC_WORKER_EXIT_OK);
@@ -486,7 +458,7 @@ static void register_answer_is_failed(const char *body_json)
 	free(quoted);
 	cJSON_Delete(bs);
 	cr_assert_eq(fp_fault(&fx.fp, fault), 200);
-	cr_assert_eq(admin(&fx, "POST", "/_admin/profiles",
+	cr_assert_eq(fx_admin(&fx, "POST", "/_admin/profiles",
 			   fx_profile_json(PROF1, "P1", "my-claude", true)), 200);
 	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 5000), "no drift REG");
 	mc_ms_t t0 = mc_now_ms();
@@ -503,7 +475,7 @@ static void register_answer_is_failed(const char *body_json)
 	cr_assert_eq(fx_count(&fx, "POST", RO_PREFIX), 1, "a bad REG answer sent recover-orphans");
 	fx_assert_status(&fx, ids.ids[0], "online");
 
-	cr_assert_eq(admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", "/_admin/faults", NULL), 200);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 8000), "not retried after the fault cleared");
 	cr_assert(wh_report_has(&fx.h, ids.ids[0]), "the built-in kept its id");
 	cr_assert_eq(fx_count(&fx, "POST", DEREG_PATH), 0);
@@ -556,19 +528,19 @@ Test(worker_faults, DistinctDeletionsWithinCoalesceWindowBothRecover)
 	struct idset ids;
 	struct wh_opts o = { .profile_sync_ms = 5000 }; /* heartbeats drive recovery */
 	fx_two_runtimes(&fx, NULL, o, &ids);
-	char *custom = runtime_for_profile(&fx, PROF1);
-	char *first = runtime_for_profile(&fx, NULL);
+	char *custom = fx_runtime_of(&fx, PROF1);
+	char *first = fx_runtime_of(&fx, NULL);
 	cr_assert_not_null(custom);
 	cr_assert_not_null(first);
 
 	char path[160];
 	snprintf(path, sizeof path, "/_admin/runtimes/%s", first);
-	cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", path, NULL), 200);
 	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 2, 5000), "no first recovery REG");
 	/* Recovery complete: the report holds a fresh id for the built-in. */
 	cr_assert(wh_wait_report_without(&fx.h, first, 2, 5000), "the deleted id is still reported");
 	cr_assert(wh_report_has(&fx.h, custom), "the survivor keeps its id");
-	char *second = runtime_for_profile(&fx, NULL);
+	char *second = fx_runtime_of(&fx, NULL);
 	cr_assert_not_null(second);
 	cr_assert_str_neq(second, first);
 	cr_assert(wh_report_has(&fx.h, second));
@@ -578,14 +550,14 @@ Test(worker_faults, DistinctDeletionsWithinCoalesceWindowBothRecover)
 
 	mc_ms_t t_del2 = mc_now_ms();
 	snprintf(path, sizeof path, "/_admin/runtimes/%s", second);
-	cr_assert_eq(admin(&fx, "DELETE", path, NULL), 200);
+	cr_assert_eq(fx_admin(&fx, "DELETE", path, NULL), 200);
 	cr_assert(fx_wait_count(&fx, "POST", REG_PATH, 3, 5000),
 		  "the second, distinct deletion was coalesced into the first recovery");
 	mc_ms_t took = mc_now_ms() - t_del2;
 	cr_assert_lt(took, 5000, "second recovery took %ld ms", (long)took);
 	cr_assert(wh_wait_report_without(&fx.h, second, 2, 5000), "the deleted id is still reported");
 	cr_assert(wh_report_has(&fx.h, custom));
-	char *third = runtime_for_profile(&fx, NULL);
+	char *third = fx_runtime_of(&fx, NULL);
 	cr_assert_not_null(third);
 	cr_assert(wh_report_has(&fx.h, third));
 	fx_assert_status(&fx, third, "online");

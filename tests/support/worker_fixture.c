@@ -108,3 +108,30 @@ void fx_assert_status(struct fixture *fx, const char *id, const char *want)
 	cr_assert_str_eq(s, want, "runtime %s is %s, want %s", id, s, want);
 	free(s);
 }
+
+long fx_admin(struct fixture *fx, const char *method, const char *path, const char *body)
+{
+	char *out = NULL;
+	long st = fp_http(&fx->fp, method, path, body, NULL, &out);
+	free(out);
+	return st;
+}
+
+char *fx_runtime_of(struct fixture *fx, const char *pid)
+{
+	cJSON *st = fp_state(&fx->fp);
+	cr_assert_not_null(st);
+	char *id = NULL;
+	cJSON *r;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItem(st, "runtimes")) {
+		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(r, "profile_id"));
+		const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(r, "status"));
+		if ((pid == NULL ? p == NULL : (p && strcmp(p, pid) == 0)) && s &&
+		    strcmp(s, "online") == 0) {
+			id = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(r, "id")));
+			break;
+		}
+	}
+	cJSON_Delete(st);
+	return id;
+}

@@ -53,5 +53,10 @@ int fx_count(struct fixture *fx, const char *method, const char *prefix);
 bool fx_wait_count(struct fixture *fx, const char *method, const char *prefix, int want,
 		   int timeout_ms);
 void fx_assert_status(struct fixture *fx, const char *id, const char *want);
+/* An admin request to the emulator; returns the HTTP status. */
+long fx_admin(struct fixture *fx, const char *method, const char *path, const char *body);
+/* The id of the online row of profile pid (NULL: the built-in), malloc'd;
+ * NULL when there is none. */
+char *fx_runtime_of(struct fixture *fx, const char *pid);
 
 #endif
