@@ -74,7 +74,9 @@ struct mc_secret *mc_secret_from_file(const char *path, char *err, size_t err_si
 		errno = ENOMEM;
 		return NULL;
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO (or a device) at this path must not hang the
+	 * caller (a reload on the supervisor's loop); it is refused below. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
 		set_err(err, err_size, path, strerror(e));

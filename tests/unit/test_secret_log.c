@@ -147,6 +147,24 @@ Test(secret, oversize_refused_and_limit_accepted, .init = make_tmpdir, .fini = c
 	mc_secret_free(s);
 }
 
+/* A FIFO at token_file must be refused at once: opening one for reading
+ * blocks until a writer appears, which would hang a reload on the
+ * supervisor's loop. The alarm turns a hang into a failure. */
+Test(secret, fifo_refused_without_blocking, .init = make_tmpdir, .fini = cleanup_tmpdir)
+{
+	char p[128];
+	snprintf(p, sizeof p, "%s/fifo", tmpdir);
+	cr_assert_eq(mkfifo(p, 0600), 0);
+	char err[256] = "";
+	alarm(5);
+	errno = 0;
+	struct mc_secret *s = mc_secret_from_file(p, err, sizeof err);
+	alarm(0);
+	cr_assert_null(s);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_not_null(strstr(err, "not a regular file"), "%s", err);
+}
+
 Test(secret, missing_file_and_directory, .init = make_tmpdir, .fini = cleanup_tmpdir)
 {
 	char err[256] = "";
