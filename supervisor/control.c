@@ -301,12 +301,24 @@ int mc_control_open(struct mc_sv *sv, char *err, size_t n)
 		snprintf(err, n, "control socket: %s", strerror(errno));
 		return -1;
 	}
-	/* We hold the state_dir lock, so a socket file left here is stale. */
-	unlink(sa.sun_path);
+	/* We hold the state_dir lock, so a socket left here is stale; anything
+	 * else (a file, a symlink) is not ours to delete. */
+	struct stat st;
+	if (lstat(sa.sun_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, n, "%s: exists and is not a socket (remove it or change "
+				 "control_socket)", sa.sun_path);
+			close(fd);
+			return -1;
+		}
+		unlink(sa.sun_path);
+	}
+	/* The umask alone gives 0660: no chmod, which would follow a symlink
+	 * planted between bind and chmod. */
 	mode_t old = umask(0117);
 	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
 	umask(old);
-	if (rc < 0 || chmod(sa.sun_path, 0660) < 0 || listen(fd, 16) < 0) {
+	if (rc < 0 || listen(fd, 16) < 0) {
 		snprintf(err, n, "%s: %s", sa.sun_path, strerror(errno));
 		close(fd);
 		return -1;

@@ -1024,3 +1024,87 @@ Test(multicactl_client, tty_colour_and_width)
 	cr_assert(strstr(out, "exited with status 1 after a \xe2\x80\xa6") != NULL, "%s", out);
 	free(out);
 }
+
+/* ---- the control socket's path ---- */
+
+/* Runs multicad -c conf with its output in log; returns its exit status, or
+ * -1 when it was still running after timeout_ms (then it is killed). */
+static int run_multicad_until_exit(const char *conf, const char *log, int timeout_ms)
+{
+	int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert(logfd >= 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(logfd, STDOUT_FILENO);
+		dup2(logfd, STDERR_FILENO);
+		execv(MULTICAD_BIN, (char *const[]){ (char *)MULTICAD_BIN, (char *)"-c",
+						     (char *)conf, NULL });
+		_exit(127);
+	}
+	close(logfd);
+	int st = 0;
+	int64_t deadline = now_ms() + timeout_ms;
+	pid_t r;
+	while ((r = waitpid(pid, &st, WNOHANG)) == 0 && now_ms() < deadline)
+		sleep_ms(20);
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Whatever sits at control_socket that is not a socket (a file, a
+ * symlink to one) is not multicad's to delete or chmod: it refuses to start
+ * and says why; the file is untouched. */
+Test(multicad_control_path, refuses_what_is_not_a_socket, .timeout = 60)
+{
+	memset(&fx, 0, sizeof fx);
+	const char *tmp = getenv("TMPDIR");
+	snprintf(fx.dir, sizeof fx.dir, "%s/mcsock-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	cr_assert(mkdtemp(fx.dir) != NULL);
+	snprintf(fx.conf, sizeof fx.conf, "%s/multicad.conf", fx.dir);
+	snprintf(fx.log, sizeof fx.log, "%s/multicad.log", fx.dir);
+	char path[256], target[256], link[256];
+	snprintf(path, sizeof path, "%s/token", fx.dir);
+	cr_assert(write_file(path, TOKEN "\n", 0600) == 0);
+	snprintf(target, sizeof target, "%s/precious", fx.dir);
+	cr_assert(write_file(target, "keep me\n", 0600) == 0);
+	snprintf(link, sizeof link, "%s/link.sock", fx.dir);
+	cr_assert(symlink(target, link) == 0);
+
+	const char *const socks[] = { target, link };
+	for (size_t i = 0; i < 2; i++) {
+		char text[1024];
+		snprintf(text, sizeof text,
+			 "[daemon]\nserver_url = http://127.0.0.1:9\ntoken_file = %s/token\n"
+			 "daemon_id = ctl-test-host\nworkspaces = " WS_A "\n"
+			 "state_dir = %s/state\ncontrol_socket = %s\n[providers]\n",
+			 fx.dir, fx.dir, socks[i]);
+		cr_assert(write_file(fx.conf, text, 0644) == 0);
+		int rc = run_multicad_until_exit(fx.conf, fx.log, 15000);
+		char *log = read_file(fx.log);
+		cr_expect(rc != 0 && rc != -1, "multicad started over %s (status %d)", socks[i], rc);
+		cr_expect(log != NULL && strstr(log, "is not a socket") != NULL,
+			  "no error naming the problem:\n%s", log ? log : "");
+		free(log);
+		struct stat st;
+		cr_assert(lstat(socks[i], &st) == 0, "%s was deleted", socks[i]);
+		char *kept = read_file(target);
+		cr_expect(kept != NULL && strcmp(kept, "keep me\n") == 0, "the file was changed");
+		free(kept);
+		cr_assert(stat(target, &st) == 0);
+		cr_expect_eq(st.st_mode & 07777, 0600, "mode changed to %o", st.st_mode & 07777);
+	}
+	const char *const argv[] = { "rm", "-rf", fx.dir, NULL };
+	pid_t p = fork();
+	if (p == 0) {
+		execv("/bin/rm", (char *const *)argv);
+		_exit(127);
+	}
+	if (p > 0)
+		waitpid(p, NULL, 0);
+}
