@@ -41,6 +41,7 @@ struct mc_api {
 	long timeout_ms;
 	long connect_timeout_ms;
 	char *ca_file;              /* NULL: the system's CA store */
+	char *no_proxy;             /* loopback plus the environment's no_proxy */
 	size_t max_body;
 	CURLSH *share;              /* keep-alive pool + DNS; NULL: make it lazily */
 	unsigned in_flight;         /* calls whose easy is attached to share */
@@ -272,6 +273,27 @@ static bool token_usable(struct mc_secret *token)
 	return ok;
 }
 
+/* CURLOPT_NOPROXY replaces the environment's no_proxy instead of adding to
+ * it, so the list handed to libcurl is loopback plus what the environment
+ * says (read as libcurl reads it: no_proxy, then NO_PROXY). Otherwise a
+ * host excluded by the operator would go through the proxy, with the token.
+ * Allocates; the caller frees. NULL when out of memory. */
+static char *no_proxy_list(void)
+{
+	const char *env = getenv("no_proxy");
+	if (env == NULL || env[0] == '\0')
+		env = getenv("NO_PROXY");
+	if (env == NULL || env[0] == '\0')
+		return strdup(loopback_hosts);
+	if (strcmp(env, "*") == 0)
+		return strdup("*"); /* every host direct: a list would weaken it */
+	size_t n = sizeof loopback_hosts + 1 + strlen(env);
+	char *list = malloc(n);
+	if (list != NULL)
+		snprintf(list, n, "%s,%s", loopback_hosts, env);
+	return list;
+}
+
 struct mc_api *mc_api_new(const struct mc_api_config *cfg)
 {
 	if (cfg == NULL || cfg->server_url == NULL || cfg->token == NULL ||
@@ -306,6 +328,10 @@ struct mc_api *mc_api_new(const struct mc_api_config *cfg)
 		errno = ENOMEM;
 		goto fail;
 	}
+	if ((api->no_proxy = no_proxy_list()) == NULL) {
+		errno = ENOMEM;
+		goto fail;
+	}
 	return api;
 fail:;
 	int e = errno;
@@ -323,6 +349,7 @@ void mc_api_free(struct mc_api *api)
 	mc_secret_free(api->token);
 	free(api->base_url);
 	free(api->client_version);
+	free(api->no_proxy);
 	free(api->ca_file);
 	free(api->etag);
 	mc_workspace_list_clear(&api->ws_cache);
@@ -436,9 +463,9 @@ static bool set_common_options(struct mc_call *c)
 	ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, api->timeout_ms) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, api->connect_timeout_ms) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)api->max_body) == CURLE_OK;
-	/* Production honours the proxy environment; loopback never goes
-	 * through a proxy (tests, a local control plane). */
-	ok &= curl_easy_setopt(e, CURLOPT_NOPROXY, loopback_hosts) == CURLE_OK;
+	/* Production honours the proxy environment, no_proxy included;
+	 * loopback never goes through a proxy (tests, a local control plane). */
+	ok &= curl_easy_setopt(e, CURLOPT_NOPROXY, api->no_proxy) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
 	/* Ids are escaped; keep curl from folding "/../" in an odd id. */
 	ok &= curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L) == CURLE_OK;

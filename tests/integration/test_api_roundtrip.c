@@ -991,23 +991,30 @@ static void *raw_main(void *arg)
 	return NULL;
 }
 
-static void raw_start(struct raw_server *rs, int n, const char *const *answers)
+/* A raw server on addr (a loopback address, e.g. "127.0.0.2"). */
+static void raw_start_at(struct raw_server *rs, const char *addr, int n,
+			 const char *const *answers)
 {
 	memset(rs, 0, sizeof *rs);
 	rs->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(rs->lfd, 0);
 	struct sockaddr_in sin = { .sin_family = AF_INET };
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(inet_pton(AF_INET, addr, &sin.sin_addr), 1);
 	cr_assert_eq(bind(rs->lfd, (struct sockaddr *)&sin, sizeof sin), 0);
 	cr_assert_eq(listen(rs->lfd, 4), 0);
 	socklen_t sl = sizeof sin;
 	cr_assert_eq(getsockname(rs->lfd, (struct sockaddr *)&sin, &sl), 0);
 	rs->port = ntohs(sin.sin_port);
-	snprintf(rs->url, sizeof rs->url, "http://127.0.0.1:%d", rs->port);
+	snprintf(rs->url, sizeof rs->url, "http://%s:%d", addr, rs->port);
 	rs->n_answers = n;
 	for (int i = 0; i < n; i++)
 		rs->answers[i] = answers[i];
 	cr_assert_eq(pthread_create(&rs->thread, NULL, raw_main, rs), 0);
+}
+
+static void raw_start(struct raw_server *rs, int n, const char *const *answers)
+{
+	raw_start_at(rs, "127.0.0.1", n, answers);
 }
 
 /* Stops the server thread; the captured requests stay until raw_free. */
@@ -1186,4 +1193,56 @@ Test(raw, decode_error_on_deregister_body_is_ignored)
 	mc_api_free(a);
 	raw_stop(&rs);
 	raw_free(&rs);
+}
+
+/* The environment's proxy settings count, no_proxy included: a host the
+ * operator excluded never goes through the proxy (with the token). The
+ * "server" sits on 127.0.0.2, which is not in the built-in loopback list;
+ * the "proxy" answers 502 to whatever reaches it. */
+static void proxy_case(const char *no_proxy_var, const char *no_proxy, bool want_direct)
+{
+	static const char *const ok[] = {
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		"Connection: close\r\nContent-Length: 2\r\n\r\n[]",
+	};
+	static const char *const bad_gateway[] = {
+		"HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+	};
+	struct raw_server server, proxy;
+	raw_start_at(&server, "127.0.0.2", 1, ok);
+	raw_start(&proxy, 1, bad_gateway);
+	setenv("http_proxy", proxy.url, 1);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	if (no_proxy_var != NULL)
+		setenv(no_proxy_var, no_proxy, 1);
+	struct mc_api *a = new_api(server.url, TOKEN, 3000, 0);
+	struct mc_call *c = mc_call_list_workspaces(a);
+	cr_assert_not_null(c);
+	mc_call_perform(c);
+	bool ok_answer = mc_call_ok(c);
+	mc_call_free(c);
+	mc_api_free(a);
+	raw_stop(&server);
+	raw_stop(&proxy);
+	if (want_direct) {
+		cr_expect(ok_answer, "%s=%s: the request did not reach the server directly",
+			  no_proxy_var, no_proxy);
+		cr_expect_not_null(server.requests[0], "the server saw nothing");
+		cr_expect_null(proxy.requests[0], "the proxy saw the request");
+	} else {
+		cr_expect(!ok_answer, "the proxy was bypassed");
+		cr_expect_not_null(proxy.requests[0], "the proxy saw nothing");
+		cr_expect_null(server.requests[0], "the server was reached directly");
+	}
+	raw_free(&server);
+	raw_free(&proxy);
+}
+
+Test(raw, no_proxy_from_the_environment_is_honoured)
+{
+	proxy_case(NULL, NULL, false);             /* the proxy is used... */
+	proxy_case("no_proxy", "127.0.0.2", true); /* ...unless the host is excluded */
+	proxy_case("NO_PROXY", "example.org,127.0.0.2", true);
+	proxy_case("no_proxy", "*", true);
 }
