@@ -1,7 +1,9 @@
 /* The ledger (see ledger.h). Memory: a red-black tree of entries keyed by
- * workspace UUID. Disk: one small file per workspace in a directory the
+ * workspace UUID, plus the set of workspaces whose file is not yet what
+ * memory says (dirty). Disk: one small file per workspace in a directory the
  * ledger keeps open, so every file operation is relative to that fd
- * (openat/renameat/unlinkat) and the directory can be fsynced cheaply. */
+ * (openat/renameat/unlinkat); loading happens here at open, writing in the
+ * writer thread (ledger_writer.c), one batch of dirty files at a time. */
 #include "supervisor/ledger.h"
 
 #include <ctype.h>
@@ -21,9 +23,10 @@
 #include <bsd/string.h>
 #include <bsd/sys/tree.h>
 
-#include "common/fdio.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "ipc/messages.h"
+#include "supervisor/ledger_writer.h"
 
 #define UUID_LEN 36
 #define LINE_LEN (UUID_LEN + 1)                       /* with its '\n' */
@@ -39,7 +42,12 @@ struct entry {
 	char ws[MC_ID_MAX];         /* lowercase */
 	size_t n;                   /* >= 1 */
 	const char **ids;           /* n pointers followed by their strings: one allocation */
-	bool synced;                /* the file holds exactly this set */
+};
+
+/* A workspace whose file must be rewritten (or removed: no entry). */
+struct dirty {
+	RB_ENTRY(dirty) link;
+	char ws[MC_ID_MAX];         /* lowercase */
 };
 
 static int entry_cmp(const struct entry *a, const struct entry *b)
@@ -47,13 +55,28 @@ static int entry_cmp(const struct entry *a, const struct entry *b)
 	return strcasecmp(a->ws, b->ws);
 }
 
+static int dirty_cmp(const struct dirty *a, const struct dirty *b)
+{
+	return strcmp(a->ws, b->ws);
+}
+
 RB_HEAD(ledger_tree, entry);
+RB_HEAD(dirty_tree, dirty);
 /* RB_GENERATE_STATIC needs BSD's __unused, which libbsd leaves undefined */
 RB_GENERATE_INTERNAL(ledger_tree, entry, link, entry_cmp, __attribute__((unused)) static)
+RB_GENERATE_INTERNAL(dirty_tree, dirty, link, dirty_cmp, __attribute__((unused)) static)
+
+#define RETRY_AFTER_MS 1000   /* a failed write is retried this much later */
+#define FREE_SYNC_MS   3000   /* mc_ledger_free: how long to wait for the disk */
 
 struct mc_ledger {
 	struct ledger_tree tree;
 	size_t count;
+	struct dirty_tree dirty;
+	size_t n_dirty;
+	struct mc_ledger_writer *writer;
+	mc_ms_t retry_at;           /* after a failed batch: no new one before */
+	int last_error;             /* errno of the last batch's first failure, 0: none */
 	int dirfd;                  /* <state_dir>/ledger, O_DIRECTORY|O_CLOEXEC */
 	char dir[MC_PATH_MAX];      /* its path, for messages */
 };
@@ -139,77 +162,111 @@ static void entry_free(struct entry *e)
 	free(e);
 }
 
-/* ---- disk ---- */
+/* ---- dirty set and batches ---- */
 
-/* Creates tmp (mode 0600) holding len bytes of buf, flushed to disk.
- * Returns NULL, or the name of the step that failed with errno set. */
-static const char *write_tmp(int dirfd, const char *tmp, const char *buf, size_t len)
+static int mark_dirty(struct mc_ledger *l, const char *lower_ws, struct dirty *spare)
 {
-	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return "open";
-	const char *op = NULL;
-	if (mc_write_all(fd, buf, len) < 0)
-		op = "write";
-	else if (fsync(fd) < 0)
-		op = "fsync";
-	int e = errno;
-	if (close(fd) < 0 && op == NULL) {
-		op = "close";
-		e = errno;
+	struct dirty key;
+	strlcpy(key.ws, lower_ws, sizeof key.ws);
+	if (RB_FIND(dirty_tree, &l->dirty, &key) != NULL) {
+		free(spare);
+		return 0;
 	}
-	errno = e;
-	return op;
-}
-
-/* Writes ids to <ws>.tmp, renames it over <ws>, fsyncs the directory.
- * 0, or -1 with errno (logged; the temp file is removed). */
-static int write_file(struct mc_ledger *l, const char *ws, size_t n, const char *const *ids)
-{
-	char tmp[MC_ID_MAX + sizeof TMP_SUFFIX];
-	snprintf(tmp, sizeof tmp, "%s%s", ws, TMP_SUFFIX);
-	char *buf = malloc(n * LINE_LEN);
-	if (buf == NULL) {
+	struct dirty *d = spare != NULL ? spare : malloc(sizeof *d);
+	if (d == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
-		memcpy(buf + i * LINE_LEN, ids[i], UUID_LEN);
-		buf[i * LINE_LEN + UUID_LEN] = '\n';
-	}
-	const char *op = write_tmp(l->dirfd, tmp, buf, n * LINE_LEN);
-	if (op == NULL && renameat(l->dirfd, tmp, l->dirfd, ws) < 0)
-		op = "rename";
-	int e = errno;
-	free(buf);
-	if (op != NULL) {
-		errno = e;
-		log_io(l, MC_LOG_ERROR, "ledger write failed", tmp, op);
-		unlinkat(l->dirfd, tmp, 0);
-		errno = e;
-		return -1;
-	}
-	if (fsync(l->dirfd) < 0) {
-		log_io(l, MC_LOG_ERROR, "ledger write failed", ".", "fsync");
-		return -1;
-	}
+	strlcpy(d->ws, lower_ws, sizeof d->ws);
+	RB_INSERT(dirty_tree, &l->dirty, d);
+	l->n_dirty++;
 	return 0;
 }
 
-/* Removes <ws>; a missing file is fine. 0, or -1 with errno (logged). */
-static int remove_file(struct mc_ledger *l, const char *ws)
+/* The file content of e (allocated, n lines), or NULL with ENOMEM. */
+static char *render(const struct entry *e, size_t *len)
 {
-	if (unlinkat(l->dirfd, ws, 0) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		log_io(l, MC_LOG_ERROR, "ledger remove failed", ws, "unlink");
-		return -1;
+	char *buf = malloc(e->n * LINE_LEN);
+	if (buf == NULL)
+		return NULL;
+	for (size_t i = 0; i < e->n; i++) {
+		memcpy(buf + i * LINE_LEN, e->ids[i], UUID_LEN);
+		buf[i * LINE_LEN + UUID_LEN] = '\n';
 	}
-	if (fsync(l->dirfd) < 0) {
-		log_io(l, MC_LOG_ERROR, "ledger remove failed", ".", "fsync");
-		return -1;
+	*len = e->n * LINE_LEN;
+	return buf;
+}
+
+/* Turns the dirty set into a batch (allocated; the dirty set is emptied).
+ * NULL with ENOMEM, leaving the dirty set as it was. */
+static struct mc_ledger_job *take_batch(struct mc_ledger *l, size_t *n_out)
+{
+	struct mc_ledger_job *jobs = calloc(l->n_dirty, sizeof *jobs);
+	if (jobs == NULL)
+		return NULL;
+	size_t n = 0;
+	struct dirty *d;
+	RB_FOREACH(d, dirty_tree, &l->dirty) {
+		struct mc_ledger_job *j = &jobs[n++];
+		strlcpy(j->ws, d->ws, sizeof j->ws);
+		const struct entry *e = find(l, d->ws);
+		if (e != NULL && (j->data = render(e, &j->len)) == NULL) {
+			mc_ledger_jobs_free(jobs, n);
+			errno = ENOMEM;
+			return NULL;
+		}
 	}
-	return 0;
+	while ((d = RB_MIN(dirty_tree, &l->dirty)) != NULL) {
+		RB_REMOVE(dirty_tree, &l->dirty, d);
+		free(d);
+	}
+	l->n_dirty = 0;
+	*n_out = n;
+	return jobs;
+}
+
+static void start_batch(struct mc_ledger *l, bool force)
+{
+	if (l->writer == NULL || l->n_dirty == 0 || mc_ledger_writer_busy(l->writer) ||
+	    (!force && mc_now_ms() < l->retry_at))
+		return;
+	size_t n = 0;
+	struct mc_ledger_job *jobs = take_batch(l, &n);
+	if (jobs == NULL) {
+		l->retry_at = mc_now_ms() + RETRY_AFTER_MS;
+		return;
+	}
+	if (mc_ledger_writer_submit(l->writer, jobs, n) < 0)
+		mc_ledger_jobs_free(jobs, n); /* cannot happen: not busy */
+}
+
+/* A finished batch: failed files are logged and become dirty again. */
+static void finish_batch(struct mc_ledger *l, struct mc_ledger_job *jobs, size_t n)
+{
+	l->last_error = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].failed_op == NULL)
+			continue;
+		errno = jobs[i].error;
+		log_io(l, MC_LOG_ERROR, jobs[i].data ? "ledger write failed" : "ledger remove failed",
+		       jobs[i].ws, jobs[i].failed_op);
+		if (l->last_error == 0)
+			l->last_error = jobs[i].error ? jobs[i].error : EIO;
+		if (mark_dirty(l, jobs[i].ws, NULL) < 0)
+			mc_log(MC_LOG_ERROR, "ledger: out of memory; a write is lost until the "
+			       "next report of that workspace", "ws", jobs[i].ws, NULL);
+	}
+	if (l->last_error != 0)
+		l->retry_at = mc_now_ms() + RETRY_AFTER_MS;
+	mc_ledger_jobs_free(jobs, n);
+}
+
+static void collect(struct mc_ledger *l, int timeout_ms)
+{
+	struct mc_ledger_job *jobs;
+	size_t n;
+	if (l->writer != NULL && mc_ledger_writer_collect(l->writer, timeout_ms, &jobs, &n))
+		finish_batch(l, jobs, n);
 }
 
 /* ---- loading ---- */
@@ -306,7 +363,6 @@ static int load_file(struct mc_ledger *l, const char *name, char *buf, const cha
 	}
 	strlcpy(e->ws, name, sizeof e->ws);
 	e->n = n;
-	e->synced = true;
 	RB_INSERT(ledger_tree, &l->tree, e);
 	l->count++;
 	return 0;
@@ -430,6 +486,7 @@ struct mc_ledger *mc_ledger_open(const char *state_dir, char *err, size_t err_si
 	if (l == NULL)
 		return open_fail(NULL, err, err_size, "cannot open the ledger", state_dir);
 	RB_INIT(&l->tree);
+	RB_INIT(&l->dirty);
 	l->dirfd = -1;
 	int n = snprintf(l->dir, sizeof l->dir, "%s/ledger", state_dir);
 	if (n < 0 || (size_t)n >= sizeof l->dir) {
@@ -445,6 +502,8 @@ struct mc_ledger *mc_ledger_open(const char *state_dir, char *err, size_t err_si
 		return open_fail(l, err, err_size, "cannot open", l->dir);
 	if (load_dir(l) < 0)
 		return open_fail(l, err, err_size, "cannot load", l->dir);
+	if ((l->writer = mc_ledger_writer_start(l->dirfd)) == NULL)
+		return open_fail(l, err, err_size, "cannot start the writer thread", l->dir);
 	return l;
 }
 
@@ -452,14 +511,65 @@ void mc_ledger_free(struct mc_ledger *l)
 {
 	if (l == NULL)
 		return;
+	if (l->writer != NULL) {
+		mc_ledger_sync(l, FREE_SYNC_MS);
+		if (!mc_ledger_writer_stop(l->writer, FREE_SYNC_MS)) {
+			/* The disk is stalled: the thread may still use the directory
+			 * and its batch, so leave both to the exit that follows. */
+			mc_log(MC_LOG_ERROR, "ledger: the disk did not finish writing; leaving it",
+			       "path", l->dir, NULL);
+			return;
+		}
+	}
 	struct entry *e;
 	while ((e = RB_MIN(ledger_tree, &l->tree)) != NULL) {
 		RB_REMOVE(ledger_tree, &l->tree, e);
 		entry_free(e);
 	}
+	struct dirty *d;
+	while ((d = RB_MIN(dirty_tree, &l->dirty)) != NULL) {
+		RB_REMOVE(dirty_tree, &l->dirty, d);
+		free(d);
+	}
 	if (l->dirfd >= 0)
 		close(l->dirfd);
 	free(l);
+}
+
+int mc_ledger_fd(const struct mc_ledger *l)
+{
+	return l->writer != NULL ? mc_ledger_writer_fd(l->writer) : -1;
+}
+
+void mc_ledger_on_ready(struct mc_ledger *l)
+{
+	collect(l, 0);
+	start_batch(l, false);
+}
+
+void mc_ledger_flush(struct mc_ledger *l)
+{
+	start_batch(l, false);
+}
+
+int mc_ledger_sync(struct mc_ledger *l, int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	/* What is out first, then everything dirty, failures included: two
+	 * batches at most. */
+	collect(l, timeout_ms);
+	start_batch(l, true);
+	mc_ms_t left = until - mc_now_ms();
+	collect(l, left > 0 ? (int)left : 0);
+	if (l->writer != NULL && mc_ledger_writer_busy(l->writer)) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	if (l->last_error != 0 || l->n_dirty > 0) {
+		errno = l->last_error ? l->last_error : EIO;
+		return -1;
+	}
+	return 0;
 }
 
 static bool valid_set(const char *ws, size_t n, const char *const *ids)
@@ -472,6 +582,14 @@ static bool valid_set(const char *ws, size_t n, const char *const *ids)
 	return true;
 }
 
+/* ws in lowercase into out. */
+static void lower_ws(const char *ws, char out[MC_ID_MAX])
+{
+	strlcpy(out, ws, MC_ID_MAX);
+	for (char *c = out; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+}
+
 int mc_ledger_set(struct mc_ledger *l, const char *ws, size_t n, const char *const *ids)
 {
 	if (!valid_set(ws, n, ids)) {
@@ -481,21 +599,21 @@ int mc_ledger_set(struct mc_ledger *l, const char *ws, size_t n, const char *con
 	if (n == 0)
 		return mc_ledger_clear(l, ws);
 	struct entry *e = find(l, ws);
-	if (e != NULL && e->synced && same_ids(e, n, ids))
-		return 0;
+	if (e != NULL && same_ids(e, n, ids))
+		return 0; /* the file has it, or a write of it is pending */
 	/* allocate everything first: ENOMEM must leave the ledger as it was */
 	const char **v = ids_new(n, ids);
 	struct entry *fresh = e == NULL ? calloc(1, sizeof *fresh) : NULL;
-	if (v == NULL || (e == NULL && fresh == NULL)) {
+	struct dirty *spare = malloc(sizeof *spare);
+	if (v == NULL || (e == NULL && fresh == NULL) || spare == NULL) {
 		free(v);
 		free(fresh);
+		free(spare);
 		errno = ENOMEM;
 		return -1;
 	}
 	if (fresh != NULL) {
-		strlcpy(fresh->ws, ws, sizeof fresh->ws);
-		for (char *c = fresh->ws; *c; c++)
-			*c = (char)tolower((unsigned char)*c);
+		lower_ws(ws, fresh->ws);
 		RB_INSERT(ledger_tree, &l->tree, fresh);
 		l->count++;
 		e = fresh;
@@ -503,11 +621,7 @@ int mc_ledger_set(struct mc_ledger *l, const char *ws, size_t n, const char *con
 	free(e->ids);
 	e->ids = v;
 	e->n = n;
-	int rc = write_file(l, e->ws, n, v);
-	int err = errno;
-	e->synced = rc == 0;
-	errno = err;
-	return rc;
+	return mark_dirty(l, e->ws, spare);
 }
 
 int mc_ledger_clear(struct mc_ledger *l, const char *ws)
@@ -517,16 +631,19 @@ int mc_ledger_clear(struct mc_ledger *l, const char *ws)
 		return -1;
 	}
 	struct entry *e = find(l, ws);
-	char name[MC_ID_MAX];
-	strlcpy(name, ws, sizeof name);
-	for (char *c = name; *c; c++)
-		*c = (char)tolower((unsigned char)*c);
-	if (e != NULL) {
-		RB_REMOVE(ledger_tree, &l->tree, e);
-		l->count--;
-		entry_free(e);
+	if (e == NULL)
+		return 0; /* no file, or a pending write that now removes it */
+	struct dirty *spare = malloc(sizeof *spare);
+	if (spare == NULL) {
+		errno = ENOMEM;
+		return -1;
 	}
-	return remove_file(l, name);
+	char name[MC_ID_MAX];
+	lower_ws(ws, name);
+	RB_REMOVE(ledger_tree, &l->tree, e);
+	l->count--;
+	entry_free(e);
+	return mark_dirty(l, name, spare);
 }
 
 size_t mc_ledger_get(const struct mc_ledger *l, const char *ws, const char *const **ids)

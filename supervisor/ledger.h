@@ -7,6 +7,16 @@
  * goes to <ws>.tmp, is fsynced, renamed over <ws> and the directory fsynced,
  * so a crash leaves either the old or the new set, never a mix.
  *
+ * Memory is the truth and changes at once; the files follow in the
+ * background: set and clear mark the workspace dirty, and a writer thread
+ * writes the dirty files in batches (one directory fsync per batch), so the
+ * supervisor's loop never waits for the disk and a thousand reports cost a
+ * few batches, not two thousand serial fsyncs. The loop watches
+ * mc_ledger_fd (ready: a batch is done) and calls mc_ledger_flush after
+ * each turn. A failed write is logged and retried a second later. A
+ * supervisor killed with -9 loses at most the changes of the last batch
+ * window, which the workers' own DEREG at their supervisor's death covers.
+ *
  * IDs are stored lowercase. Lookups are O(log n) (a red-black tree), so a
  * thousand workspaces cost nothing per report.
  *
@@ -26,25 +36,42 @@ struct mc_ledger;
  * every valid file. Files with a name that is not a lowercase UUID, a line
  * that is not a UUID, or more than MC_LEDGER_MAX_IDS lines are logged and
  * renamed to <name>.bad; leftover *.tmp files are removed. Allocates the
- * ledger (free with mc_ledger_free); it keeps the directory open (O_CLOEXEC).
+ * ledger (free with mc_ledger_free) and starts its writer thread (all
+ * signals blocked); it keeps the directory open (O_CLOEXEC).
  * Returns NULL with errno and a message in err on failure. */
 struct mc_ledger *mc_ledger_open(const char *state_dir, char *err, size_t err_size);
 
-/* Frees the ledger and closes its directory. The files stay. NULL is a no-op. */
+/* Writes what is pending (bounded: a stalled disk is abandoned, see
+ * ledger.c), frees the ledger and closes its directory. The files stay.
+ * NULL is a no-op. */
 void mc_ledger_free(struct mc_ledger *l);
 
-/* Replaces ws's set with the n ids (n == 0 is mc_ledger_clear). ws and ids
- * must be UUIDs, n <= MC_LEDGER_MAX_IDS, else -1/EINVAL and nothing changes.
- * An unchanged set already on disk costs no I/O.
- * If writing the file fails, the in-memory set is replaced anyway (it is
- * what the worker holds, and what cleanup must use), the error is logged and
- * -1 returned with errno; the next set of that workspace retries the write.
- * -1/ENOMEM leaves everything unchanged. */
+/* Replaces ws's set with the n ids (n == 0 is mc_ledger_clear) and queues
+ * the file's write. ws and ids must be UUIDs, n <= MC_LEDGER_MAX_IDS, else
+ * -1/EINVAL and nothing changes. An unchanged set costs no I/O.
+ * -1/ENOMEM leaves everything unchanged; otherwise 0 (disk errors come
+ * later: logged, retried, and reported by mc_ledger_sync). */
 int mc_ledger_set(struct mc_ledger *l, const char *ws, size_t n, const char *const *ids);
 
-/* Forgets ws's set and removes its file (no error if there is none). Same
- * disk-error rule as mc_ledger_set: memory is cleared regardless. */
+/* Forgets ws's set and queues the removal of its file (no error if there is
+ * none). Same rules as mc_ledger_set. */
 int mc_ledger_clear(struct mc_ledger *l, const char *ws);
+
+/* The fd to watch for EPOLLIN: a batch of writes is done (then call
+ * mc_ledger_on_ready). */
+int mc_ledger_fd(const struct mc_ledger *l);
+
+/* Collects a finished batch (non-blocking) and starts the next one. */
+void mc_ledger_on_ready(struct mc_ledger *l);
+
+/* Starts a batch of the dirty files if none is running (and no failure is
+ * waiting for its retry). Cheap when nothing is dirty. */
+void mc_ledger_flush(struct mc_ledger *l);
+
+/* Blocks up to timeout_ms until every change so far is on disk (failed
+ * writes are retried once, at once). 0, or -1 with errno: ETIMEDOUT, or the
+ * error of a failed write. For tests and for the exit path. */
+int mc_ledger_sync(struct mc_ledger *l, int timeout_ms);
 
 /* The set of ws: returns its size and points *ids at a borrowed array of n
  * strings (NULL when n == 0), valid until the next set/clear of ws or

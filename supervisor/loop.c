@@ -92,6 +92,9 @@ static void dispatch(struct mc_sv *sv, struct mc_src *src, uint32_t events)
 	case SRC_CONTROL_CLIENT:
 		mc_control_on_event(sv, src, events);
 		break;
+	case SRC_LEDGER:
+		mc_ledger_on_ready(sv->ledger);
+		break;
 	default:
 		break;
 	}
@@ -137,6 +140,11 @@ static int next_timeout(const struct mc_sv *sv)
 int mc_sv_run(struct mc_sv *sv)
 {
 	struct epoll_event evs[MAX_EVENTS];
+	static struct mc_src ledger_src = { SRC_LEDGER, NULL };
+	if (mc_sv_epoll_add(sv, mc_ledger_fd(sv->ledger), EPOLLIN, &ledger_src) < 0) {
+		mc_log(MC_LOG_ERROR, "cannot watch the ledger writer", "error", strerror(errno), NULL);
+		return -1;
+	}
 	while (!sv->done) {
 		int n = epoll_wait(sv->epfd, evs, MAX_EVENTS, next_timeout(sv));
 		if (n < 0 && errno != EINTR) {
@@ -159,6 +167,8 @@ int mc_sv_run(struct mc_sv *sv)
 		mc_wk_reap_graveyard(sv);
 		mc_helper_reap_dead(sv);
 		mc_control_reap(sv);
+		/* Whatever this turn changed goes to disk in one batch. */
+		mc_ledger_flush(sv->ledger);
 	}
 	return 0;
 }

@@ -33,6 +33,7 @@ enum mc_src_kind {
 	SRC_PROBE_PIPE,
 	SRC_CONTROL_LISTEN,
 	SRC_CONTROL_CLIENT,
+	SRC_LEDGER,          /* the ledger's writer finished a batch */
 };
 
 struct mc_src {
