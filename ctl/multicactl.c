@@ -66,7 +66,7 @@ static void usage(FILE *f, bool full)
 		"usage: multicactl [-s SOCKET] status [--json]\n"
 		"       multicactl [-s SOCKET] reload\n"
 		"       multicactl [-s SOCKET] restart WORKSPACE\n"
-		"       multicactl -h | -V\n");
+		"       multicactl -h | --help | -V | --version\n");
 	if (!full) {
 		fprintf(f, "Try 'multicactl -h' for more information.\n");
 		return;
@@ -78,7 +78,8 @@ static void usage(FILE *f, bool full)
 		"  reload          reload the configuration (like SIGHUP) and print the result\n"
 		"  restart WS      restart the worker of one workspace\n"
 		"  -s SOCKET       control socket (default %s)\n"
-		"  -h, -V          this help; the version\n"
+		"  -h, --help      this help\n"
+		"  -V, --version   the version\n"
 		"\n"
 		"Exit codes: 0 ok, 1 the daemon reported an error, 2 usage error,\n"
 		"3 cannot reach the daemon, 4 bad reply. See multicactl(8).\n",

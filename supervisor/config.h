@@ -2,10 +2,14 @@
  * with libinih, validated completely before anything uses it, so that a
  * reload either applies a whole good configuration or keeps the old one.
  *
- * Error convention: 0, or -1 with errno set and ONE human-readable message
- * in the caller's err buffer naming the file, the line and the key:
+ * Every problem of a file is found in one pass (a compiler's way: the line
+ * after a mistake is read as if the mistake were not there), each a message
+ * naming the file, the line and the key:
  *   /etc/multicad/multicad.conf:12: heartbeat_interval: "15x" is not a duration (use ms, s, m or h)
  *   /etc/multicad/multicad.conf: server_url is required
+ * mc_config_check returns them one by one (multicad -t); mc_config_load
+ * joins them with "; " into the caller's err buffer (reload, start-up).
+ * Error convention: 0, or -1 with errno set and the message(s).
  *
  * Ownership: struct mc_config owns its heap arrays (workspaces, exclude,
  * ws_sections and their overrides); mc_config_free releases them. The
@@ -80,13 +84,50 @@ struct mc_config {
 	uint32_t daemon_keys_set;         /* bit i: [daemon] key i was in the file (for printing) */
 };
 
+/* One problem of a configuration file. */
+struct mc_config_problem {
+	unsigned line;                    /* 0: about the file as a whole */
+	unsigned seq;                     /* order found */
+	int err_no;                       /* EINVAL for content; ENOENT, EACCES, ... for the file */
+	char *text;                       /* heap: "FILE:LINE: KEY: problem", one line, no '\n' */
+};
+
+#define MC_CONFIG_MAX_PROBLEMS 100    /* kept; more are only counted */
+
+/* Every problem found, in file order (by line; the file-as-a-whole ones,
+ * line 0, last). Owns v and the texts: mc_config_problems_free. */
+struct mc_config_problems {
+	size_t n, cap;
+	struct mc_config_problem *v;      /* heap */
+	size_t dropped;                   /* found past MC_CONFIG_MAX_PROBLEMS */
+	bool nomem;                       /* one could not be recorded (ENOMEM) */
+	int err_no;                       /* the first one's (ENOMEM if any is) */
+};
+
 /* Parses and validates path into *out. *out is always initialised, so
  * mc_config_free(out) is safe after a failure too (and frees nothing then).
  * On success the caller owns *out (heap arrays: free with mc_config_free).
  * On failure returns -1 with errno (ENOENT, EACCES, ... for the file itself,
- * EINVAL for its content, ENOMEM) and one message in err. The daemon id is
- * not resolved here: see mc_config_resolve_daemon_id. */
+ * EINVAL for its content, ENOMEM) and in err every problem, in file order,
+ * joined with "; " (as many as fit, then "; and N more"): the first one is
+ * always there, so err starts as a single-problem message would. The daemon
+ * id is not resolved here: see mc_config_resolve_daemon_id. */
 int mc_config_load(const char *path, struct mc_config *out, char *err, size_t err_size);
+
+/* multicad -t: mc_config_load that also checks the token file (as
+ * mc_config_token_check, reported at token_file's line, when token_file
+ * itself is valid) and hands back every problem in *pr instead of one
+ * message. 0 (valid: *out as from mc_config_load, pr->n == 0), or -1 with
+ * errno (as mc_config_load) and *out freed. Either way *pr (initialised
+ * here) must be released with mc_config_problems_free. */
+int mc_config_check(const char *path, struct mc_config *out, struct mc_config_problems *pr);
+
+/* Writes each problem of pr on its own line to f (and a line for problems
+ * that were only counted, or lost to ENOMEM); path names the file in those. */
+void mc_config_problems_print(const struct mc_config_problems *pr, const char *path, FILE *f);
+
+/* Frees the texts and the array of pr and zeroes it. NULL is a no-op. */
+void mc_config_problems_free(struct mc_config_problems *pr);
 
 /* Frees what mc_config_load allocated and zeroes *c. NULL is a no-op. */
 void mc_config_free(struct mc_config *c);

@@ -21,6 +21,7 @@
 #include "common/api.h"
 #include "common/child.h"
 #include "common/log.h"
+#include "common/proctitle.h"
 #include "supervisor/sv.h"
 
 #define HELPER_GRACE_MS 1000  /* beyond the request timeout, before SIGKILL */
@@ -44,7 +45,7 @@ static void child_setup(struct mc_sv *sv, const char *title_ws, int keep_fd)
 		keep_fd = 3;
 	}
 	closefrom(keep_fd >= 0 ? 4 : 3);
-	setproctitle("-multicad: cleanup %s", title_ws);
+	mc_proctitle_set("mc-cleanup", "multicad: cleanup %s", title_ws);
 	mc_log_set_context("cleanup", strcmp(title_ws, "all") == 0 ? NULL : title_ws);
 	(void)sv;
 }

@@ -3,6 +3,7 @@
  * forked workers will share, and runs the event loop. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +12,15 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bsd/libutil.h>
 #include <bsd/string.h>
-#include <bsd/unistd.h>
 
 #include "common/api.h"
 #include "common/log.h"
+#include "common/proctitle.h"
 #include "supervisor/notify.h"
 #include "supervisor/sv.h"
 
@@ -37,16 +39,22 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: multicad [-c FILE] [-d]      run in the foreground\n"
 		"       multicad -t [-c FILE] [-d]   check the configuration (-d: print it)\n"
-		"       multicad -V                  print the version\n"
+		"       multicad -V, --version       print the version\n"
+		"       multicad -h, --help          print this help\n"
 		"Default FILE: %s. Signals: HUP reloads, TERM/INT stop.\n",
 		MC_CONFIG_DEFAULT_PATH);
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	*o = (struct options){ .config = MC_CONFIG_DEFAULT_PATH };
 	int c;
-	while ((c = getopt(argc, argv, "c:tdVh")) != -1) {
+	while ((c = getopt_long(argc, argv, "c:tdVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case 't': o->check = true; break;
@@ -64,21 +72,25 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* -t: the whole configuration checked, as a reload would. */
+/* -t: the whole configuration checked, as a reload would, and every
+ * problem reported on its own line ("FILE:LINE: KEY: problem"). */
 static int check_config(const struct options *o)
 {
 	struct mc_config c;
-	char err[512];
+	struct mc_config_problems pr;
 	int rc = 0;
-	if (mc_config_load(o->config, &c, err, sizeof err) < 0 ||
-	    mc_config_token_check(&c, err, sizeof err) < 0) {
-		fprintf(stderr, "multicad: %s\n", err);
+	if (mc_config_check(o->config, &c, &pr) < 0) {
+		mc_config_problems_print(&pr, o->config, stderr);
+		size_t n = pr.n + pr.dropped;
+		fprintf(stderr, "multicad: configuration %s is not valid (%zu problem%s)\n", o->config,
+			n, n == 1 ? "" : "s");
 		rc = 1;
 	} else {
 		if (o->debug)
 			mc_config_print(&c, stdout);
 		fprintf(stderr, "multicad: configuration %s is valid\n", o->config);
 	}
+	mc_config_problems_free(&pr);
 	mc_config_free(&c);
 	return rc;
 }
@@ -122,27 +134,41 @@ static int sv_init(struct mc_sv *sv, const struct options *o, char *err, size_t 
 	if (o->debug)
 		sv->cfg.log_level = MC_LOG_DEBUG;
 	mc_log_set_level(sv->cfg.log_level);
-	if (mc_config_resolve_daemon_id(&sv->cfg, err, n) < 0)
-		return -1;
-	sv->token = mc_secret_from_file(sv->cfg.token_file, err, n);
-	if (sv->token == NULL)
-		return -1;
 	mc_backoff_init(&sv->membership_backoff, 1000, sv->cfg.workspace_sync_interval_ms);
 	return 0;
 }
 
+/* The daemon id (possibly creating its file) and the token: after the
+ * state_dir lock, so a second instance creates nothing. */
+static int sv_load_identity(struct mc_sv *sv, char *err, size_t n)
+{
+	if (mc_config_resolve_daemon_id(&sv->cfg, err, n) < 0)
+		return -1;
+	sv->token = mc_secret_from_file(sv->cfg.token_file, err, n);
+	return sv->token == NULL ? -1 : 0;
+}
+
+/* The state_dir lock (<state_dir>/multicad.pid, flock'ed and holding our
+ * pid): taken before anything in state_dir is read or written, so that a
+ * second multicad started by mistake touches nothing of the running one's
+ * (its ledger load would remove the in-flight *.tmp files). */
 static struct pidfh *take_lock(const struct mc_sv *sv)
 {
 	char path[MC_PATH_MAX + 16];
 	snprintf(path, sizeof path, "%s/multicad.pid", sv->cfg.state_dir);
+	if (mkdir(sv->cfg.state_dir, 0700) < 0 && errno != EEXIST) {
+		mc_log(MC_LOG_ERROR, "cannot create the state_dir", "state_dir", sv->cfg.state_dir,
+		       "error", strerror(errno), NULL);
+		return NULL;
+	}
 	pid_t other = 0;
 	struct pidfh *pf = pidfile_open(path, 0600, &other);
 	if (pf == NULL) {
 		if (errno == EEXIST)
-			mc_log(MC_LOG_ERROR, "another multicad runs with this state_dir", "pid",
-			       MC_LOG_NUM(other), "state_dir", sv->cfg.state_dir, NULL);
+			mc_log(MC_LOG_ERROR, "another multicad holds the state_dir lock; exiting",
+			       "lock", path, "pid", MC_LOG_NUM(other), NULL);
 		else
-			mc_log(MC_LOG_ERROR, "cannot take the state_dir lock", "path", path,
+			mc_log(MC_LOG_ERROR, "cannot take the state_dir lock", "lock", path,
 			       "error", strerror(errno), NULL);
 		return NULL;
 	}
@@ -230,14 +256,19 @@ static int run(const struct options *o)
 		sv_free(&sv);
 		return EXIT_CONFIG;
 	}
-	struct pidfh *lock = NULL;
 	int rc = EXIT_RUNTIME;
+	struct pidfh *lock = take_lock(&sv);
+	if (lock == NULL)
+		goto out;
+	if (sv_load_identity(&sv, err, sizeof err) < 0) {
+		mc_log(MC_LOG_ERROR, "cannot start", "error", err, NULL);
+		rc = EXIT_CONFIG;
+		goto out;
+	}
 	if ((sv.ledger = mc_ledger_open(sv.cfg.state_dir, err, sizeof err)) == NULL) {
 		mc_log(MC_LOG_ERROR, "cannot open the ledger", "error", err, NULL);
 		goto out;
 	}
-	if ((lock = take_lock(&sv)) == NULL)
-		goto out;
 	if ((sv.gen_fd = take_generation_lock(&sv)) < 0)
 		goto out;
 	if (mc_api_global_init() < 0 || (sv.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
@@ -250,7 +281,7 @@ static int run(const struct options *o)
 		goto out;
 	}
 	mc_notify_init(&sv);
-	setproctitle("-multicad: supervisor");
+	mc_proctitle_set("multicad", "multicad: supervisor");
 	mc_log(MC_LOG_INFO, "starting", "version", MC_VERSION, "config", sv.config_path,
 	       "daemon_id", sv.cfg.daemon_id, NULL);
 	mc_probes_start_round(&sv);
@@ -268,7 +299,7 @@ out:
 
 int main(int argc, char *argv[], char *envp[])
 {
-	setproctitle_init(argc, argv, envp);
+	mc_proctitle_init(argc, argv, envp); /* first: argv and environ move to the heap */
 	struct options o;
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;

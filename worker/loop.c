@@ -14,6 +14,7 @@
 #include <bsd/unistd.h>
 
 #include "common/log.h"
+#include "common/proctitle.h"
 #include "worker/worker.h"
 #include "worker/worker_int.h"
 
@@ -208,7 +209,7 @@ static int worker_init(struct mc_worker *w)
 int mc_worker_main(int ipc_fd, pid_t parent, int hold_fd)
 {
 	mc_log_set_context("worker", NULL);
-	setproctitle("-multicad: worker");
+	mc_proctitle_set("mc-worker", "multicad: worker");
 	if (setup_fds(ipc_fd, hold_fd) < 0) {
 		mc_log(MC_LOG_ERROR, "worker fd set-up failed", "error", strerror(errno), NULL);
 		return MC_WORKER_EXIT_FAILURE;

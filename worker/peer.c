@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "common/log.h"
+#include "common/proctitle.h"
 #include "worker/worker.h"
 #include "worker/worker_int.h"
 
@@ -70,7 +71,7 @@ static int apply_config(struct mc_worker *w, const struct mc_ipc_frame *f)
 	if (mc_log_parse_level(w->cfg.log_level, &lvl) == 0)
 		mc_log_set_level(lvl);
 	mc_log_set_context("worker", w->cfg.workspace_id);
-	setproctitle("-multicad: worker %s", w->cfg.workspace_id);
+	mc_proctitle_set("mc-worker", "multicad: worker %s", w->cfg.workspace_id);
 	w->vprobes = mc_vprobe_cache_new(w->cfg.probe_timeout_ms);
 	if (w->vprobes == NULL) {
 		violation(w, "out of memory");

@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -229,13 +232,16 @@ int dp_write_config(struct dp *d, const struct dp_config *c)
 /* ---- running ---- */
 
 /* Our environment without PATH and the service-manager variables, plus
- * the test PATH. Pointers into environ (and d); the array is malloc'd. */
+ * d->extra_env and the test PATH. Pointers into environ (and d); the array
+ * is malloc'd. */
 static char **child_env(const struct dp *d)
 {
-	size_t n = 0;
+	size_t n = 0, extra = 0;
 	while (environ[n] != NULL)
 		n++;
-	char **env = calloc(n + 2, sizeof *env);
+	while (d->extra_env != NULL && d->extra_env[extra] != NULL)
+		extra++;
+	char **env = calloc(n + extra + 2, sizeof *env);
 	if (env == NULL)
 		return NULL;
 	size_t k = 0;
@@ -247,6 +253,8 @@ static char **child_env(const struct dp *d)
 			continue;
 		env[k++] = environ[i];
 	}
+	for (size_t i = 0; i < extra; i++)
+		env[k++] = (char *)d->extra_env[i];
 	env[k++] = (char *)d->path_env;
 	env[k] = NULL;
 	return env;
@@ -273,7 +281,9 @@ int dp_start(struct dp *d)
 			close(nullfd);
 		return -1;
 	}
-	char *argv[] = { (char *)MULTICAD_BIN, (char *)"-c", d->conf_path, NULL };
+	const char *bin = d->exec_path != NULL ? d->exec_path : MULTICAD_BIN;
+	char *argv[] = { (char *)(d->argv0 != NULL ? d->argv0 : bin), (char *)"-c",
+			 (char *)(d->conf_arg != NULL ? d->conf_arg : d->conf_path), NULL };
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -291,7 +301,7 @@ int dp_start(struct dp *d)
 		if (dup2(nullfd, 0) < 0 || dup2(nullfd, 1) < 0 || dup2(logfd, 2) < 0)
 			_exit(127);
 		closefrom(3); /* nothing of the test runner's leaks into the daemon */
-		execve(argv[0], argv, env);
+		execve(bin, argv, env);
 		_exit(127);
 	}
 	free(env);
@@ -996,4 +1006,87 @@ int64_t dp_j_heartbeat_gap(const struct dp_journal *j, const char *id, int64_t f
 	if (n_beats != NULL)
 		*n_beats = n;
 	return gap;
+}
+
+/* ---- the token file and the control socket ---- */
+
+int dp_write_token(struct dp *d, const char *token, mode_t mode)
+{
+	return write_file(d->token_path, token, mode);
+}
+
+/* Writes all of buf to fd, polling for room until deadline. */
+static int send_all(int fd, const char *buf, size_t len, int64_t deadline)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, buf, len);
+		if (w > 0) {
+			buf += w;
+			len -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno != EINTR && errno != EAGAIN)
+			return -1;
+		int64_t left = deadline - dp_now_ms();
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR))
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads until EOF (the daemon closes after its reply) or deadline. */
+static char *recv_all(int fd, int64_t deadline)
+{
+	size_t cap = 8192, len = 0;
+	char *out = malloc(cap);
+	while (out != NULL) {
+		if (len + 1024 > cap) {
+			char *nb = realloc(out, cap * 2);
+			if (nb == NULL)
+				break;
+			out = nb;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, out + len, cap - len - 1);
+		if (r > 0) {
+			len += (size_t)r;
+			continue;
+		}
+		if (r == 0) {
+			out[len] = '\0';
+			return out;
+		}
+		if (errno != EINTR && errno != EAGAIN)
+			break;
+		int64_t left = deadline - dp_now_ms();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR))
+			break;
+	}
+	free(out);
+	return NULL;
+}
+
+int dp_control(const struct dp *d, const char *request, char **reply, int timeout_ms)
+{
+	*reply = NULL;
+	int64_t deadline = dp_now_ms() + timeout_ms;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(d->sock_path) >= sizeof sa.sun_path)
+		return -1;
+	memcpy(sa.sun_path, d->sock_path, strlen(d->sock_path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	char line[4200];
+	int n = snprintf(line, sizeof line, "%s\n", request);
+	int rc = -1;
+	if (n > 0 && (size_t)n < sizeof line &&
+	    (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 || errno == EINPROGRESS) &&
+	    send_all(fd, line, (size_t)n, deadline) == 0 &&
+	    (*reply = recv_all(fd, deadline)) != NULL)
+		rc = 0;
+	close(fd);
+	return rc;
 }

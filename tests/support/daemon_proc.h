@@ -56,6 +56,12 @@ struct dp {
 	char cli_dir[300];
 	char sock_path[300];
 	char path_env[400];
+	/* How dp_start runs the daemon; NULL: the default. Set after dp_init
+	 * (test_titles: long paths, short argv, a large environment). */
+	const char *exec_path;          /* the file executed (MULTICAD_BIN) */
+	const char *argv0;              /* argv[0] (exec_path) */
+	const char *conf_arg;           /* the -c argument (conf_path) */
+	const char *const *extra_env;   /* more "NAME=value" (NULL-terminated) */
 };
 
 /* ---- time ---- */
@@ -150,6 +156,15 @@ bool dp_log_has(const struct dp *d, const char *a, const char *b, const char *c,
 
 /* The ids in <state_dir>/ledger/<ws> (-1 when no file: an empty set). */
 int dp_ledger_ids(const struct dp *d, const char *ws, char (*ids)[DP_ID_LEN + 1], int max);
+
+/* ---- the token file and the control socket ---- */
+
+/* Rewrites the token file (tmp + rename: a new inode) with mode. */
+int dp_write_token(struct dp *d, const char *token, mode_t mode);
+/* One control-socket request (a JSON line, no newline) and its reply
+ * (malloc'd into *reply, caller frees), within timeout_ms. 0 or -1 (the
+ * daemon did not answer in time, or the socket is gone). */
+int dp_control(const struct dp *d, const char *request, char **reply, int timeout_ms);
 
 /* ---- scenario data ---- */
 

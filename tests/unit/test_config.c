@@ -894,3 +894,208 @@ Test(config, daemon_id_file_existing_and_bad, .init = setup, .fini = teardown)
 	cr_assert_not_null(strstr(err, "cannot create"), "%s", err);
 	mc_config_free(&c);
 }
+
+/* ---- every problem of a file at once (multicad -t, reloads) ---- */
+
+/* mc_config_check on conf_path: fails, and its problems are exactly want
+ * (n of them, in order): "<conf_path>:<line>: <start>..." (line 0: no line);
+ * errno is the first one's. */
+struct want_problem {
+	unsigned line;
+	const char *start;
+};
+
+static void check_fails(const struct want_problem *want, size_t n, int first_errno)
+{
+	struct mc_config c;
+	struct mc_config_problems pr;
+	errno = 0;
+	cr_assert_eq(mc_config_check(conf_path, &c, &pr), -1, "accepted");
+	cr_assert_eq(errno, first_errno, "errno of the first problem");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	mc_config_problems_print(&pr, conf_path, f);
+	cr_assert_eq(fclose(f), 0);
+	size_t k = 0;
+	for (char *line = text, *nl; *line != '\0'; line = nl + 1, k++) {
+		nl = strchr(line, '\n');
+		cr_assert_not_null(nl, "one problem a line:\n%s", text);
+		*nl = '\0';
+		cr_assert_lt(k, n, "problem %zu not expected: %s", k + 1, line);
+		char start[512];
+		if (want[k].line > 0)
+			snprintf(start, sizeof start, "%s:%u: %s", conf_path, want[k].line, want[k].start);
+		else
+			snprintf(start, sizeof start, "%s: %s", conf_path, want[k].start);
+		cr_assert_eq(strncmp(line, start, strlen(start)), 0, "problem %zu:\n got: %s\nwant: %s...",
+			     k + 1, line, start);
+		cr_assert_eq(pr.v[k].line, want[k].line);
+	}
+	cr_assert_eq(k, n, "%zu problems, want %zu", k, n);
+	cr_assert_eq(pr.n, n);
+	free(text);
+	mc_config_problems_free(&pr);
+	mc_config_free(&c);
+}
+
+Test(config, check_reports_five_mistakes_on_five_lines, .init = setup, .fini = teardown)
+{
+	write_raw(token_path, "mul_abcdef\n", 11, 0600);
+	write_conf("[daemon]\n"                                   /* 1 */
+		   "server_url = http://127.0.0.1:8080\n"         /* 2 */
+		   "token_file = %s\n"                            /* 3 */
+		   "heartbeat_interval = 15x\n"                   /* 4: bad value */
+		   "colour = blue\n"                              /* 5: unknown key */
+		   "heartbeat_interval = 10s\n"                   /* 6: duplicate */
+		   "this line has no equals sign\n"               /* 7: syntax */
+		   "[providers]\n"                                /* 8 */
+		   "claude = bin/claude\n",                       /* 9: bad value */
+		   token_path);
+	static const struct want_problem want[] = {
+		{ 4, "heartbeat_interval: \"15x\" is not a duration" },
+		{ 5, "unknown key \"colour\" in [daemon]" },
+		{ 6, "heartbeat_interval: duplicate key (first set on line 4)" },
+		{ 7, "syntax error: \"this line has no equals sign\"" },
+		{ 9, "claude: \"bin/claude\" must be a command name without '/'" },
+	};
+	check_fails(want, sizeof want / sizeof want[0], EINVAL);
+
+	/* a reload gets them all in one message, the first one first */
+	struct mc_config c;
+	char err[2048] = "";
+	cr_assert_eq(mc_config_load(conf_path, &c, err, sizeof err), -1);
+	char first[512];
+	snprintf(first, sizeof first, "%s:4: heartbeat_interval: ", conf_path);
+	cr_assert_eq(strncmp(err, first, strlen(first)), 0, "%s", err);
+	cr_assert_null(strchr(err, '\n'), "one line: %s", err);
+	const char *p = err;
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		char at[512];
+		snprintf(at, sizeof at, "%s:%u: %s", conf_path, want[i].line, want[i].start);
+		const char *hit = strstr(p, at);
+		cr_assert_not_null(hit, "problem %zu missing from: %s", i + 1, err);
+		p = hit + 1;
+	}
+	cr_assert_not_null(strstr(err, "; "), "joined with \"; \": %s", err);
+}
+
+/* Sections: a rejected header's keys are not looked at; whole-file
+ * problems (no line) come last; the token file is checked too. */
+Test(config, check_sections_required_keys_and_token, .init = setup, .fini = teardown)
+{
+	write_raw(token_path, "mul_abcdef\n", 11, 0644);
+	write_conf("[daemon]\n"                                   /* 1 */
+		   "token_file = %s\n"                            /* 2: mode 0644 */
+		   "workspaces = " WS1 " not-a-uuid\n"            /* 3 */
+		   "[workspace nope]\n"                           /* 4 */
+		   "profile_command.x = y\n"                      /* 5: skipped */
+		   "[dameon]\n"                                   /* 6 */
+		   "foo = 1\n"                                    /* 7: skipped */
+		   "[daemon]\n"                                   /* 8 */
+		   "bar = 2\n"                                    /* 9: skipped */
+		   "  continued\n"                                /* 10: skipped */
+		   "[providers]\n"                                /* 11 */
+		   "Bad = x\n"                                    /* 12 */
+		   "   more\n",                                   /* 13: its continuation */
+		   token_path);
+	static const struct want_problem want[] = {
+		{ 2, "token_file: " },
+		{ 3, "workspaces: \"not-a-uuid\" is not a workspace UUID" },
+		{ 4, "section [workspace nope]: not a workspace UUID" },
+		{ 6, "unknown section [dameon]" },
+		{ 8, "section [daemon] appears twice (first on line 1)" },
+		{ 12, "provider \"Bad\"" },
+		{ 0, "server_url is required" },
+	};
+	check_fails(want, sizeof want / sizeof want[0], EPERM);
+}
+
+/* Continuation lines and rejected values do not cascade: no "empty" for a
+ * rejected list, no order complaint against a rejected duration, no
+ * "required" for a rejected server_url. */
+Test(config, check_no_cascades, .init = setup, .fini = teardown)
+{
+	write_conf("[daemon]\n"                                   /* 1 */
+		   "server_url = ftp://x\n"                       /* 2 */
+		   "token_file = relative\n"                      /* 3 */
+		   "workspaces = nope\n"                          /* 4 */
+		   "    " WS1 "\n"                                /* 5: skipped */
+		   "worker_ping_interval = 1x\n"                  /* 6 */
+		   "worker_liveness_timeout = 1s\n"               /* 7: 5s default is not the point */
+		   "state_dir = /srv\n"                           /* 8 */
+		   "   /more\n");                                 /* 9 */
+	static const struct want_problem want[] = {
+		{ 2, "server_url: \"ftp://x\" must start with http:// or https://" },
+		{ 3, "token_file: \"relative\" is not an absolute path" },
+		{ 4, "workspaces: \"nope\" is not a workspace UUID" },
+		{ 6, "worker_ping_interval: \"1x\" is not a duration" },
+		{ 9, "state_dir: an indented line continues this value" },
+	};
+	check_fails(want, sizeof want / sizeof want[0], EINVAL);
+}
+
+/* Hundreds of problems: MC_CONFIG_MAX_PROBLEMS kept, the rest counted; a
+ * reload's message holds what fits and says how many more. */
+Test(config, check_many_problems_bounded, .init = setup, .fini = teardown)
+{
+	write_raw(token_path, "mul_abcdef\n", 11, 0600);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	fprintf(f, "[daemon]\nserver_url = http://127.0.0.1:8080\ntoken_file = %s\n", token_path);
+	for (int i = 0; i < 150; i++)
+		fprintf(f, "unknown_%d = 1\n", i);
+	cr_assert_eq(fclose(f), 0);
+	write_raw(conf_path, text, len, 0644);
+	free(text);
+	struct mc_config c;
+	struct mc_config_problems pr;
+	cr_assert_eq(mc_config_check(conf_path, &c, &pr), -1);
+	cr_assert_eq(pr.n, MC_CONFIG_MAX_PROBLEMS);
+	cr_assert_eq(pr.dropped, 150 - MC_CONFIG_MAX_PROBLEMS);
+	mc_config_problems_free(&pr);
+	char err[1024];
+	cr_assert_eq(mc_config_load(conf_path, &c, err, sizeof err), -1);
+	char first[512];
+	snprintf(first, sizeof first, "%s:4: unknown key \"unknown_0\" in [daemon]; ", conf_path);
+	cr_assert_eq(strncmp(err, first, strlen(first)), 0, "%s", err);
+	cr_assert_not_null(strstr(err, " more"), "%s", err);
+	cr_assert_lt(strlen(err), sizeof err - 1, "whole problems only, then the count: %s", err);
+	mc_config_free(&c);
+}
+
+/* Lines inih cannot parse: each one reported (inih itself reports only the
+ * first); an unreadable header's keys are skipped; a key's value may hold
+ * an inline comment, a key name may not. */
+Test(config, check_every_syntax_error_and_unreadable_line, .init = setup, .fini = teardown)
+{
+	char long_header[300];
+	memset(long_header, 'x', sizeof long_header);
+	long_header[0] = '[';
+	long_header[sizeof long_header - 2] = ']';
+	long_header[sizeof long_header - 1] = '\0';
+	write_raw(token_path, "mul_abcdef\n", 11, 0600);
+	write_conf("[daemon]\n"                                   /* 1 */
+		   "server_url = http://127.0.0.1:8080\n"         /* 2 */
+		   "token_file = %s\n"                            /* 3 */
+		   "first nonsense\n"                             /* 4 */
+		   "log_level = debug ; an inline comment\n"      /* 5: fine */
+		   "second ; = nonsense\n"                        /* 6 */
+		   "%s\n"                                         /* 7: too long */
+		   "ignored = in an unreadable section\n"         /* 8 */
+		   "[providers]\n"                                /* 9 */
+		   "third nonsense\n"                             /* 10 */
+		   "claude = bin/claude\n",                       /* 11 */
+		   token_path, long_header);
+	static const struct want_problem want[] = {
+		{ 4, "syntax error: \"first nonsense\"" },
+		{ 6, "syntax error: \"second ; = nonsense\"" },
+		{ 7, "line longer than 199 characters" },
+		{ 10, "syntax error: \"third nonsense\"" },
+		{ 11, "claude: \"bin/claude\" must be a command name without '/'" },
+	};
+	check_fails(want, sizeof want / sizeof want[0], EINVAL);
+}
