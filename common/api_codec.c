@@ -445,12 +445,40 @@ done:
 	return rc;
 }
 
+/* A canonical 8-4-4-4-12 hex UUID, either case: the check the supervisor
+ * applies to every reported id (ipc's mc_is_uuid, which common cannot
+ * link). */
+static bool is_uuid(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (size_t i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* A runtime id goes into REPORTs, DEREGs and the supervisor's ledger: one
+ * that is no UUID would get the worker killed for a protocol violation
+ * (and restarted into the same answer), so it fails the decode here. */
+static int require_uuid_id(const char *path, const char *id, struct mc_api_error *err)
+{
+	if (is_uuid(id))
+		return 0;
+	char p[ELEM_PATH_MAX + 8];
+	mc_json_path_key(p, sizeof p, path, "id");
+	return mc_json_fail(err->message, sizeof err->message, p, "not a UUID");
+}
+
 static int decode_runtime(const cJSON *o, const char *path, struct mc_runtime *r,
 			  struct mc_api_error *err)
 {
 	char *e = err->message;
 	size_t es = sizeof err->message;
 	if (mc_json_get_string(o, path, "id", MC_JSON_STR_NONEMPTY, &r->id, e, es) < 0 ||
+	    require_uuid_id(path, r->id, err) < 0 ||
 	    mc_json_get_string(o, path, "name", MC_JSON_STR_REQUIRED, &r->name, e, es) < 0 ||
 	    mc_json_get_string(o, path, "provider", MC_JSON_STR_REQUIRED, &r->provider, e, es) < 0 ||
 	    mc_json_get_string(o, path, "status", MC_JSON_STR_REQUIRED, &r->status, e, es) < 0 ||

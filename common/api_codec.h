@@ -25,7 +25,8 @@ int mc_decode_workspaces(const char *body, size_t len, struct mc_workspace_list 
 int mc_decode_profiles(const char *body, size_t len, struct mc_profile_list *out,
 		       struct mc_api_error *err);
 /* expected_n: the number of runtimes the request carried (the server answers
- * one per entry, in order); a different count is a decode error. */
+ * one per entry, in order); a different count is a decode error, and so is
+ * a runtime id that is not a UUID ("runtimes[1].id: not a UUID"). */
 int mc_decode_register(const char *body, size_t len, size_t expected_n,
 		       struct mc_runtime_list *out, struct mc_api_error *err);
 /* Heartbeat ack: must be a JSON object; runtime_gone: true is reported as

@@ -147,10 +147,20 @@ static int get_long(const cJSON *obj, const char *key, long min, long max, long 
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	if (!cJSON_IsNumber(v))
 		return fail(err, err_size, "%s: missing or not a number", key);
+	/* The range is checked on the double: casting one outside the range
+	 * of the integer type is undefined. (double)max + 1.0 is exact for
+	 * LONG_MAX (2^63) and every small bound; !(a && b) also catches NaN. */
 	double d = v->valuedouble;
-	if (d != (double)(long long)d || d < (double)min || d > (double)max)
-		return fail(err, err_size, "%s: not an integer in [%ld, %ld]", key, min, max);
-	*out = (long)d;
+	if (d < 0 && min >= 0)
+		return fail(err, err_size, "%s: negative", key);
+	if (!(d >= (double)min && d < (double)max + 1.0))
+		return fail(err, err_size, "%s: out of range [%ld, %ld]", key, min, max);
+	long l = (long)d;
+	if ((double)l != d)
+		return fail(err, err_size, "%s: not an integer", key);
+	if (l > max)
+		return fail(err, err_size, "%s: out of range [%ld, %ld]", key, min, max);
+	*out = l;
 	return 0;
 }
 
@@ -320,11 +330,55 @@ int mc_ipc_send_token(struct mc_ipc_writer *w, const char *token, size_t len)
 
 /* ---- PROBES ---- */
 
+/* One text field of a built-in: terminated within its array, non-empty,
+ * no control bytes (what get_str accepts, so both sides agree). */
+static int check_text(const char *s, size_t size, size_t i, const char *field,
+		      char *err, size_t err_size)
+{
+	size_t len = strnlen(s, size);
+	if (len == size)
+		return fail(err, err_size, "builtins[%zu].%s: longer than %zu bytes", i, field,
+			    size - 1);
+	if (len == 0)
+		return fail(err, err_size, "builtins[%zu].%s: empty", i, field);
+	for (size_t k = 0; k < len; k++)
+		if ((unsigned char)s[k] < 0x20 || s[k] == 0x7f)
+			return fail(err, err_size, "builtins[%zu].%s: control character", i, field);
+	return 0;
+}
+
+int mc_ipc_probes_check(const struct mc_probes *p, char *err, size_t err_size)
+{
+	if (p->n > MC_MAX_BUILTINS)
+		return fail(err, err_size, "builtins: more than %d entries", MC_MAX_BUILTINS);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct mc_builtin *b = &p->v[i];
+		if (check_text(b->provider, sizeof b->provider, i, "provider", err, err_size) < 0)
+			return -1;
+		for (const char *c = b->provider; *c; c++)
+			if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) ||
+			      *c == '-' || *c == '_'))
+				return fail(err, err_size, "builtins[%zu].provider: not a provider key",
+					    i);
+		if (check_text(b->name, sizeof b->name, i, "name", err, err_size) ||
+		    check_text(b->version, sizeof b->version, i, "version", err, err_size))
+			return -1;
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(p->v[k].provider, b->provider) == 0)
+				return fail(err, err_size, "builtins: provider %s twice", b->provider);
+	}
+	return 0;
+}
+
 int mc_ipc_send_probes(struct mc_ipc_writer *w, const struct mc_probes *p)
 {
+	if (mc_ipc_probes_check(p, NULL, 0) < 0) {
+		errno = EINVAL; /* a set the worker would refuse is never sent */
+		return -1;
+	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON *arr = o ? cJSON_AddArrayToObject(o, "builtins") : NULL;
-	int ok = arr != NULL && p->n <= MC_MAX_BUILTINS;
+	int ok = arr != NULL;
 	for (size_t i = 0; ok && i < p->n; i++) {
 		cJSON *b = cJSON_CreateObject();
 		ok = b != NULL && cJSON_AddItemToArray(arr, b) &&
@@ -334,23 +388,21 @@ int mc_ipc_send_probes(struct mc_ipc_writer *w, const struct mc_probes *p)
 	}
 	if (!ok) {
 		cJSON_Delete(o);
-		errno = p->n > MC_MAX_BUILTINS ? EINVAL : ENOMEM;
+		errno = ENOMEM;
 		return -1;
 	}
 	return send_json(w, MC_IPC_PROBES, o);
 }
 
+/* Copies the fields; what they may hold is mc_ipc_probes_check's to say. */
 static int parse_builtin(const cJSON *b, struct mc_builtin *out, char *err, size_t err_size)
 {
 	if (!cJSON_IsObject(b))
 		return fail(err, err_size, "builtins[]: not an object");
-	if (get_str(b, "provider", out->provider, sizeof out->provider, false, err, err_size) ||
-	    get_str(b, "name", out->name, sizeof out->name, false, err, err_size) ||
+	if (get_str(b, "provider", out->provider, sizeof out->provider, true, err, err_size) ||
+	    get_str(b, "name", out->name, sizeof out->name, true, err, err_size) ||
 	    get_str(b, "version", out->version, sizeof out->version, true, err, err_size))
 		return -1;
-	for (const char *c = out->provider; *c; c++)
-		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '-' || *c == '_'))
-			return fail(err, err_size, "builtins[].provider: not a provider key");
 	return 0;
 }
 
@@ -372,14 +424,10 @@ int mc_ipc_parse_probes(const struct mc_ipc_frame *f, struct mc_probes *p,
 		cJSON_ArrayForEach(b, arr) {
 			if ((rc = parse_builtin(b, &p->v[p->n], err, err_size)) < 0)
 				break;
-			for (size_t i = 0; i < p->n; i++)
-				if (strcmp(p->v[i].provider, p->v[p->n].provider) == 0)
-					rc = fail(err, err_size, "builtins: provider %s twice",
-						  p->v[i].provider);
-			if (rc < 0)
-				break;
 			p->n++;
 		}
+		if (rc == 0)
+			rc = mc_ipc_probes_check(p, err, err_size);
 	}
 	cJSON_Delete(o);
 	return rc;
@@ -387,11 +435,18 @@ int mc_ipc_parse_probes(const struct mc_ipc_frame *f, struct mc_probes *p,
 
 /* ---- PING / PONG ---- */
 
+/* The largest seq on the wire. cJSON prints a number with 15 significant
+ * digits whenever that reads back within a relative epsilon, so a larger
+ * integer does not survive the trip exactly and the PONG would echo another
+ * seq than the PING's (found by fuzz_ipc: 6744073705564119 came back as
+ * 6744073705564120, 19999999999999998 as 2e16). */
+#define SEQ_MAX 999999999999999L
+
 static int send_seq(struct mc_ipc_writer *w, uint16_t type, uint64_t seq)
 {
 	cJSON *o = cJSON_CreateObject();
-	/* seq stays below 2^53 so a double carries it exactly. */
-	if (o != NULL && !cJSON_AddNumberToObject(o, "seq", (double)(seq & ((1ULL << 53) - 1)))) {
+	/* seq wraps below SEQ_MAX + 1 so that the JSON number is exact. */
+	if (o != NULL && !cJSON_AddNumberToObject(o, "seq", (double)(seq % (SEQ_MAX + 1)))) {
 		cJSON_Delete(o);
 		o = NULL;
 	}
@@ -407,7 +462,7 @@ int mc_ipc_parse_seq(const struct mc_ipc_frame *f, uint64_t *seq, char *err, siz
 	if (o == NULL)
 		return -1;
 	long v;
-	int rc = get_long(o, "seq", 0, LONG_MAX, &v, err, err_size);
+	int rc = get_long(o, "seq", 0, SEQ_MAX, &v, err, err_size);
 	if (rc == 0)
 		*seq = (uint64_t)v;
 	cJSON_Delete(o);

@@ -95,6 +95,7 @@ int mc_report_set(struct mc_report *r, size_t n, const char *const *ids);
 int mc_ipc_send_hello(struct mc_ipc_writer *w, int pid);
 int mc_ipc_send_config(struct mc_ipc_writer *w, const struct mc_worker_config *c);
 int mc_ipc_send_token(struct mc_ipc_writer *w, const char *token, size_t len);
+/* Refuses (EINVAL, nothing queued) a set mc_ipc_probes_check refuses. */
 int mc_ipc_send_probes(struct mc_ipc_writer *w, const struct mc_probes *p);
 int mc_ipc_send_ping(struct mc_ipc_writer *w, uint64_t seq);
 int mc_ipc_send_pong(struct mc_ipc_writer *w, uint64_t seq);
@@ -112,6 +113,12 @@ int mc_ipc_parse_config(const struct mc_ipc_frame *f, struct mc_worker_config *c
 			char *err, size_t err_size);
 int mc_ipc_parse_probes(const struct mc_ipc_frame *f, struct mc_probes *p,
 			char *err, size_t err_size);
+/* The rules of a PROBES set, one function for the sender and the parser so
+ * that they cannot disagree: at most MC_MAX_BUILTINS entries; each provider
+ * a key ([a-z0-9_-]) named once; provider, name and version non-empty,
+ * NUL-terminated within their arrays, free of control bytes. 0, or -1 with
+ * errno=EPROTO and why in err (err may be NULL). */
+int mc_ipc_probes_check(const struct mc_probes *p, char *err, size_t err_size);
 int mc_ipc_parse_seq(const struct mc_ipc_frame *f, uint64_t *seq, char *err, size_t err_size);
 /* Allocates r->ids; the caller clears r. */
 int mc_ipc_parse_report(const struct mc_ipc_frame *f, struct mc_report *r,

@@ -33,6 +33,8 @@ int mc_worker_start_call(struct mc_worker *w, struct mc_call *call,
 
 void mc_worker_fatal(struct mc_worker *w, const char *reason)
 {
+	if (w->exit_code == MC_WORKER_EXIT_CONFIG)
+		return; /* given up already */
 	mc_log(MC_LOG_ERROR, "configuration error, giving up", "error", reason, NULL);
 	mc_ipc_send_fatal(&w->wr, reason);
 	w->exit_code = MC_WORKER_EXIT_CONFIG;
@@ -117,7 +119,7 @@ static void loop_once(struct mc_worker *w)
 	mc_ms_t now = mc_now_ms();
 	mc_registrar_timers(w, now);
 	mc_heartbeat_tick(w, now);
-	/* Reports go out before the requests queued in this iteration. */
+	/* What a REPORT could not write at once; and a write error there. */
 	mc_peer_flush(w);
 	if (w->exit_now)
 		return;
@@ -164,7 +166,8 @@ static void worker_free(struct mc_worker *w)
 	free(w->ro);
 	mc_call_free(w->reg_call);
 	mc_tracked_clear(&w->tracked);
-	mc_ids_free(w->dereg_ids, w->n_dereg_ids);
+	mc_ids_free(w->final_ids, w->n_final_ids);
+	mc_dropped_clear(&w->dropped);
 	mc_ids_free(w->ids_before, w->n_ids_before);
 	mc_payload_clear(&w->payload);
 	mc_profile_list_clear(&w->fetched);
@@ -192,6 +195,7 @@ static int worker_init(struct mc_worker *w)
 	w->ro_on_next_reg = true;
 	w->exit_code = MC_WORKER_EXIT_OK;
 	mc_tracked_init(&w->tracked);
+	mc_dropped_init(&w->dropped);
 	mc_ipc_writer_init(&w->wr);
 	if (mc_ipc_reader_init(&w->rd, mc_ipc_type_ok_for_worker) < 0)
 		return -1;

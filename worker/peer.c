@@ -2,6 +2,7 @@
  * PROBES after our HELLO), pings, probe updates, STOP; and our REPORTs.
  * Any violation ends the worker: the supervisor is the only peer it has. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,28 +15,52 @@
 #include "worker/worker.h"
 #include "worker/worker_int.h"
 
+/* Non-blocking: what the socket does not take stays queued. Returns false
+ * after a write error (the peer is gone). */
+static bool write_queued(struct mc_worker *w)
+{
+	if (w->peer_gone || mc_ipc_writer_pending(&w->wr) == 0)
+		return true;
+	if (mc_ipc_writer_flush(&w->wr, w->fd) >= 0)
+		return true;
+	mc_log(MC_LOG_WARN, "supervisor socket closed", "error", strerror(errno), NULL);
+	w->peer_gone = true;
+	return false;
+}
+
+/* Tracked ids, then the dropped ones whose DEREG is pending: the
+ * supervisor's ledger must hold every id that may be online. */
 int mc_peer_report(struct mc_worker *w)
 {
-	const char **view = mc_tracked_id_view(&w->tracked);
-	if (w->tracked.n > 0 && view == NULL)
-		return -1;
-	int rc = mc_ipc_send_report(&w->wr, w->tracked.n, view);
+	size_t nt = w->tracked.n, n = nt + w->dropped.n;
+	const char **view = n > 0 ? calloc(n, sizeof *view) : NULL;
+	int rc = -1;
+	if (n == 0 || view != NULL) {
+		for (size_t i = 0; i < nt; i++)
+			view[i] = w->tracked.v[i].id;
+		for (size_t i = nt; i < n; i++)
+			view[i] = w->dropped.ids[i - nt];
+		rc = mc_ipc_send_report(&w->wr, n, view);
+	}
 	free(view);
-	if (rc < 0)
+	if (rc < 0) {
 		mc_log(MC_LOG_ERROR, "cannot queue a report to the supervisor",
 		       "error", strerror(errno), NULL);
+		return rc;
+	}
+	/* Written now, not on the loop's next turn: the callbacks that run
+	 * before it may kill us. A write error here only marks the peer gone:
+	 * the caller is mid-transition, so the loop's flush raises the STOP. */
+	write_queued(w);
 	return rc;
 }
 
 void mc_peer_flush(struct mc_worker *w)
 {
-	if (w->peer_gone || mc_ipc_writer_pending(&w->wr) == 0)
-		return;
-	if (mc_ipc_writer_flush(&w->wr, w->fd) < 0) {
-		mc_log(MC_LOG_WARN, "supervisor socket closed", "error", strerror(errno), NULL);
-		w->peer_gone = true;
+	write_queued(w);
+	/* Gone without a stop yet: a write failed, here or in a REPORT. */
+	if (w->peer_gone && !w->stop_requested)
 		mc_registrar_event(w, EV_STOP);
-	}
 }
 
 static void violation(struct mc_worker *w, const char *what)
@@ -119,6 +144,15 @@ static int apply_token(struct mc_worker *w, const struct mc_ipc_frame *f)
 	return 0;
 }
 
+/* Every worker gets a changed PROBES set at the same instant: each waits a
+ * random [0, min(profile_sync_interval, 5 s)) before re-registering, so
+ * the server does not see them all at once. */
+static mc_ms_t builtins_jitter(const struct mc_worker *w)
+{
+	long bound = w->cfg.profile_sync_interval_ms < 5000 ? w->cfg.profile_sync_interval_ms : 5000;
+	return bound > 0 ? (mc_ms_t)randombytes_uniform((uint32_t)bound) : 0;
+}
+
 static int apply_probes(struct mc_worker *w, const struct mc_ipc_frame *f)
 {
 	struct mc_probes p;
@@ -135,19 +169,72 @@ static int apply_probes(struct mc_worker *w, const struct mc_ipc_frame *f)
 	}
 	if (!same_builtins(&w->builtins, &p)) {
 		w->builtins = p;
-		if (w->first_done)
+		/* Also while the first step is out: its payload may hold the old
+		 * set. An idle worker's first step will build with the new one. */
+		if ((w->first_done || w->reg != REG_IDLE) && !w->builtins_changed) {
 			w->builtins_changed = true;
+			w->builtins_due_at = mc_now_ms() + builtins_jitter(w);
+		}
 		mc_log(MC_LOG_INFO, "built-in runtimes changed", "builtins", MC_LOG_NUM(p.n), NULL);
 	}
 	return 0;
 }
 
+#ifdef MC_TEST_HOOKS
+/* Test builds only: writes the frames queued in lw again and again, as fast
+ * as the socket takes them, keeping frame boundaries across short writes.
+ * Never returns while the supervisor reads: it is meant to be killed. */
+static void flood(struct mc_worker *w, struct mc_ipc_writer *lw)
+{
+	pid_t parent = getppid();
+	size_t len = lw->tail - lw->head, off = 0;
+	while (len > 0 && getppid() == parent) {
+		ssize_t n = write(w->fd, lw->buf + lw->head + off, len - off);
+		if (n > 0) {
+			off = (off + (size_t)n) % len;
+			continue;
+		}
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			break; /* the supervisor is gone */
+		struct pollfd p = { .fd = w->fd, .events = POLLOUT };
+		poll(&p, 1, 1000);
+	}
+}
+
+/* Test builds only: a flood of valid frames, 64 of them per write (PONGs
+ * all answering seq, or REPORTs of what the worker tracks). */
+static bool flood_hook(struct mc_worker *w, uint64_t seq)
+{
+	bool pongs = mc_worker_fault(w, "ipc_pong_flood");
+	if (!pongs && !mc_worker_fault(w, "ipc_report_flood"))
+		return false;
+	const char **view = mc_tracked_id_view(&w->tracked);
+	struct mc_ipc_writer lw;
+	mc_ipc_writer_init(&lw);
+	int rc = 0;
+	for (int i = 0; i < 64 && rc == 0; i++)
+		rc = pongs ? mc_ipc_send_pong(&lw, seq)
+			   : mc_ipc_send_report(&lw, view != NULL ? w->tracked.n : 0, view);
+	free(view);
+	if (rc == 0) {
+		mc_peer_flush(w); /* what was queued before goes first, whole */
+		flood(w, &lw);
+	}
+	mc_ipc_writer_free(&lw);
+	return true;
+}
+#else
+#define flood_hook(w, seq) ((void)(w), (void)(seq), false)
+#endif
+
 /* Test builds only: the faults a broken worker could show its supervisor. */
-static bool misbehave(struct mc_worker *w)
+static bool misbehave(struct mc_worker *w, uint64_t seq)
 {
 	static const uint8_t garbage[] = "\xff\xfe garbage that is no frame";
 	static const uint8_t oversize[MC_IPC_HEADER_SIZE] = { 0, MC_IPC_REPORT, 0, 0, 0x7f, 0xff, 0xff, 0xff };
 	if (mc_worker_fault(w, "ipc_silent"))
+		return true;
+	if (flood_hook(w, seq))
 		return true;
 	if (mc_worker_fault(w, "ipc_garbage")) {
 		if (write(w->fd, garbage, sizeof garbage - 1) < 0)
@@ -189,7 +276,7 @@ static void handle_frame(struct mc_worker *w, const struct mc_ipc_frame *f)
 	case MC_IPC_PING:
 		if (mc_ipc_parse_seq(f, &seq, err, sizeof err) < 0)
 			return violation(w, err);
-		if (misbehave(w))
+		if (misbehave(w, seq))
 			return;
 		if (mc_ipc_send_pong(&w->wr, seq) < 0)
 			mc_log(MC_LOG_ERROR, "cannot queue a pong", NULL);

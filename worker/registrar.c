@@ -4,7 +4,11 @@
  *
  *   IDLE --KICK--> FETCHING --FETCH_DONE--> [PROBING] --> REGISTERING
  *        --REG_DONE--> [DRAINING --BEATS_DONE-->] [DEREGISTERING] --> IDLE
+ *   IDLE --KICK (a failed DEREG's retry is due)--> [DRAINING] --> DEREGISTERING
  *   any --STOP--> STOPPING (after waiting for an in-flight REG) --> DONE
+ *
+ * Dropped ids stay pending (and reported) until a DEREG of them works;
+ * a failed one is retried on its own backoff between steps (dropped.c).
  *
  * Purposes: FIRST (REG then recover-orphans for every id), DRIFT (REG only
  * when the signature changed; never recover-orphans), RECOVERY (after a
@@ -72,75 +76,82 @@ static bool start(struct mc_worker *w, struct mc_call *call)
 	return true;
 }
 
-bool mc_worker_note_auth(struct mc_worker *w, const struct mc_api_error *err)
-{
-	bool auth = err->kind == MC_API_ERR_HTTP && (err->status == 401 || err->status == 403);
-	bool gone_ws = err->kind == MC_API_ERR_HTTP && err->status == 404 &&
-		       strstr(err->message, "workspace not found") != NULL;
-	if (err->kind == MC_API_OK || err->kind == MC_API_ERR_RUNTIME_NOT_FOUND)
-		w->auth_failures = 0;
-	else if (auth || gone_ws)
-		w->auth_failures++;
-	return w->auth_failures >= MC_WORKER_AUTH_FAILURES_FATAL;
-}
-
-/* Ends the current step: success resets the step backoff, failure delays
- * the next step. A pending stop takes over. */
-static void finish_step(struct mc_worker *w, bool success)
+/* Ends the current step without judging it. A pending stop takes over. */
+static void end_step(struct mc_worker *w)
 {
 	clear_step(w);
-	mc_ms_t now = mc_now_ms();
-	if (success) {
-		mc_backoff_reset(&w->step_backoff);
-		w->step_retry_at = 0;
-	} else {
-		w->step_retry_at = now + mc_backoff_next(&w->step_backoff);
-	}
 	set_state(w, REG_IDLE);
 	if (w->stop_requested)
 		begin_final_dereg(w);
 }
 
+/* Success resets the step backoff, failure delays the next step. The DEREG
+ * of dropped ids is judged apart (worker/dropped.c has its own backoff). */
+static void judge_step(struct mc_worker *w, bool success)
+{
+	if (success) {
+		mc_backoff_reset(&w->step_backoff);
+		w->step_retry_at = 0;
+	} else {
+		w->step_retry_at = mc_now_ms() + mc_backoff_next(&w->step_backoff);
+	}
+}
+
+static void finish_step(struct mc_worker *w, bool success)
+{
+	judge_step(w, success);
+	end_step(w);
+}
+
+/* ---- the DEREG of dropped ids (the pending set: worker/dropped.c) ---- */
+
+/* Takes ownership of ids: they stay in every REPORT until a DEREG of them
+ * works. An id registered again leaves the set. */
+static void keep_dropped(struct mc_worker *w, char **ids, size_t n)
+{
+	if (mc_dropped_add(&w->dropped, ids, n) < 0)
+		mc_log(MC_LOG_ERROR, "out of memory: dropped runtimes left to the server's sweep",
+		       NULL);
+	mc_dropped_forget_tracked(&w->dropped, &w->tracked);
+}
+
+/* call: the failed DEREG, or NULL when it could not start. The ids stay
+ * pending; the step ends, so a REG or a drift check is not held back. */
+static void dereg_dropped_failed(struct mc_worker *w, const struct mc_call *call)
+{
+	mc_ms_t delay = mc_dropped_failed(&w->dropped, mc_now_ms());
+	mc_log_rl(MC_LOG_REPEAT_WINDOW_MS, MC_LOG_WARN, "deregistering dropped runtimes failed",
+		  "error", call != NULL ? mc_call_error(call)->message : "could not start it",
+		  "count", MC_LOG_NUM(w->dropped.n), "retry_in_ms", MC_LOG_NUM(delay), NULL);
+}
+
 static void send_dereg_dropped(struct mc_worker *w)
 {
 	/* Re-check right before sending: never take offline what we host. */
-	size_t n = mc_tracked_filter_untracked(&w->tracked, w->dereg_ids, w->n_dereg_ids);
-	w->n_dereg_ids = n;
-	if (n == 0) {
-		free(w->dereg_ids); /* the strings went with the filter */
-		w->dereg_ids = NULL;
-		finish_step(w, true);
+	mc_dropped_forget_tracked(&w->dropped, &w->tracked);
+	struct mc_dropped *d = &w->dropped;
+	if (d->n == 0) {
+		end_step(w);
 		return;
 	}
-	char **ids = w->dereg_ids;
 	mc_log(MC_LOG_INFO, "deregistering runtimes no longer hosted",
-	       "count", MC_LOG_NUM(n), "first", ids[0], NULL);
-	if (!start(w, mc_call_deregister(w->api, n, (const char *const *)ids))) {
-		mc_log(MC_LOG_WARN, "could not start deregister", NULL);
-		mc_ids_free(w->dereg_ids, w->n_dereg_ids);
-		w->dereg_ids = NULL;
-		w->n_dereg_ids = 0;
-		finish_step(w, true);
+	       "count", MC_LOG_NUM(d->n), "first", d->ids[0], NULL);
+	if (!start(w, mc_call_deregister(w->api, d->n, (const char *const *)d->ids))) {
+		dereg_dropped_failed(w, NULL);
+		end_step(w);
 		return;
 	}
+	d->n_sent = d->n;
 	set_state(w, REG_DEREGISTERING);
 }
 
-/* Takes ownership of ids. Their beats still out land first (bounded): a
- * beat landing after the DEREG would revive its row. */
-static void start_dereg_dropped(struct mc_worker *w, char **ids, size_t n)
+/* The pending ids' beats still out land first (bounded): a beat landing
+ * after the DEREG would revive its row. Stopping: the final DEREG, about
+ * to be sent, takes them. */
+static void start_dereg_dropped(struct mc_worker *w)
 {
-	n = mc_tracked_filter_untracked(&w->tracked, ids, n);
-	if (n == 0) {
-		free(ids);
-		finish_step(w, true);
-		return;
-	}
-	w->dereg_ids = ids;
-	w->n_dereg_ids = n;
-	if (w->stop_requested) {
-		/* They go out with the final DEREG, which is about to be sent. */
-		finish_step(w, true);
+	if (w->stop_requested || w->dropped.n == 0) {
+		end_step(w);
 		return;
 	}
 	if (mc_heartbeat_strays_in_flight(w)) {
@@ -151,63 +162,14 @@ static void start_dereg_dropped(struct mc_worker *w, char **ids, size_t n)
 	send_dereg_dropped(w);
 }
 
-/* ---- recover-orphans: fire and forget, outside the step ---- */
-
-static void ro_done(struct mc_call *call, void *arg)
+/* After a step that changed the tracked set: the DEREG if it is due (a
+ * fresh drop is), else the ids wait for their retry. */
+static void dereg_dropped_if_due(struct mc_worker *w)
 {
-	struct mc_worker *w = arg;
-	if (!mc_call_ok(call))
-		log_call_error("recover-orphans failed", call);
+	if (mc_dropped_due(&w->dropped, mc_now_ms()))
+		start_dereg_dropped(w);
 	else
-		mc_log(MC_LOG_INFO, "recovered orphaned tasks", "runtime", mc_call_runtime_id(call),
-		       "orphaned", MC_LOG_NUM(mc_call_orphaned(call)), NULL);
-	for (size_t i = 0; i < w->n_ro; i++) {
-		if (w->ro[i] == call) {
-			w->ro[i] = w->ro[--w->n_ro];
-			break;
-		}
-	}
-	mc_call_free(call);
-}
-
-static void send_recover_orphans(struct mc_worker *w, const char *id)
-{
-	struct mc_call **grown = realloc(w->ro, (w->n_ro + 1) * sizeof *grown);
-	if (grown == NULL)
-		return;
-	w->ro = grown;
-	struct mc_call *call = mc_call_recover_orphans(w->api, id);
-	if (call == NULL || mc_worker_start_call(w, call, ro_done) < 0) {
-		mc_log(MC_LOG_WARN, "could not start recover-orphans", "runtime", id, NULL);
-		mc_call_free(call);
-		return;
-	}
-	w->ro[w->n_ro++] = call;
-}
-
-static bool was_tracked_before(const struct mc_worker *w, const char *id)
-{
-	for (size_t i = 0; i < w->n_ids_before; i++)
-		if (strcmp(w->ids_before[i], id) == 0)
-			return true;
-	return false;
-}
-
-/* First registration of the worker's life: every returned id (tasks left in
- * flight by a dead predecessor are failed and retried by the server).
- * Recovery: only ids that were not tracked before (deliberate difference 4).
- * Drift and built-in changes: never. */
-static void recover_orphans_after_register(struct mc_worker *w)
-{
-	bool all = w->ro_on_next_reg;
-	if (w->stop_requested || (!all && w->purpose != PURPOSE_RECOVERY))
-		return;
-	for (size_t i = 0; i < w->tracked.n; i++) {
-		const char *id = w->tracked.v[i].id;
-		if (all || !was_tracked_before(w, id))
-			send_recover_orphans(w, id);
-	}
-	w->ro_on_next_reg = false;
+		end_step(w);
 }
 
 /* ---- the step's phases ---- */
@@ -252,9 +214,11 @@ static void converge_to_zero(struct mc_worker *w)
 		finish_step(w, false);
 		return;
 	}
+	keep_dropped(w, ids, n);
 	mc_log(MC_LOG_INFO, "no runtimes left to host", "dropped", MC_LOG_NUM(n), NULL);
 	mc_peer_report(w);
-	start_dereg_dropped(w, ids, n);
+	judge_step(w, true);
+	dereg_dropped_if_due(w);
 }
 
 /* Fills the custom runtimes' versions from the probe cache. Returns true when
@@ -385,14 +349,20 @@ static void start_next(struct mc_worker *w)
 		begin_final_dereg(w);
 		return;
 	}
-	if (w->peer != PEER_READY || mc_now_ms() < w->step_retry_at)
+	if (w->peer != PEER_READY)
+		return;
+	if (mc_dropped_due(&w->dropped, mc_now_ms())) {
+		start_dereg_dropped(w); /* a retry: on its own backoff */
+		return;
+	}
+	if (mc_now_ms() < w->step_retry_at)
 		return;
 	if (!w->first_done)
 		begin(w, PURPOSE_FIRST);
 	else if (w->recovery_due)
 		begin(w, PURPOSE_RECOVERY);
-	else if (w->builtins_changed)
-		begin(w, PURPOSE_BUILTINS);
+	else if (w->builtins_changed && mc_now_ms() >= w->builtins_due_at)
+		begin(w, PURPOSE_BUILTINS); /* jittered: see apply_probes */
 	else if (w->drift_due)
 		begin(w, PURPOSE_DRIFT);
 }
@@ -489,31 +459,39 @@ static void on_register_done(struct mc_worker *w)
 		return;
 	}
 	mc_ids_free(added, n_added);
+	keep_dropped(w, dropped, n_dropped);
 	mc_log(MC_LOG_INFO, "registered runtimes", "purpose", purpose_names[w->purpose],
 	       "runtimes", MC_LOG_NUM(w->tracked.n), "dropped", MC_LOG_NUM(n_dropped), NULL);
+	/* Written before anything else runs: a worker dying from here on
+	 * leaves no row the supervisor does not know of. */
 	mc_peer_report(w);
 	commit_signature(w);
 	remember_resolution(w);
-	recover_orphans_after_register(w);
+	mc_orphans_after_register(w);
 	complete_recovery(w, true);
 	w->first_done = true;
-	if (n_dropped > 0)
-		start_dereg_dropped(w, dropped, n_dropped);
-	else
-		finish_step(w, true);
+	judge_step(w, true);
+	dereg_dropped_if_due(w);
 }
 
 static void on_dereg_done(struct mc_worker *w)
 {
 	struct mc_call *call = w->reg_call;
 	w->reg_call = NULL;
-	if (!mc_call_ok(call))
-		log_call_error("deregister failed", call);
+	const struct mc_api_error *e = mc_call_error(call);
+	bool fatal = mc_worker_note_auth(w, e);
+	if (mc_call_ok(call) || e->kind == MC_API_ERR_RUNTIME_NOT_FOUND) {
+		mc_log(MC_LOG_INFO, "deregistered runtimes no longer hosted",
+		       "count", MC_LOG_NUM(w->dropped.n_sent), NULL);
+		mc_dropped_succeeded(&w->dropped);
+		mc_peer_report(w); /* only now may the supervisor forget them */
+	} else {
+		dereg_dropped_failed(w, call);
+	}
 	mc_call_free(call);
-	mc_ids_free(w->dereg_ids, w->n_dereg_ids);
-	w->dereg_ids = NULL;
-	w->n_dereg_ids = 0;
-	finish_step(w, true);
+	end_step(w);
+	if (fatal)
+		mc_worker_fatal(w, "the server rejects this daemon's token or workspace");
 }
 
 /* ---- stopping ---- */
@@ -523,13 +501,13 @@ static void finish_stop(struct mc_worker *w, bool deregistered)
 	cancel_reg_call(w);
 	/* The last report says what is still online: nothing, or the ids whose
 	 * DEREG failed, which the supervisor's ledger keeps for its cleanup. */
-	if (deregistered || w->n_dereg_ids == 0)
+	if (deregistered || w->n_final_ids == 0)
 		mc_peer_report(w);
-	else if (mc_ipc_send_report(&w->wr, w->n_dereg_ids, (const char *const *)w->dereg_ids) < 0)
+	else if (mc_ipc_send_report(&w->wr, w->n_final_ids, (const char *const *)w->final_ids) < 0)
 		mc_log(MC_LOG_ERROR, "cannot queue the last report", NULL);
-	mc_ids_free(w->dereg_ids, w->n_dereg_ids);
-	w->dereg_ids = NULL;
-	w->n_dereg_ids = 0;
+	mc_ids_free(w->final_ids, w->n_final_ids);
+	w->final_ids = NULL;
+	w->n_final_ids = 0;
 	w->stop_deregistered = deregistered;
 	mc_ipc_send_stopped(&w->wr, deregistered);
 	mc_log(MC_LOG_INFO, "worker stopped", "deregistered", deregistered ? "true" : "false",
@@ -540,15 +518,13 @@ static void finish_stop(struct mc_worker *w, bool deregistered)
 
 static void cancel_side_calls(struct mc_worker *w)
 {
-	for (size_t i = 0; i < w->n_ro; i++)
-		mc_call_free(w->ro[i]);
-	w->n_ro = 0;
+	mc_orphans_cancel(w);
 	if (w->vprobes != NULL)
 		mc_vprobe_abort(w->vprobes);
 }
 
 /* One DEREG with every id we hold (tracked, plus dropped ids whose DEREG
- * was still pending), bounded by what is left of the stop budget. */
+ * is pending), bounded by what is left of the stop budget. */
 static void begin_final_dereg(struct mc_worker *w)
 {
 	cancel_side_calls(w);
@@ -570,17 +546,10 @@ static void begin_final_dereg(struct mc_worker *w)
 		finish_stop(w, false);
 		return;
 	}
-	if (w->n_dereg_ids > 0) {
-		char **all = realloc(ids, (n + w->n_dereg_ids) * sizeof *all);
-		if (all != NULL) {
-			ids = all;
-			memcpy(ids + n, w->dereg_ids, w->n_dereg_ids * sizeof *ids);
-			n += w->n_dereg_ids;
-			free(w->dereg_ids);
-			w->dereg_ids = NULL;
-			w->n_dereg_ids = 0;
-		}
-	}
+	/* On failure they stay pending, so the last report still lists them. */
+	if (mc_dropped_take_all(&w->dropped, &ids, &n) < 0)
+		mc_log(MC_LOG_ERROR, "out of memory: the final deregister leaves dropped runtimes out",
+		       NULL);
 	mc_payload_clear(&w->payload);
 	set_state(w, REG_STOPPING);
 	if (n == 0) {
@@ -588,8 +557,8 @@ static void begin_final_dereg(struct mc_worker *w)
 		finish_stop(w, true);
 		return;
 	}
-	w->dereg_ids = ids;
-	w->n_dereg_ids = n;
+	w->final_ids = ids;
+	w->n_final_ids = n;
 	mc_log(MC_LOG_INFO, "deregistering every runtime before exit", "count", MC_LOG_NUM(n),
 	       NULL);
 	struct mc_call *call = mc_call_deregister(w->api, n, (const char *const *)ids);
@@ -707,7 +676,11 @@ static void call_done(struct mc_call *call, void *arg)
 	}
 	switch (mc_call_endpoint(call)) {
 	case MC_EP_RUNTIME_PROFILES: mc_registrar_event(w, EV_FETCH_DONE); break;
-	case MC_EP_REGISTER: mc_registrar_event(w, EV_REG_DONE); break;
+	case MC_EP_REGISTER:
+		mc_registrar_event(w, EV_REG_DONE);
+		if (mc_worker_fault(w, "exit_after_register_done"))
+			_exit(99); /* as if the next callback crashed */
+		break;
 	case MC_EP_DEREGISTER: mc_registrar_event(w, EV_DEREG_DONE); break;
 	default: break;
 	}
@@ -787,6 +760,8 @@ mc_ms_t mc_registrar_next_deadline(const struct mc_worker *w)
 		d = w->step_retry_at;
 	if (w->recovery_retry && (d == 0 || w->gone.next_attempt < d))
 		d = w->gone.next_attempt;
+	if (w->dropped.n > 0 && w->dropped.retry_at > 0 && (d == 0 || w->dropped.retry_at < d))
+		d = w->dropped.retry_at;
 	mc_ms_t p = w->vprobes ? mc_vprobe_next_deadline(w->vprobes) : -1;
 	if (p >= 0 && (d == 0 || p < d))
 		d = p;

@@ -180,15 +180,3 @@ const char **mc_tracked_id_view(const struct mc_tracked *t)
 		v[i] = t->v[i].id;
 	return v;
 }
-
-size_t mc_tracked_filter_untracked(const struct mc_tracked *t, char **ids, size_t n)
-{
-	size_t kept = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (mc_tracked_find(t, ids[i]) >= 0)
-			free(ids[i]);
-		else
-			ids[kept++] = ids[i];
-	}
-	return kept;
-}

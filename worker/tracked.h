@@ -53,10 +53,6 @@ int mc_tracked_take_all(struct mc_tracked *t, char ***ids, size_t *n);
  * and deregistration. Caller frees the array only. NULL when empty. */
 const char **mc_tracked_id_view(const struct mc_tracked *t);
 
-/* Keeps only the ids of the array that are NOT tracked now (the re-check
- * right before a DEREG). Frees the removed strings; returns the new count. */
-size_t mc_tracked_filter_untracked(const struct mc_tracked *t, char **ids, size_t n);
-
 void mc_ids_free(char **ids, size_t n);
 
 #endif

@@ -39,20 +39,22 @@ struct mc_vprobe_cache *mc_vprobe_cache_new(mc_ms_t timeout_ms)
 	return c;
 }
 
-static void probe_reap(struct vprobe *p, bool force)
+/* Ends a probe: closes its pipe, kills its whole process group and reaps
+ * the leader. The output is all we want: whatever lingers (a CLI after
+ * closing its output, a wrapper's hung child) is killed, not waited for.
+ * The group is killed before the leader is reaped: until then its pid, and
+ * so the group id, cannot be reused by an unrelated process. */
+static void probe_reap(struct vprobe *p)
 {
 	if (p->fd >= 0) {
 		close(p->fd);
 		p->fd = -1;
 	}
 	if (p->pid > 0) {
-		/* The output is all we want: a CLI that lingers after closing its
-		 * output is killed rather than waited for. */
-		if (force || waitpid(p->pid, NULL, WNOHANG) == 0) {
-			kill(p->pid, SIGKILL);
-			while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
-				;
-		}
+		if (kill(-p->pid, SIGKILL) < 0)
+			kill(p->pid, SIGKILL); /* EPERM: a member changed uid; the leader at least */
+		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+			;
 		p->pid = 0;
 	}
 }
@@ -62,7 +64,7 @@ void mc_vprobe_cache_free(struct mc_vprobe_cache *c)
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < c->n; i++) {
-		probe_reap(c->v[i], true);
+		probe_reap(c->v[i]);
 		free(c->v[i]->key);
 		free(c->v[i]->version);
 		free(c->v[i]);
@@ -117,8 +119,17 @@ static struct vprobe *find(const struct mc_vprobe_cache *c, const char *key)
 static int spawn_probe(struct vprobe *p, const char *path, char *const *args, size_t n_args)
 {
 	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -1;
+	/* Only our end is non-blocking: the CLI's stdout is an ordinary one
+	 * (a large write must block, not fail with EAGAIN). */
+	if (fcntl(pipefd[0], F_SETFL, O_NONBLOCK) < 0) {
+		int e = errno;
+		close(pipefd[0]);
+		close(pipefd[1]);
+		errno = e;
+		return -1;
+	}
 	char **argv = calloc(n_args + 3, sizeof *argv);
 	posix_spawn_file_actions_t fa;
 	int rc = -1;
@@ -255,7 +266,7 @@ static bool drain(struct vprobe *p)
 
 static void finish(struct vprobe *p, bool timed_out)
 {
-	probe_reap(p, timed_out);
+	probe_reap(p);
 	char v[128];
 	mc_vprobe_parse(p->out, p->used, v, sizeof v);
 	if (timed_out) {
@@ -294,11 +305,30 @@ mc_ms_t mc_vprobe_next_deadline(const struct mc_vprobe_cache *c)
 	return best;
 }
 
+void mc_vprobe_forget(struct mc_vprobe_cache *c, const char *path, char *const *args,
+		      size_t n_args)
+{
+	char *key = make_key(path, args, n_args);
+	if (key == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		if (strcmp(c->v[i]->key, key) != 0)
+			continue;
+		probe_reap(c->v[i]);
+		free(c->v[i]->key);
+		free(c->v[i]->version);
+		free(c->v[i]);
+		c->v[i] = c->v[--c->n];
+		break;
+	}
+	free(key);
+}
+
 void mc_vprobe_abort(struct mc_vprobe_cache *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->v[i]->version == NULL) {
-			probe_reap(c->v[i], true);
+			probe_reap(c->v[i]);
 			/* Not cached: an aborted probe says nothing about the CLI. */
 			free(c->v[i]->key);
 			free(c->v[i]);

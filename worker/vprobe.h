@@ -40,6 +40,10 @@ unsigned mc_vprobe_waitfds(const struct mc_vprobe_cache *c, struct curl_waitfd *
 bool mc_vprobe_service(struct mc_vprobe_cache *c, mc_ms_t now);
 /* Earliest deadline of a running probe, or -1. */
 mc_ms_t mc_vprobe_next_deadline(const struct mc_vprobe_cache *c);
+/* Drops what is known of (path, args), killing its probe if it runs: the
+ * next mc_vprobe_get probes again (a retry). */
+void mc_vprobe_forget(struct mc_vprobe_cache *c, const char *path, char *const *args,
+		      size_t n_args);
 /* Kills every running probe (stop). */
 void mc_vprobe_abort(struct mc_vprobe_cache *c);
 

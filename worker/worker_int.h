@@ -16,6 +16,7 @@
 #include "common/signature.h"
 #include "ipc/frame.h"
 #include "ipc/messages.h"
+#include "worker/dropped.h"
 #include "worker/gone_slot.h"
 #include "worker/payload.h"
 #include "worker/tracked.h"
@@ -25,7 +26,12 @@
 #define MC_WORKER_HOLD_FD 4
 #define MC_WORKER_STOP_BUDGET_MS 5000
 #define MC_WORKER_BEAT_WAIT_MS 1500
-#define MC_WORKER_AUTH_FAILURES_FATAL 3
+/* The token is judged over time: give up only when every answer for at
+ * least clamp(2 x heartbeat_interval, MIN, MAX) was a rejection, and at
+ * least REJECTS_MIN of them (auth.c mc_worker_note_auth). */
+#define MC_WORKER_AUTH_REJECTS_MIN 3
+#define MC_WORKER_AUTH_WINDOW_MIN_MS 5000
+#define MC_WORKER_AUTH_WINDOW_MAX_MS 60000
 
 /* Handshake with the supervisor: HELLO sent, then CONFIG, TOKEN, PROBES. */
 enum mc_peer_state {
@@ -103,8 +109,7 @@ struct mc_worker {
 	struct mc_payload payload;
 	char **ids_before;              /* recovery: tracked ids when the REG was sent */
 	size_t n_ids_before;
-	char **dereg_ids;               /* dropped ids being deregistered */
-	size_t n_dereg_ids;
+	struct mc_dropped dropped;      /* dropped ids until a DEREG of them works */
 	mc_ms_t drain_deadline;         /* DRAINING: DEREG by then, landed or not */
 
 	/* heartbeats of dropped runtimes still on the wire (heartbeat.c) */
@@ -118,6 +123,7 @@ struct mc_worker {
 	bool recovery_due;
 	bool recovery_retry;            /* a recovery failed: retry when the slot allows */
 	bool builtins_changed;
+	mc_ms_t builtins_due_at;        /* builtins_changed: re-register from then (jitter) */
 	struct mc_gone_slot gone;
 	struct mc_backoff step_backoff; /* consecutive failed steps */
 	mc_ms_t step_retry_at;          /* no new step before this */
@@ -133,17 +139,23 @@ struct mc_worker {
 	bool stop_requested;
 	mc_ms_t stop_deadline;
 	bool stop_deregistered;
+	char **final_ids;               /* in the final DEREG */
+	size_t n_final_ids;
 	bool waiting_beats;             /* stopping: letting in-flight beats land first */
 	int exit_code;
 	bool exit_now;
 
-	unsigned auth_failures;         /* consecutive 401/403 answers */
+	unsigned auth_rejects;          /* 401/403/"workspace not found" since the last success */
+	mc_ms_t auth_first_reject_at;   /* when that streak began */
 	int sigfd;
 };
 
 /* faults.c: true when the test build's fault hook `name` is configured.
  * Hooks: "exit_after_register" (die between the REG answer and the report),
- * "ipc_garbage", "ipc_oversize", "ipc_silent" (misbehave on the first PING). */
+ * "exit_after_register_done" (die right after the REG answer was handled),
+ * "ipc_garbage", "ipc_oversize", "ipc_silent", "ipc_pong_flood" (valid PONGs
+ * as fast as the socket takes them), "ipc_report_flood" (likewise REPORTs)
+ * (misbehave on the first PING). */
 #ifdef MC_TEST_HOOKS
 bool mc_worker_fault(const struct mc_worker *w, const char *name);
 #else
@@ -156,10 +168,16 @@ void mc_registrar_event(struct mc_worker *w, enum mc_reg_event ev);
 void mc_registrar_runtime_gone(struct mc_worker *w, const char *runtime_id, mc_ms_t entry_at);
 mc_ms_t mc_registrar_next_deadline(const struct mc_worker *w);
 void mc_registrar_timers(struct mc_worker *w, mc_ms_t now);
-/* Records an answer for auth accounting; returns true if the worker must
- * give up with a configuration error. */
-bool mc_worker_note_auth(struct mc_worker *w, const struct mc_api_error *err);
 void mc_worker_fatal(struct mc_worker *w, const char *reason);
+
+/* auth.c: records an answer (any request's) for the token's judgement;
+ * returns true when the worker must give up with a configuration error. */
+bool mc_worker_note_auth(struct mc_worker *w, const struct mc_api_error *err);
+
+/* orphans.c: recover-orphans for the ids the last REG answer calls for
+ * (FIRST: all; RECOVERY: the new ones), and their cancellation. */
+void mc_orphans_after_register(struct mc_worker *w);
+void mc_orphans_cancel(struct mc_worker *w);
 
 /* heartbeat.c */
 void mc_heartbeat_tick(struct mc_worker *w, mc_ms_t now);
@@ -176,6 +194,9 @@ void mc_heartbeat_detach_dropped(struct mc_worker *w, const struct mc_runtime_li
 bool mc_heartbeat_strays_in_flight(const struct mc_worker *w);
 
 /* peer.c */
+/* Queues a REPORT of every id we answer for (tracked and dropped-pending)
+ * and writes it at once, before the caller's next step: what does not fit
+ * in the socket stays queued for the loop's flush. */
 int mc_peer_report(struct mc_worker *w);
 void mc_peer_on_readable(struct mc_worker *w);
 void mc_peer_flush(struct mc_worker *w);

@@ -135,3 +135,66 @@ char *fx_runtime_of(struct fixture *fx, const char *pid)
 	cJSON_Delete(st);
 	return id;
 }
+
+int fx_jcount(struct fixture *fx, const char *method, const char *prefix, int status,
+	      double after_seq, const char *body_has)
+{
+	cJSON *j = fp_journal(&fx->fp);
+	cr_assert_not_null(j);
+	int n = 0;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, j) {
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(e, "method"));
+		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(e, "path"));
+		const char *b = cJSON_GetStringValue(cJSON_GetObjectItem(e, "body"));
+		double seq = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "seq"));
+		double st = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "status"));
+		if (m == NULL || p == NULL)
+			continue;
+		if ((method == NULL || strcmp(m, method) == 0) &&
+		    (prefix == NULL || strncmp(p, prefix, strlen(prefix)) == 0) &&
+		    (status == FX_ANY_STATUS || (int)st == status) && seq > after_seq &&
+		    (body_has == NULL || (b != NULL && strstr(b, body_has) != NULL)))
+			n++;
+	}
+	cJSON_Delete(j);
+	return n;
+}
+
+bool fx_wait_jcount(struct fixture *fx, const char *method, const char *prefix, int status,
+		    double after_seq, const char *body_has, int want, int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	while (mc_now_ms() < until) {
+		if (fx_jcount(fx, method, prefix, status, after_seq, body_has) >= want)
+			return true;
+		wh_pump(&fx->h, 20);
+	}
+	return fx_jcount(fx, method, prefix, status, after_seq, body_has) >= want;
+}
+
+double fx_last_seq(struct fixture *fx)
+{
+	cJSON *j = fp_journal(&fx->fp);
+	cr_assert_not_null(j);
+	int n = cJSON_GetArraySize(j);
+	double s = n > 0 ? cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, n - 1),
+								     "seq")) : -1;
+	cJSON_Delete(j);
+	return s;
+}
+
+bool fx_wait_status(struct fixture *fx, const char *id, const char *want, int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	for (;;) {
+		char *s = fp_runtime_status(&fx->fp, id);
+		bool ok = s != NULL && strcmp(s, want) == 0;
+		free(s);
+		if (ok)
+			return true;
+		if (mc_now_ms() >= until)
+			return false;
+		wh_pump(&fx->h, 50);
+	}
+}

@@ -59,4 +59,20 @@ long fx_admin(struct fixture *fx, const char *method, const char *path, const ch
  * NULL when there is none. */
 char *fx_runtime_of(struct fixture *fx, const char *pid);
 
+/* Any answer status, for fx_jcount. */
+#define FX_ANY_STATUS (-1)
+
+/* Journal entries matching method and path prefix (NULL: any), with the
+ * given answer status (FX_ANY_STATUS: any), seq above after_seq (-1: all),
+ * and whose body contains body_has (NULL: any). */
+int fx_jcount(struct fixture *fx, const char *method, const char *prefix, int status,
+	      double after_seq, const char *body_has);
+/* Pumps the worker until fx_jcount reaches want or the timeout passes. */
+bool fx_wait_jcount(struct fixture *fx, const char *method, const char *prefix, int status,
+		    double after_seq, const char *body_has, int want, int timeout_ms);
+/* The seq of the newest journal entry, -1 when the journal is empty. */
+double fx_last_seq(struct fixture *fx);
+/* Pumps the worker until runtime id has the status want on the server. */
+bool fx_wait_status(struct fixture *fx, const char *id, const char *want, int timeout_ms);
+
 #endif

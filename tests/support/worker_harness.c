@@ -33,6 +33,7 @@ static void fill_config(struct mc_worker_config *c, const struct wh_opts *o)
 	strlcpy(c->cli_version, "multicad/test", sizeof c->cli_version);
 	strlcpy(c->log_level, "debug", sizeof c->log_level);
 	strlcpy(c->test_fault, o->test_fault ? o->test_fault : "", sizeof c->test_fault);
+	strlcpy(c->ca_file, o->ca_file ? o->ca_file : "", sizeof c->ca_file);
 	c->heartbeat_interval_ms = dflt(o->heartbeat_ms, 100);
 	c->profile_sync_interval_ms = dflt(o->profile_sync_ms, 150);
 	c->http_timeout_ms = dflt(o->http_timeout_ms, 2000);

@@ -27,6 +27,7 @@ struct wh_opts {
 	size_t n_overrides;
 	const char *path_env;           /* PATH in the worker; NULL: "/nonexistent" */
 	const char *test_fault;
+	const char *ca_file;            /* NULL: the system's CA store */
 };
 
 struct wh {

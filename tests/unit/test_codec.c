@@ -429,7 +429,8 @@ Test(decode, register_reference)
 	cr_assert_eq(l.n, 0);
 }
 
-#define R_OK "\"id\":\"r\",\"name\":\"n\",\"provider\":\"p\",\"status\":\"online\""
+#define RID "aaaaaaaa-0000-4000-8000-000000000001"
+#define R_OK "\"id\":\"" RID "\",\"name\":\"n\",\"provider\":\"p\",\"status\":\"online\""
 
 Test(decode, register_rejects)
 {
@@ -444,15 +445,44 @@ Test(decode, register_rejects)
 		      "runtimes[0].id: missing");
 	register_fail("{\"runtimes\":[{\"id\":\"\",\"name\":\"n\",\"provider\":\"p\",\"status\":\"s\"}]}",
 		      1, "runtimes[0].id: must not be empty");
-	register_fail("{\"runtimes\":[{" R_OK "},{\"id\":\"r2\",\"provider\":\"p\",\"status\":\"s\"}]}",
+	register_fail("{\"runtimes\":[{" R_OK "},{\"id\":\"" RID "\",\"provider\":\"p\",\"status\":\"s\"}]}",
 		      2, "runtimes[1].name: missing");
-	register_fail("{\"runtimes\":[{\"id\":\"r\",\"name\":\"n\",\"provider\":5,\"status\":\"s\"}]}",
+	register_fail("{\"runtimes\":[{\"id\":\"" RID "\",\"name\":\"n\",\"provider\":5,\"status\":\"s\"}]}",
 		      1, "runtimes[0].provider: expected string, got number");
-	register_fail("{\"runtimes\":[{\"id\":\"r\",\"name\":\"n\",\"provider\":\"p\",\"status\":null}]}",
+	register_fail("{\"runtimes\":[{\"id\":\"" RID "\",\"name\":\"n\",\"provider\":\"p\",\"status\":null}]}",
 		      1, "runtimes[0].status: expected string, got null");
 	register_fail("{\"runtimes\":[{" R_OK ",\"profile_id\":7}]}", 1,
 		      "runtimes[0].profile_id: expected string, got number");
 	register_fail("{\"runtimes\":[", 1, "invalid JSON");
+}
+
+/* The supervisor kills a worker that reports a non-UUID runtime id: the
+ * decoder is where such an id stops. */
+#define R_REST "\"name\":\"n\",\"provider\":\"p\",\"status\":\"online\""
+Test(decode, register_rejects_a_runtime_id_that_is_not_a_uuid)
+{
+	static const char *const bad[] = {
+		"r", "aaaaaaaa-0000-4000-8000-00000000000", "aaaaaaaa-0000-4000-8000-0000000000012",
+		"aaaaaaaa00000-4000-8000-000000000001", "aaaaaaaa-0000-4000-8000-00000000000g",
+		"{aaaaaaa-0000-4000-8000-000000000001}", " aaaaaaa-0000-4000-8000-000000000001",
+		"../../../../etc/passwd", "aaaaaaaa-0000-4000-8000-000000000001\\n",
+	};
+	char body[512];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(body, sizeof body, "{\"runtimes\":[{" R_OK "},{\"id\":\"%s\"," R_REST "}]}",
+			 bad[i]);
+		register_fail(body, 2, "runtimes[1].id: not a UUID");
+	}
+	snprintf(body, sizeof body, "{\"runtimes\":[{\"id\":\"r\"," R_REST "}]}");
+	register_fail(body, 1, "runtimes[0].id: not a UUID");
+
+	/* Upper-case hex is still a UUID (the supervisor's check agrees). */
+	struct mc_runtime_list l;
+	struct mc_api_error err;
+	const char *ok = "{\"runtimes\":[{\"id\":\"AAAAAAAA-0000-4000-8000-00000000000F\"," R_REST "}]}";
+	cr_assert_eq(mc_decode_register(S(ok), 1, &l, &err), 0, "%s", err.message);
+	cr_assert_str_eq(l.v[0].id, "AAAAAAAA-0000-4000-8000-00000000000F");
+	mc_runtime_list_clear(&l);
 }
 
 /* ---- decoders: heartbeat and recover-orphans ---- */

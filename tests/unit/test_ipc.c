@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 
 #include "ipc/frame.h"
@@ -340,4 +342,159 @@ Test(ipc, uuid_check)
 	cr_assert_not(mc_is_uuid("g1111111-1111-4111-8111-111111111111"));
 	cr_assert_not(mc_is_uuid(""));
 	cr_assert_not(mc_is_uuid(NULL));
+}
+
+/* ---- numbers: the range is checked on the double, before any cast ---- */
+
+Test(ipc, seq_out_of_range_negative_or_fractional_is_refused_by_name)
+{
+	char err[256];
+	struct { const char *text, *needle; } bad[] = {
+		{ "{\"seq\":1e300}", "out of range" },
+		{ "{\"seq\":-1e300}", "negative" },
+		{ "{\"seq\":1e400}", "out of range" },            /* inf after strtod */
+		{ "{\"seq\":9223372036854775808}", "out of range" }, /* 2^63 */
+		{ "{\"seq\":-1}", "negative" },
+		{ "{\"seq\":1.5}", "not an integer" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		errno = 0;
+		cr_expect_eq(parse_as(MC_IPC_PING, bad[i].text, err, sizeof err), -1,
+			     "accepted %s", bad[i].text);
+		cr_expect_eq(errno, EPROTO, "%s", bad[i].text);
+		cr_expect(strstr(err, "seq") != NULL && strstr(err, bad[i].needle) != NULL,
+			  "%s: '%s' lacks '%s'", bad[i].text, err, bad[i].needle);
+	}
+	/* A large seq still passes, exactly. */
+	const char *max = "{\"seq\":999999999999999}";
+	struct mc_ipc_frame f = { .type = MC_IPC_PING, .len = (uint32_t)strlen(max),
+				  .payload = (const uint8_t *)max };
+	uint64_t seq = 0;
+	cr_assert_eq(mc_ipc_parse_seq(&f, &seq, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(seq, 999999999999999ULL);
+	/* A pid beyond int is out of range, not truncated. */
+	const char *hello = "{\"proto\":1,\"pid\":4294967297}";
+	struct mc_ipc_frame h = { .type = MC_IPC_HELLO, .len = (uint32_t)strlen(hello),
+				  .payload = (const uint8_t *)hello };
+	int proto = 0, pid = 0;
+	cr_assert_eq(mc_ipc_parse_hello(&h, &proto, &pid, err, sizeof err), -1);
+	cr_assert(strstr(err, "pid") != NULL && strstr(err, "out of range") != NULL, "%s", err);
+}
+
+/* ---- PROBES: the sender refuses what the parser refuses ---- */
+
+/* The JSON a sender without checks would write for p (malloc'd). */
+static char *probes_json(const struct mc_probes *p)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(o, "builtins");
+	for (size_t i = 0; i < p->n; i++) {
+		cJSON *b = cJSON_CreateObject();
+		cJSON_AddItemToArray(arr, b);
+		char prov[MC_PROVIDER_MAX + 1], name[MC_NAME_MAX + 1], ver[MC_VERSION_MAX + 1];
+		/* %.*s: a field that fills its array has no NUL. */
+		snprintf(prov, sizeof prov, "%.*s", (int)sizeof p->v[i].provider, p->v[i].provider);
+		snprintf(name, sizeof name, "%.*s", (int)sizeof p->v[i].name, p->v[i].name);
+		snprintf(ver, sizeof ver, "%.*s", (int)sizeof p->v[i].version, p->v[i].version);
+		cJSON_AddStringToObject(b, "provider", prov);
+		cJSON_AddStringToObject(b, "name", name);
+		cJSON_AddStringToObject(b, "version", ver);
+	}
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	cr_assert_not_null(text);
+	return text;
+}
+
+static struct mc_probes two_probes(void)
+{
+	struct mc_probes p = { .n = 2 };
+	p.v[0] = (struct mc_builtin){ "claude", "Claude", "2.1.0" };
+	p.v[1] = (struct mc_builtin){ "codex", "Codex", "0.5.0" };
+	return p;
+}
+
+Test(ipc, probes_sender_and_parser_refuse_the_same_sets)
+{
+	struct mc_probes bad[10];
+	const char *why[10];
+	size_t n = 0;
+	bad[n] = two_probes(); snprintf(bad[n].v[1].provider, MC_PROVIDER_MAX, "claude");
+	why[n++] = "twice";
+	bad[n] = two_probes(); bad[n].v[0].name[0] = '\0';
+	why[n++] = "name";
+	bad[n] = two_probes(); bad[n].v[1].version[0] = '\0';
+	why[n++] = "version";
+	bad[n] = two_probes(); bad[n].v[0].provider[0] = '\0';
+	why[n++] = "provider";
+	bad[n] = two_probes(); snprintf(bad[n].v[0].provider, MC_PROVIDER_MAX, "Claude X");
+	why[n++] = "provider";
+	bad[n] = two_probes(); snprintf(bad[n].v[0].version, MC_VERSION_MAX, "2.1\n0");
+	why[n++] = "version";
+	bad[n] = two_probes(); memset(bad[n].v[0].provider, 'a', MC_PROVIDER_MAX);
+	why[n++] = "provider";
+	bad[n] = two_probes(); memset(bad[n].v[1].version, '1', MC_VERSION_MAX);
+	why[n++] = "version";
+	bad[n] = two_probes(); memset(bad[n].v[1].name, 'N', MC_NAME_MAX);
+	why[n++] = "name";
+	for (size_t i = 0; i < n; i++) {
+		char err[256] = "";
+		char *text = probes_json(&bad[i]);
+		errno = 0;
+		cr_expect_eq(parse_as(MC_IPC_PROBES, text, err, sizeof err), -1,
+			     "case %zu: the parser accepted %s", i, text);
+		cr_expect_eq(errno, EPROTO, "case %zu", i);
+		cr_expect(strstr(err, why[i]) != NULL, "case %zu: '%s' lacks '%s'", i, err, why[i]);
+		err[0] = '\0';
+		errno = 0;
+		cr_expect_eq(mc_ipc_probes_check(&bad[i], err, sizeof err), -1, "case %zu", i);
+		cr_expect(strstr(err, why[i]) != NULL, "case %zu: '%s' lacks '%s'", i, err, why[i]);
+		struct mc_ipc_writer w;
+		mc_ipc_writer_init(&w);
+		errno = 0;
+		cr_expect_eq(mc_ipc_send_probes(&w, &bad[i]), -1, "case %zu: the sender sent %s", i,
+			     text);
+		cr_expect_eq(errno, EINVAL, "case %zu", i);
+		cr_expect_eq(mc_ipc_writer_pending(&w), 0, "case %zu: a frame was queued", i);
+		mc_ipc_writer_free(&w);
+		free(text);
+	}
+	/* More entries than a set holds. */
+	struct mc_probes many = { .n = MC_MAX_BUILTINS + 1 };
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	cr_expect_eq(mc_ipc_send_probes(&w, &many), -1);
+	cr_expect_eq(mc_ipc_writer_pending(&w), 0);
+	mc_ipc_writer_free(&w);
+}
+
+Test(ipc, probes_roundtrip)
+{
+	int sv[2];
+	make_pair(sv);
+	struct mc_probes p = two_probes();
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_probes(&w, &p), 0);
+	struct mc_ipc_reader r;
+	cr_assert_eq(mc_ipc_reader_init(&r, mc_ipc_type_ok_for_worker), 0);
+	pump(&w, sv, &r);
+	struct mc_ipc_frame f;
+	next_frame(&r, MC_IPC_PROBES, &f);
+	struct mc_probes got;
+	char err[256] = "";
+	cr_assert_eq(mc_ipc_parse_probes(&f, &got, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(got.n, 2);
+	cr_assert_str_eq(got.v[1].provider, "codex");
+	cr_assert_str_eq(got.v[1].version, "0.5.0");
+	char none[8] = "";
+	cr_assert_eq(mc_ipc_probes_check(&got, none, sizeof none), 0);
+	/* An empty set is a valid one: no built-in found. */
+	struct mc_probes empty = { .n = 0 };
+	cr_assert_eq(mc_ipc_probes_check(&empty, err, sizeof err), 0);
+	mc_ipc_reader_free(&r);
+	mc_ipc_writer_free(&w);
+	close(sv[0]);
+	close(sv[1]);
 }

@@ -1,0 +1,171 @@
+/* Version probes (worker/vprobe.c, also what the supervisor's built-in
+ * probes run): a probe that times out leaves no process of its group
+ * behind, and a CLI sees a blocking stdout, so a large write before the
+ * version cannot fail with EAGAIN. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "worker/vprobe.h"
+
+static char DIR_[64];
+
+static void setup(void)
+{
+	snprintf(DIR_, sizeof DIR_, "/tmp/mc-vprobe-XXXXXX");
+	cr_assert_not_null(mkdtemp(DIR_));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", DIR_);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", DIR_);
+}
+
+TestSuite(vprobe, .init = setup, .fini = teardown, .timeout = 30);
+
+static void write_script(const char *name, const char *body, char *path, size_t n)
+{
+	snprintf(path, n, "%s/%s", DIR_, name);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "#!/bin/sh\n%s", body);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(path, 0755), 0);
+}
+
+static pid_t read_pid(const char *name)
+{
+	char path[128], buf[32] = "";
+	snprintf(path, sizeof path, "%s/%s", DIR_, name);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	if (fgets(buf, sizeof buf, f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	char *end;
+	long v = strtol(buf, &end, 10);
+	return end != buf && v > 0 ? (pid_t)v : 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Drives c as a loop would until nothing runs or timeout_ms pass. */
+static void run_until_idle(struct mc_vprobe_cache *c, long timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	while (mc_vprobe_busy(c) && mc_now_ms() < until) {
+		struct curl_waitfd fds[8];
+		unsigned k = mc_vprobe_waitfds(c, fds, 8);
+		struct pollfd p[8];
+		for (unsigned i = 0; i < k; i++)
+			p[i] = (struct pollfd){ .fd = fds[i].fd, .events = POLLIN };
+		poll(p, k, 50);
+		mc_vprobe_service(c, mc_now_ms());
+	}
+}
+
+/* True when no process is left in process group pgid (zombies count as
+ * gone: an orphan's zombie is its new parent's to reap). */
+static bool group_gone(pid_t pgid)
+{
+	if (kill(-pgid, 0) < 0 && errno == ESRCH)
+		return true;
+	/* Reap what was reparented to us, in case we are a subreaper. */
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	return kill(-pgid, 0) < 0 && errno == ESRCH;
+}
+
+Test(vprobe, timed_out_wrapper_leaves_no_process_of_its_group)
+{
+	char path[128], body[512];
+	/* A wrapper whose real process hangs, holding the output open. */
+	snprintf(body, sizeof body,
+		 "echo $$ > '%s/leader.pid'\n"
+		 "sleep 300 &\n"
+		 "echo $! > '%s/child.pid'\n"
+		 "wait\n", DIR_, DIR_);
+	write_script("hangs", body, path, sizeof path);
+	struct mc_vprobe_cache *c = mc_vprobe_cache_new(700);
+	cr_assert_not_null(c);
+	const char *v = NULL;
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 0);
+	run_until_idle(c, 10000);
+	cr_assert_not(mc_vprobe_busy(c), "the probe did not time out");
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 1);
+	cr_assert_str_eq(v, "", "a timed-out probe has no version");
+	pid_t leader = read_pid("leader.pid"), child = read_pid("child.pid");
+	cr_assert_gt(leader, 0);
+	cr_assert_gt(child, 0);
+	bool gone = false;
+	for (int i = 0; i < 100 && !(gone = group_gone(leader)); i++)
+		sleep_ms(20);
+	if (!gone)
+		kill(-leader, SIGKILL); /* do not leak it past the test */
+	cr_assert(gone, "process %d of the probe's group %d outlived its timeout", (int)child,
+		  (int)leader);
+	mc_vprobe_cache_free(c);
+}
+
+Test(vprobe, a_large_write_before_the_version_does_not_fail)
+{
+	char path[128], body[512];
+	/* The version, then 200 KB: more than a pipe holds, so a non-blocking
+	 * stdout fails with EAGAIN when the reader is a little late. */
+	snprintf(body, sizeof body,
+		 "echo 3.4.5\n"
+		 "head -c 200000 /dev/zero && touch '%s/wrote-all'\n", DIR_);
+	write_script("chatty", body, path, sizeof path);
+	struct mc_vprobe_cache *c = mc_vprobe_cache_new(10000);
+	cr_assert_not_null(c);
+	const char *v = NULL;
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 0);
+	sleep_ms(300); /* a busy loop: the pipe fills before anyone reads */
+	run_until_idle(c, 10000);
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 1);
+	cr_assert_str_eq(v, "3.4.5");
+	char marker[128];
+	snprintf(marker, sizeof marker, "%s/wrote-all", DIR_);
+	cr_assert_eq(access(marker, F_OK), 0, "the CLI's write to its stdout failed");
+	mc_vprobe_cache_free(c);
+}
+
+Test(vprobe, a_forgotten_result_is_probed_again)
+{
+	char path[128], body[256];
+	snprintf(body, sizeof body, "n=$(cat '%s/n' 2>/dev/null || echo 0)\n"
+				    "n=$((n + 1)); echo $n > '%s/n'; echo \"v$n\"\n", DIR_, DIR_);
+	write_script("counts", body, path, sizeof path);
+	struct mc_vprobe_cache *c = mc_vprobe_cache_new(5000);
+	cr_assert_not_null(c);
+	const char *v = NULL;
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 0);
+	run_until_idle(c, 5000);
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 1);
+	cr_assert_str_eq(v, "v1");
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 1, "cached: not probed again");
+	mc_vprobe_forget(c, path, NULL, 0);
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 0);
+	run_until_idle(c, 5000);
+	cr_assert_eq(mc_vprobe_get(c, path, NULL, 0, &v), 1);
+	cr_assert_str_eq(v, "v2");
+	mc_vprobe_cache_free(c);
+}
