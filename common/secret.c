@@ -172,3 +172,14 @@ void mc_secret_free(struct mc_secret *s)
 	sodium_free(s->value);
 	free(s);
 }
+
+bool mc_secret_equal(struct mc_secret *a, struct mc_secret *b)
+{
+	if (a == NULL || b == NULL || mc_secret_len(a) != mc_secret_len(b))
+		return false;
+	const char *x = mc_secret_open(a), *y = mc_secret_open(b);
+	bool eq = sodium_memcmp(x, y, mc_secret_len(a)) == 0;
+	mc_secret_close(a);
+	mc_secret_close(b);
+	return eq;
+}

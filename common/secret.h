@@ -4,6 +4,7 @@
 #ifndef MC_SECRET_H
 #define MC_SECRET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct mc_secret;
@@ -24,6 +25,10 @@ const char *mc_secret_open(struct mc_secret *s);
 void mc_secret_close(struct mc_secret *s);
 
 size_t mc_secret_len(const struct mc_secret *s);
+
+/* True when both hold the same bytes (constant time over the length); false
+ * when either is NULL. */
+bool mc_secret_equal(struct mc_secret *a, struct mc_secret *b);
 
 /* Returns a new secret with the same value. Caller owns it. */
 struct mc_secret *mc_secret_dup(struct mc_secret *s);

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,8 +67,10 @@ static int result_of(const struct mc_call *call)
 {
 	if (mc_call_ok(call))
 		return MC_HELPER_OK;
-	return mc_api_error_is_transient(mc_call_error(call)) ? MC_HELPER_TRANSIENT
-							       : MC_HELPER_PERMANENT;
+	const struct mc_api_error *e = mc_call_error(call);
+	if (e->kind == MC_API_ERR_HTTP && (e->status == 401 || e->status == 403))
+		return MC_HELPER_AUTH; /* the token may be accepted again (or rotated) */
+	return mc_api_error_is_transient(e) ? MC_HELPER_TRANSIENT : MC_HELPER_PERMANENT;
 }
 
 __attribute__((noreturn))
@@ -157,11 +158,14 @@ static struct mc_helper *helper_new(struct mc_sv *sv, enum mc_helper_kind kind)
 
 static int watch(struct mc_sv *sv, struct mc_helper *h, mc_ms_t deadline)
 {
-	h->pidfd = (int)syscall(SYS_pidfd_open, h->pid, 0);
+	h->started_at = mc_now_ms();
+	h->pidfd = mc_pidfd_open(h->pid);
 	if (h->pidfd < 0 || mc_sv_epoll_add(sv, h->pidfd, EPOLLIN, &h->pid_src) < 0 ||
 	    (h->out_fd >= 0 && mc_sv_epoll_add(sv, h->out_fd, EPOLLIN, &h->out_src) < 0) ||
 	    mc_timerq_arm(&sv->timers, &h->timer, deadline) < 0) {
-		kill(h->pid, SIGKILL);
+		/* Not reaped yet: without a pidfd its pid still names it. */
+		if (mc_pidfd_kill(h->pidfd, SIGKILL) < 0)
+			kill(h->pid, SIGKILL);
 		while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		return -1;
@@ -263,7 +267,9 @@ void mc_helper_on_output(struct mc_sv *sv, struct mc_helper *h)
 			size_t cap = h->out_cap ? h->out_cap * 2 : 8192;
 			char *nb = cap <= MEMBERSHIP_OUT_MAX ? realloc(h->out, cap) : NULL;
 			if (nb == NULL) {
-				kill(h->pid, SIGKILL); /* answer too large: treat as a failure */
+				/* Answer too large: a failure. The pidfd, because
+				 * this also runs after the helper was reaped. */
+				mc_pidfd_kill(h->pidfd, SIGKILL);
 				return;
 			}
 			h->out = nb;
@@ -294,15 +300,15 @@ void mc_helper_on_exit(struct mc_sv *sv, struct mc_helper *h)
 	if (waitid((idtype_t)P_PIDFD, (id_t)h->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
 		return;
 	mc_helper_on_output(sv, h); /* whatever is left in the pipe */
-	int result = (si.si_code == CLD_EXITED && si.si_status <= MC_HELPER_PERMANENT)
+	int result = (si.si_code == CLD_EXITED && si.si_status <= MC_HELPER_AUTH)
 			     ? si.si_status : MC_HELPER_TRANSIENT;
 	helper_release(sv, h);
 	switch (h->kind) {
 	case HELPER_CLEANUP:
 		if (h->wk != NULL)
-			mc_wk_on_cleanup_done(sv, h->wk, result);
-		else if (h->ws[0] && result != MC_HELPER_TRANSIENT)
-			mc_ledger_clear(sv->ledger, h->ws); /* an orphan's leftovers */
+			mc_wk_on_cleanup_done(sv, h->wk, result, h->started_at);
+		else if (h->ws[0])
+			mc_orphan_on_done(sv, h->ws, result); /* an orphan's leftovers */
 		break;
 	case HELPER_FINAL:
 		sv->final_cleanup_done = true;
@@ -323,7 +329,7 @@ void mc_helper_on_timer(struct mc_sv *sv, struct mc_helper *h)
 		return;
 	mc_log(MC_LOG_WARN, "helper overran its deadline; killing it", "pid", MC_LOG_NUM(h->pid),
 	       NULL);
-	kill(h->pid, SIGKILL); /* its exit event reports a transient failure */
+	mc_pidfd_kill(h->pidfd, SIGKILL); /* its exit event reports a transient failure */
 }
 
 void mc_helper_kill_all(struct mc_sv *sv)
@@ -331,12 +337,20 @@ void mc_helper_kill_all(struct mc_sv *sv)
 	for (struct mc_helper *h = sv->helpers; h != NULL; h = h->next) {
 		if (h->dead)
 			continue;
-		kill(h->pid, SIGKILL);
+		mc_pidfd_kill(h->pidfd, SIGKILL); /* not dead: not reaped, the pidfd is open */
 		while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		helper_release(sv, h);
 	}
 	mc_helper_reap_dead(sv);
+	mc_orphan_forget_all(sv);
+}
+
+void mc_helper_detach(struct mc_sv *sv, const struct mc_wk *wk)
+{
+	for (struct mc_helper *h = sv->helpers; h != NULL; h = h->next)
+		if (h->wk == wk)
+			h->wk = NULL;
 }
 
 void mc_helper_reap_dead(struct mc_sv *sv)

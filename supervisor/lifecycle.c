@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 
 #include <bsd/string.h>
-#include <sodium.h>
 
 #include "common/log.h"
 #include "supervisor/notify.h"
@@ -108,17 +107,6 @@ static int load_candidate(struct mc_sv *sv, struct mc_config *nc, struct mc_secr
 	return *token == NULL ? -1 : 0;
 }
 
-static bool same_token(struct mc_secret *a, struct mc_secret *b)
-{
-	if (a == NULL || b == NULL || mc_secret_len(a) != mc_secret_len(b))
-		return false;
-	const char *x = mc_secret_open(a), *y = mc_secret_open(b);
-	bool eq = sodium_memcmp(x, y, mc_secret_len(a)) == 0;
-	mc_secret_close(a);
-	mc_secret_close(b);
-	return eq;
-}
-
 static bool same_providers(const struct mc_config *a, const struct mc_config *b)
 {
 	if (a->n_providers != b->n_providers)
@@ -153,13 +141,14 @@ static int reload(struct mc_sv *sv)
 		reload_failed(sv, err);
 		return -1;
 	}
-	bool token_changed = !same_token(sv->token, token);
+	bool token_changed = !mc_secret_equal(sv->token, token);
 	bool providers_changed = !same_providers(&sv->cfg, &nc);
 	bool was_all = sv->cfg.all_workspaces;
 	mc_config_free(&sv->cfg);
 	sv->cfg = nc;
 	mc_secret_free(sv->token);
 	sv->token = token;
+	mc_tokwatch_rebase(sv); /* just read: not a change for the watcher */
 	mc_log_set_level(sv->cfg.log_level);
 
 	unsigned restarted = 0, updated = 0;
@@ -170,7 +159,7 @@ static int reload(struct mc_sv *sv)
 		bool changed = wk->cfg_digest[0] && strcmp(digest, wk->cfg_digest) != 0;
 		mc_backoff_init(&wk->backoff, sv->cfg.restart_backoff_min_ms,
 				sv->cfg.restart_backoff_max_ms);
-		if (wk->state == WK_CONFIG_ERROR || (changed && wk->next != NEXT_REMOVE)) {
+		if (mc_wk_config_parked(wk) || (changed && wk->next != NEXT_REMOVE)) {
 			mc_wk_restart(sv, wk);
 			restarted++;
 		} else if (token_changed) {
@@ -329,7 +318,7 @@ void mc_sv_on_shutdown_timer(struct mc_sv *sv)
 		if (wk->pid > 0) {
 			mc_log(MC_LOG_WARN, "worker did not stop in time; killing it", "ws", wk->ws,
 			       "worker_pid", MC_LOG_NUM(wk->pid), NULL);
-			kill(wk->pid, SIGKILL);
+			mc_pidfd_kill(wk->pidfd, SIGKILL);
 		}
 	}
 	mc_ms_t until = mc_now_ms() + 1000;
@@ -345,12 +334,13 @@ void mc_sv_on_shutdown_timer(struct mc_sv *sv)
 		}
 	}
 	/* Process the exits through the normal path, which frees them (their
-	 * cleanup is left to the final DEREG). */
+	 * cleanup is left to the final DEREG). A cleanup still running is
+	 * detached first: its exit must not report to a freed worker. */
 	RB_FOREACH_SAFE(wk, mc_wk_tree, &sv->workers, tmp) {
 		if (wk->pid > 0)
 			mc_wk_on_exit(sv, wk);
 		else if (wk->state == WK_CLEANUP)
-			mc_wk_on_cleanup_done(sv, wk, MC_HELPER_TRANSIENT);
+			mc_wk_abandon_cleanup(sv, wk);
 	}
 	mc_sv_shutdown_progress(sv);
 	/* The final DEREG gets its own short bound. */

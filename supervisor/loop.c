@@ -121,6 +121,12 @@ static void fire_timer(struct mc_sv *sv, struct mc_timer *t)
 	case TIMER_CONTROL:
 		mc_control_on_timer(sv, t);
 		break;
+	case TIMER_TOKEN:
+		mc_tokwatch_on_timer(sv);
+		break;
+	case TIMER_ORPHAN:
+		mc_orphan_on_timer(sv, t->owner);
+		break;
 	default:
 		break;
 	}
@@ -145,6 +151,7 @@ int mc_sv_run(struct mc_sv *sv)
 		mc_log(MC_LOG_ERROR, "cannot watch the ledger writer", "error", strerror(errno), NULL);
 		return -1;
 	}
+	mc_tokwatch_start(sv);
 	while (!sv->done) {
 		int n = epoll_wait(sv->epfd, evs, MAX_EVENTS, next_timeout(sv));
 		if (n < 0 && errno != EINTR) {

@@ -49,6 +49,8 @@ enum mc_timer_kind {
 	TIMER_MEMBERSHIP,
 	TIMER_SHUTDOWN,
 	TIMER_CONTROL,
+	TIMER_TOKEN,
+	TIMER_ORPHAN,
 };
 
 /* Worker lifecycle (state x event in wk.c). */
@@ -57,10 +59,12 @@ enum mc_wk_state {
 	WK_STARTING,      /* forked; handshake in progress */
 	WK_RUNNING,
 	WK_STOPPING,      /* STOP sent; waiting for the exit */
-	WK_CLEANUP,       /* dead; its ledger ids are being deregistered */
+	WK_CLEANUP,       /* dead; its ledger ids are being deregistered (or a
+			     removed workspace waits to confirm that) */
 	WK_BACKOFF,       /* waiting to respawn */
-	WK_FAILED,        /* crash loop: parked, retries slowly */
-	WK_CONFIG_ERROR,  /* exited 78: not restarted until a reload */
+	WK_FAILED,        /* crash loop: parked, retries ever more slowly */
+	WK_CONFIG_ERROR,  /* exited 78: retried slowly, at once on a reload or a
+			     token file change */
 	WK_GONE,          /* removed and cleaned up: about to be freed */
 	WK_STATE_COUNT,
 };
@@ -69,7 +73,7 @@ enum mc_wk_state {
 enum mc_wk_next {
 	NEXT_RESPAWN,     /* crash or restart: start again (after backoff) */
 	NEXT_REMOVE,      /* no longer configured: free it */
-	NEXT_PARK_CONFIG, /* exit 78: wait for a reload */
+	NEXT_PARK_CONFIG, /* exit 78: park in config-error */
 };
 
 struct mc_wk {
@@ -86,9 +90,13 @@ struct mc_wk {
 	bool rd_ready;
 	struct mc_timer timer;          /* meaning depends on the state */
 	mc_ms_t started_at;
-	mc_ms_t last_pong_at;
+	mc_ms_t last_pong_at;           /* HELLO, or the last PONG answering a PING */
 	mc_ms_t ping_due_at;
-	uint64_t ping_seq;
+	uint64_t ping_seq;              /* last PING sent */
+	uint64_t ping_acked;            /* last PING answered: PONGs must be in between */
+	int64_t report_credit;          /* REPORT token bucket, in thousandths */
+	mc_ms_t report_credit_at;
+	bool untrusted;                 /* broke the protocol: killed, frames ignored */
 	bool stopped_msg;               /* STOPPED received */
 	bool fatal_msg;                 /* FATAL received */
 	struct mc_backoff backoff;
@@ -96,8 +104,13 @@ struct mc_wk {
 	unsigned crash_streak;          /* crashes without a healthy run between */
 	char last_error[256];
 	char cfg_digest[65];            /* of the CONFIG it was given (reload diff) */
-	struct mc_helper *cleanup;      /* running cleanup helper */
+	struct mc_helper *cleanup;      /* running cleanup (or confirming) DEREG helper */
+	bool confirming;                /* ... and it is the confirmation */
 	struct mc_backoff cleanup_backoff;
+	mc_ms_t died_at;
+	bool confirm_owed;              /* killed: its requests may land after the DEREG */
+	mc_ms_t confirm_at;             /* first DEREG done; confirm it then (0: no) */
+	mc_ms_t wake_at;                /* BACKOFF/FAILED/CONFIG_ERROR: respawn then */
 	struct mc_wk *grave_next;       /* freed after the current event batch */
 };
 
@@ -119,6 +132,7 @@ struct mc_helper {
 	struct mc_src pid_src, out_src;
 	struct mc_timer timer;          /* hard deadline: SIGKILL */
 	struct mc_wk *wk;               /* cleanup: whose ids (NULL: an orphan's) */
+	mc_ms_t started_at;
 	char ws[MC_ID_MAX];             /* cleanup: the workspace */
 	char *out;                      /* what the helper wrote */
 	size_t out_len, out_cap;
@@ -130,6 +144,28 @@ struct mc_helper {
 #define MC_HELPER_OK        0
 #define MC_HELPER_TRANSIENT 1       /* server unreachable or 5xx: retry */
 #define MC_HELPER_PERMANENT 2       /* 4xx: retrying cannot help */
+#define MC_HELPER_AUTH      3       /* 401/403: the token is refused, maybe for a
+				       while: retry with backoff */
+
+/* A workspace no worker serves whose leftovers' DEREG failed: retried with
+ * backoff (orphan.c). */
+struct mc_orphan {
+	char ws[MC_ID_MAX];
+	struct mc_backoff backoff;
+	struct mc_timer timer;
+	struct mc_orphan *next;
+};
+
+/* The token file as last seen (tokwatch.c). */
+struct mc_tokwatch {
+	struct mc_timer timer;
+	char path[MC_PATH_MAX];
+	int err;                        /* stat's errno, 0 when it worked */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	long mtime_s, mtime_ns;
+};
 
 struct mc_sv {
 	struct mc_config cfg;
@@ -143,6 +179,8 @@ struct mc_sv {
 	struct mc_wk_tree workers;
 	size_t n_workers;
 	struct mc_helper *helpers;
+	struct mc_orphan *orphans;      /* pending orphan cleanup retries */
+	struct mc_tokwatch tokwatch;
 	struct mc_wk *wk_graveyard;     /* workers to free after this event batch */
 	pid_t pid;
 	mc_ms_t started_at;
@@ -212,13 +250,27 @@ int mc_sv_run(struct mc_sv *sv);
 /* Before fork: what a child must not keep (the token's guarded pages). */
 void mc_sv_child_forget(struct mc_sv *sv);
 
+/* pidfd.c: the pidfd of a child we have not reaped; signals go through it,
+ * so a reaped (maybe recycled) pid is never signalled. */
+int mc_pidfd_open(pid_t pid);
+/* 0, or -1 with errno (ESRCH once the process is gone). */
+int mc_pidfd_kill(int pidfd, int sig);
+
 /* wk.c */
 struct mc_wk *mc_wk_find(struct mc_sv *sv, const char *ws);
 struct mc_wk *mc_wk_add(struct mc_sv *sv, const char *ws);
 void mc_wk_on_ipc(struct mc_sv *sv, struct mc_wk *wk, uint32_t events);
 void mc_wk_on_exit(struct mc_sv *sv, struct mc_wk *wk);
 void mc_wk_on_timer(struct mc_sv *sv, struct mc_wk *wk);
-void mc_wk_on_cleanup_done(struct mc_sv *sv, struct mc_wk *wk, int result);
+/* A DEREG helper of wk's ids ended; sent_at: when its request started. */
+void mc_wk_on_cleanup_done(struct mc_sv *sv, struct mc_wk *wk, int result, mc_ms_t sent_at);
+/* Shutdown: stop waiting for wk's cleanup (the final DEREG covers the
+ * ledger); its helper, if any, runs on detached. */
+void mc_wk_abandon_cleanup(struct mc_sv *sv, struct mc_wk *wk);
+/* Parked in config-error, or about to be once its cleanup is done. */
+bool mc_wk_config_parked(const struct mc_wk *wk);
+/* A cleanup waiting for its retry tries again now (a new token). */
+void mc_wk_kick_cleanup(struct mc_sv *sv, struct mc_wk *wk);
 /* Stop for good (removed from the configuration or shutdown). */
 void mc_wk_remove(struct mc_sv *sv, struct mc_wk *wk);
 /* Stop and start again (configuration changed, operator request, or a
@@ -249,8 +301,29 @@ struct mc_helper *mc_helper_membership(struct mc_sv *sv);
 void mc_helper_on_exit(struct mc_sv *sv, struct mc_helper *h);
 void mc_helper_on_output(struct mc_sv *sv, struct mc_helper *h);
 void mc_helper_on_timer(struct mc_sv *sv, struct mc_helper *h);
+/* Kills every helper (and forgets pending orphan retries: the final DEREG,
+ * or the next start, covers them). */
 void mc_helper_kill_all(struct mc_sv *sv);
+/* wk is going away: no helper reports to it any more. */
+void mc_helper_detach(struct mc_sv *sv, const struct mc_wk *wk);
 void mc_helper_reap_dead(struct mc_sv *sv);
+
+/* orphan.c */
+/* An orphan cleanup of ws ended with result. */
+void mc_orphan_on_done(struct mc_sv *sv, const char *ws, int result);
+void mc_orphan_on_timer(struct mc_sv *sv, struct mc_orphan *o);
+/* A worker serves ws now: its own cleanup takes over. */
+void mc_orphan_forget(struct mc_sv *sv, const char *ws);
+void mc_orphan_forget_all(struct mc_sv *sv);
+/* Every pending retry tries again now (a new token). */
+void mc_orphan_kick_all(struct mc_sv *sv);
+
+/* tokwatch.c: token_file is looked at every few seconds; a change that
+ * reads as a valid token is taken as if reloaded. */
+void mc_tokwatch_start(struct mc_sv *sv);
+void mc_tokwatch_on_timer(struct mc_sv *sv);
+/* The token was just read (reload): remember the file as it is now. */
+void mc_tokwatch_rebase(struct mc_sv *sv);
 
 /* probes.c */
 void mc_probes_start_round(struct mc_sv *sv);

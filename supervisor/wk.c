@@ -1,11 +1,12 @@
 /* One workspace's worker process, seen from the supervisor: spawn, the
- * handshake, liveness, the ledger of what it reported, stop, death, the
- * cleanup of what a dead worker left online, and restart with backoff.
+ * handshake, stop, restart and the timers of each state. What a worker
+ * sends is in wk_frames.c; its death, the cleanup of what it left online
+ * and what follows in wk_death.c.
  *
  *   QUEUED -> STARTING -HELLO-> RUNNING -STOP-> STOPPING
  *   any live state -exit-> CLEANUP (if the ledger holds ids) -> BACKOFF |
  *                          FAILED | CONFIG_ERROR | GONE
- *   BACKOFF/FAILED -timer-> STARTING
+ *   BACKOFF/FAILED/CONFIG_ERROR -timer-> STARTING
  *
  * The respawned worker starts only after the cleanup finished or gave up,
  * so an old DEREG can never take the new worker's rows (same ids, the
@@ -16,7 +17,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,13 +24,10 @@
 #include <sodium.h>
 
 #include "common/child.h"
-#include "common/log.h"
-#include "supervisor/sv.h"
+#include "supervisor/wk_int.h"
 #include "worker/worker.h"
 
 #define HANDSHAKE_TIMEOUT_MS  10000
-#define CRASH_LOOP_STREAK     5       /* consecutive crashes that park a worker */
-#define HEALTHY_AFTER_MS      10000   /* a run this long resets the backoff */
 #define SPAWN_SPACING_MS      5       /* start-up: at most ~200 workers/s */
 #define SPAWN_JITTER_MS       5
 
@@ -59,19 +56,19 @@ struct mc_wk *mc_wk_find(struct mc_sv *sv, const char *ws)
 	return RB_FIND(mc_wk_tree, &sv->workers, &key);
 }
 
-static void wk_log(enum mc_log_level lvl, const struct mc_wk *wk, const char *msg,
-		   const char *k1, const char *v1)
+void mc_wk_log(enum mc_log_level lvl, const struct mc_wk *wk, const char *msg, const char *k1,
+	       const char *v1)
 {
 	mc_log(lvl, msg, "ws", wk->ws, "worker_pid", MC_LOG_NUM(wk->pid),
 	       "state", mc_wk_state_name(wk->state), k1, v1, NULL);
 }
 
-static void set_error(struct mc_wk *wk, const char *text)
+void mc_wk_set_error(struct mc_wk *wk, const char *text)
 {
 	strlcpy(wk->last_error, text, sizeof wk->last_error);
 }
 
-static void arm(struct mc_sv *sv, struct mc_wk *wk, mc_ms_t at)
+void mc_wk_arm(struct mc_sv *sv, struct mc_wk *wk, mc_ms_t at)
 {
 	if (mc_timerq_arm(&sv->timers, &wk->timer, at) < 0)
 		mc_log(MC_LOG_ERROR, "out of memory arming a timer", "ws", wk->ws, NULL);
@@ -121,11 +118,11 @@ void mc_wk_config_digest(const struct mc_sv *sv, const char *ws, char out[65])
 
 /* ---- writing to a worker ---- */
 
-static void kill_worker(struct mc_sv *sv, struct mc_wk *wk, const char *why);
-
 static void update_interest(struct mc_sv *sv, struct mc_wk *wk)
 {
-	uint32_t ev = EPOLLIN | (mc_ipc_writer_pending(&wk->wr) ? EPOLLOUT : 0);
+	/* An untrusted worker's socket is not read any more (its exit follows). */
+	uint32_t ev = (wk->untrusted ? 0 : EPOLLIN) |
+		      (mc_ipc_writer_pending(&wk->wr) ? EPOLLOUT : 0);
 	mc_sv_epoll_mod(sv, wk->fd, ev, &wk->ipc_src);
 }
 
@@ -134,16 +131,16 @@ static void flush(struct mc_sv *sv, struct mc_wk *wk)
 	if (wk->fd < 0)
 		return;
 	if (mc_ipc_writer_flush(&wk->wr, wk->fd) < 0 && errno != EPIPE && errno != ECONNRESET)
-		wk_log(MC_LOG_WARN, wk, "write to worker failed", "error", strerror(errno));
+		mc_wk_log(MC_LOG_WARN, wk, "write to worker failed", "error", strerror(errno));
 	update_interest(sv, wk);
 }
 
 /* A queue that cannot take a frame means the worker stopped reading. */
-static void queued(struct mc_sv *sv, struct mc_wk *wk, int rc)
+void mc_wk_queued(struct mc_sv *sv, struct mc_wk *wk, int rc)
 {
 	if (rc < 0) {
-		kill_worker(sv, wk, errno == ENOBUFS ? "worker stopped reading its socket"
-						     : "cannot queue a message for the worker");
+		mc_wk_kill(sv, wk, errno == ENOBUFS ? "worker stopped reading its socket"
+						    : "cannot queue a message for the worker");
 		return;
 	}
 	flush(sv, wk);
@@ -156,16 +153,16 @@ void mc_wk_push_token(struct mc_sv *sv, struct mc_wk *wk)
 	const char *t = mc_secret_open(sv->token);
 	int rc = mc_ipc_send_token(&wk->wr, t, mc_secret_len(sv->token));
 	mc_secret_close(sv->token);
-	queued(sv, wk, rc);
+	mc_wk_queued(sv, wk, rc);
 }
 
 void mc_wk_push_probes(struct mc_sv *sv, struct mc_wk *wk)
 {
 	if (wk->state == WK_RUNNING)
-		queued(sv, wk, mc_ipc_send_probes(&wk->wr, &sv->probes));
+		mc_wk_queued(sv, wk, mc_ipc_send_probes(&wk->wr, &sv->probes));
 }
 
-static void send_handshake(struct mc_sv *sv, struct mc_wk *wk)
+void mc_wk_send_handshake(struct mc_sv *sv, struct mc_wk *wk)
 {
 	struct mc_worker_config c;
 	build_config(sv, wk->ws, &c);
@@ -178,17 +175,12 @@ static void send_handshake(struct mc_sv *sv, struct mc_wk *wk)
 	}
 	if (rc == 0)
 		rc = mc_ipc_send_probes(&wk->wr, &sv->probes);
-	queued(sv, wk, rc);
+	mc_wk_queued(sv, wk, rc);
 }
 
 /* ---- spawning ---- */
 
-static int pidfd_open_compat(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-static void close_channel(struct mc_sv *sv, struct mc_wk *wk)
+void mc_wk_close_channel(struct mc_sv *sv, struct mc_wk *wk)
 {
 	if (wk->fd >= 0) {
 		mc_sv_epoll_del(sv, wk->fd);
@@ -202,13 +194,29 @@ static void close_channel(struct mc_sv *sv, struct mc_wk *wk)
 	mc_ipc_writer_free(&wk->wr);
 }
 
-static void after_cleanup(struct mc_sv *sv, struct mc_wk *wk);
+/* Cannot watch the child: it must not run unwatched. Not reaped yet, so
+ * its pid still names it. */
+static void unwatchable(struct mc_sv *sv, struct mc_wk *wk, pid_t pid)
+{
+	if (wk->pidfd < 0 || mc_pidfd_kill(wk->pidfd, SIGKILL) < 0)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (wk->pidfd >= 0) {
+		mc_sv_epoll_del(sv, wk->pidfd);
+		close(wk->pidfd);
+	}
+	wk->pidfd = -1;
+	mc_wk_close_channel(sv, wk);
+	wk->pid = 0;
+	mc_wk_set_error(wk, "cannot watch the worker process");
+}
 
-static void spawn(struct mc_sv *sv, struct mc_wk *wk)
+void mc_wk_spawn(struct mc_sv *sv, struct mc_wk *wk)
 {
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) < 0) {
-		set_error(wk, "socketpair failed");
+		mc_wk_set_error(wk, "socketpair failed");
 		goto fail;
 	}
 	pid_t parent = getpid();
@@ -216,7 +224,7 @@ static void spawn(struct mc_sv *sv, struct mc_wk *wk)
 	if (pid < 0) {
 		close(sp[0]);
 		close(sp[1]);
-		set_error(wk, "fork failed");
+		mc_wk_set_error(wk, "fork failed");
 		goto fail;
 	}
 	if (pid == 0) {
@@ -227,41 +235,33 @@ static void spawn(struct mc_sv *sv, struct mc_wk *wk)
 	close(sp[1]);
 	wk->pid = pid;
 	wk->fd = sp[0];
-	wk->pidfd = pidfd_open_compat(pid);
+	wk->pidfd = mc_pidfd_open(pid);
 	mc_ipc_writer_init(&wk->wr);
 	wk->rd_ready = mc_ipc_reader_init(&wk->rd, mc_ipc_type_ok_for_supervisor) == 0;
 	if (wk->pidfd < 0 || !wk->rd_ready ||
 	    mc_sv_epoll_add(sv, wk->fd, EPOLLIN, &wk->ipc_src) < 0 ||
 	    mc_sv_epoll_add(sv, wk->pidfd, EPOLLIN, &wk->pid_src) < 0) {
-		/* Cannot watch it: do not let it run unwatched. */
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		if (wk->pidfd >= 0)
-			close(wk->pidfd);
-		wk->pidfd = -1;
-		close_channel(sv, wk);
-		wk->pid = 0;
-		set_error(wk, "cannot watch the worker process");
+		unwatchable(sv, wk, pid);
 		goto fail;
 	}
 	wk->state = WK_STARTING;
 	wk->started_at = mc_now_ms();
 	wk->stopped_msg = wk->fatal_msg = false;
-	arm(sv, wk, wk->started_at + HANDSHAKE_TIMEOUT_MS);
-	wk_log(MC_LOG_INFO, wk, "worker started", NULL, NULL);
+	mc_wk_frames_reset(wk, wk->started_at);
+	mc_wk_arm(sv, wk, wk->started_at + HANDSHAKE_TIMEOUT_MS);
+	mc_wk_log(MC_LOG_INFO, wk, "worker started", NULL, NULL);
 	return;
 fail:
 	mc_log(MC_LOG_ERROR, "cannot start worker", "ws", wk->ws, "error", wk->last_error,
 	       "errno", strerror(errno), NULL);
 	wk->next = NEXT_RESPAWN;
 	wk->crash_streak++;
-	after_cleanup(sv, wk);
+	mc_wk_after_cleanup(sv, wk);
 }
 
 /* Queues the worker's start, rate-limited and jittered so a fleet start
  * does not hammer the server. Nothing starts before the first probe round. */
-static void queue_start(struct mc_sv *sv, struct mc_wk *wk)
+void mc_wk_queue_start(struct mc_sv *sv, struct mc_wk *wk)
 {
 	wk->state = WK_QUEUED;
 	if (!sv->probes_done || sv->shutting_down)
@@ -269,7 +269,7 @@ static void queue_start(struct mc_sv *sv, struct mc_wk *wk)
 	mc_ms_t now = mc_now_ms();
 	mc_ms_t at = sv->next_spawn_slot > now ? sv->next_spawn_slot : now;
 	sv->next_spawn_slot = at + SPAWN_SPACING_MS;
-	arm(sv, wk, at + mc_rand_below(SPAWN_JITTER_MS));
+	mc_wk_arm(sv, wk, at + mc_rand_below(SPAWN_JITTER_MS));
 }
 
 void mc_wk_schedule_queued(struct mc_sv *sv)
@@ -277,13 +277,12 @@ void mc_wk_schedule_queued(struct mc_sv *sv)
 	struct mc_wk *wk;
 	RB_FOREACH(wk, mc_wk_tree, &sv->workers)
 		if (wk->state == WK_QUEUED && !mc_timer_armed(&wk->timer))
-			queue_start(sv, wk);
+			mc_wk_queue_start(sv, wk);
 }
 
 /* ---- adding and removing ---- */
 
-static void start_cleanup(struct mc_sv *sv, struct mc_wk *wk);
-
+/* Allocates the worker; the tree owns it until mc_wk_free. */
 struct mc_wk *mc_wk_add(struct mc_sv *sv, const char *ws)
 {
 	struct mc_wk *wk = calloc(1, sizeof *wk);
@@ -300,25 +299,29 @@ struct mc_wk *mc_wk_add(struct mc_sv *sv, const char *ws)
 	wk->next = NEXT_RESPAWN;
 	RB_INSERT(mc_wk_tree, &sv->workers, wk);
 	sv->n_workers++;
+	mc_orphan_forget(sv, ws); /* a pending orphan retry: our cleanup takes over */
 	/* Ids a previous run left in the ledger go offline before we register. */
 	const char *const *ids;
 	if (mc_ledger_get(sv->ledger, ws, &ids) > 0)
-		start_cleanup(sv, wk);
+		mc_wk_start_cleanup(sv, wk);
 	else
-		queue_start(sv, wk);
+		mc_wk_queue_start(sv, wk);
 	return wk;
 }
 
 void mc_wk_free(struct mc_sv *sv, struct mc_wk *wk)
 {
 	mc_timerq_cancel(&sv->timers, &wk->timer);
-	close_channel(sv, wk);
+	mc_wk_close_channel(sv, wk);
 	if (wk->pidfd >= 0) {
 		mc_sv_epoll_del(sv, wk->pidfd);
 		close(wk->pidfd);
+		wk->pidfd = -1;
 	}
-	if (wk->cleanup != NULL)
-		wk->cleanup->wk = NULL;
+	/* Every helper still pointing here (a cleanup, a confirmation) now
+	 * reports as an orphan's: its exit must not reach freed memory. */
+	mc_helper_detach(sv, wk);
+	wk->cleanup = NULL;
 	RB_REMOVE(mc_wk_tree, &sv->workers, wk);
 	sv->n_workers--;
 	wk->state = WK_GONE;
@@ -338,10 +341,11 @@ void mc_wk_reap_graveyard(struct mc_sv *sv)
 static void send_stop(struct mc_sv *sv, struct mc_wk *wk)
 {
 	wk->state = WK_STOPPING;
-	arm(sv, wk, mc_now_ms() + sv->cfg.stop_timeout_ms);
-	queued(sv, wk, mc_ipc_send_stop(&wk->wr));
+	mc_wk_arm(sv, wk, mc_now_ms() + sv->cfg.stop_timeout_ms);
+	mc_wk_queued(sv, wk, mc_ipc_send_stop(&wk->wr));
 }
 
+/* state x "stop, then next" */
 static void stop_with(struct mc_sv *sv, struct mc_wk *wk, enum mc_wk_next next)
 {
 	wk->next = next;
@@ -355,10 +359,19 @@ static void stop_with(struct mc_sv *sv, struct mc_wk *wk, enum mc_wk_next next)
 	case WK_FAILED:
 	case WK_CONFIG_ERROR:
 		mc_timerq_cancel(&sv->timers, &wk->timer);
-		after_cleanup(sv, wk);
+		mc_wk_after_cleanup(sv, wk);
+		break;
+	case WK_CLEANUP:
+		/* Waiting for a confirmation not yet sent: next decides anew
+		 * (a respawn re-owns the ids; a removal keeps waiting). A DEREG
+		 * on the wire is waited for: its end decides. */
+		if (wk->confirm_at != 0 && wk->cleanup == NULL) {
+			mc_timerq_cancel(&sv->timers, &wk->timer);
+			mc_wk_after_cleanup(sv, wk);
+		}
 		break;
 	default:
-		break; /* STOPPING, CLEANUP: next decides what follows */
+		break; /* STOPPING: next decides what follows */
 	}
 }
 
@@ -374,328 +387,34 @@ void mc_wk_restart(struct mc_sv *sv, struct mc_wk *wk)
 	stop_with(sv, wk, NEXT_RESPAWN);
 }
 
-/* ---- death and cleanup ---- */
-
-static void kill_worker(struct mc_sv *sv, struct mc_wk *wk, const char *why)
-{
-	(void)sv;
-	if (wk->pid <= 0)
-		return;
-	set_error(wk, why);
-	wk_log(MC_LOG_WARN, wk, "killing worker", "reason", why);
-	kill(wk->pid, SIGKILL);
-}
-
-static void start_cleanup(struct mc_sv *sv, struct mc_wk *wk)
-{
-	const char *const *ids;
-	size_t n = mc_ledger_get(sv->ledger, wk->ws, &ids);
-	wk->state = WK_CLEANUP;
-	if (n == 0) {
-		after_cleanup(sv, wk);
-		return;
-	}
-	if (sv->shutting_down) {
-		after_cleanup(sv, wk); /* the final DEREG covers the ledger */
-		return;
-	}
-	/* A reload re-added a workspace whose orphan cleanup is still on the
-	 * wire: wait for that DEREG rather than race it, or it could land
-	 * after our worker's REG and take the same (upserted) ids offline. */
-	wk->cleanup = mc_helper_adopt_orphan_cleanup(sv, wk);
-	if (wk->cleanup != NULL) {
-		wk_log(MC_LOG_INFO, wk, "waiting for the running cleanup of this workspace", NULL,
-		       NULL);
-		return;
-	}
-	wk->cleanup = mc_helper_dereg(sv, HELPER_CLEANUP, wk, n, ids, sv->cfg.http_timeout_ms);
-	if (wk->cleanup == NULL)
-		arm(sv, wk, mc_now_ms() + mc_backoff_next(&wk->cleanup_backoff));
-}
-
-void mc_wk_on_cleanup_done(struct mc_sv *sv, struct mc_wk *wk, int result)
-{
-	wk->cleanup = NULL;
-	if (result == MC_HELPER_OK || result == MC_HELPER_PERMANENT) {
-		if (result == MC_HELPER_PERMANENT)
-			wk_log(MC_LOG_ERROR, wk, "server refused the cleanup; giving up on it", NULL, NULL);
-		mc_ledger_clear(sv->ledger, wk->ws);
-		mc_backoff_reset(&wk->cleanup_backoff);
-		after_cleanup(sv, wk);
-		return;
-	}
-	if (sv->shutting_down) {
-		after_cleanup(sv, wk); /* the final DEREG retries the ledger */
-		return;
-	}
-	mc_ms_t delay = mc_backoff_next(&wk->cleanup_backoff);
-	wk_log(MC_LOG_WARN, wk, "cleanup failed; retrying", "in_ms", MC_LOG_NUM(delay));
-	arm(sv, wk, mc_now_ms() + delay);
-}
-
-/* The worker is dead and its ids are offline: what now. */
-static void after_cleanup(struct mc_sv *sv, struct mc_wk *wk)
-{
-	mc_ms_t now = mc_now_ms();
-	if (sv->shutting_down)
-		wk->next = NEXT_REMOVE;
-	switch (wk->next) {
-	case NEXT_REMOVE:
-		wk->state = WK_GONE;
-		mc_wk_free(sv, wk);
-		mc_sv_shutdown_progress(sv);
-		return;
-	case NEXT_PARK_CONFIG:
-		wk->state = WK_CONFIG_ERROR;
-		wk_log(MC_LOG_ERROR, wk, "worker has a configuration error; not restarted until a reload",
-		       "error", wk->last_error);
-		return;
-	case NEXT_RESPAWN:
-		break;
-	}
-	if (wk->crash_streak == 0) {
-		queue_start(sv, wk);
-		return;
-	}
-	mc_ms_t delay = mc_backoff_next(&wk->backoff);
-	if (wk->crash_streak >= CRASH_LOOP_STREAK) {
-		wk->state = WK_FAILED;
-		delay = mc_jitter(sv->cfg.restart_backoff_max_ms, 0.2);
-		wk_log(MC_LOG_ERROR, wk, "worker is crash-looping; retrying slowly",
-		       "retry_in_ms", MC_LOG_NUM(delay));
-	} else {
-		wk->state = WK_BACKOFF;
-	}
-	arm(sv, wk, now + delay);
-}
-
-static void read_frames(struct mc_sv *sv, struct mc_wk *wk);
-
-/* Reads whatever the dead worker still had in flight (its last REPORT). */
-static void drain(struct mc_sv *sv, struct mc_wk *wk)
-{
-	if (wk->fd >= 0 && wk->rd_ready)
-		read_frames(sv, wk);
-}
-
-static void describe_exit(const siginfo_t *si, char *buf, size_t n)
-{
-	if (si->si_code == CLD_EXITED)
-		snprintf(buf, n, "exited with status %d", si->si_status);
-	else
-		snprintf(buf, n, "killed by signal %d (%s)", si->si_status, strsignal(si->si_status));
-}
-
-void mc_wk_on_exit(struct mc_sv *sv, struct mc_wk *wk)
-{
-	if (wk->state == WK_GONE || wk->pidfd < 0)
-		return;
-	siginfo_t si;
-	memset(&si, 0, sizeof si);
-	if (waitid((idtype_t)P_PIDFD, (id_t)wk->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-		return; /* not yet */
-	drain(sv, wk);
-	mc_sv_epoll_del(sv, wk->pidfd);
-	close(wk->pidfd);
-	wk->pidfd = -1;
-	close_channel(sv, wk);
-	mc_timerq_cancel(&sv->timers, &wk->timer);
-
-	char how[128];
-	describe_exit(&si, how, sizeof how);
-	mc_ms_t ran = mc_now_ms() - wk->started_at;
-	bool expected = wk->state == WK_STOPPING;
-	/* After FATAL the exit code may be lost (killed meanwhile): the
-	 * worker's own verdict counts. */
-	bool config_error = wk->fatal_msg ||
-			    (si.si_code == CLD_EXITED && si.si_status == MC_WORKER_EXIT_CONFIG);
-	wk_log(expected ? MC_LOG_INFO : MC_LOG_WARN, wk, "worker exited", "how", how);
-	wk->pid = 0;
-	if (!expected) {
-		if (!wk->fatal_msg && wk->last_error[0] == '\0')
-			set_error(wk, how);
-		if (config_error) {
-			wk->next = NEXT_PARK_CONFIG;
-		} else {
-			wk->next = NEXT_RESPAWN;
-			if (ran >= HEALTHY_AFTER_MS) {
-				mc_backoff_reset(&wk->backoff);
-				wk->crash_streak = 0;
-			}
-			wk->crash_streak++;
-		}
-	}
-	if (wk->next == NEXT_RESPAWN)
-		wk->restarts++;
-	start_cleanup(sv, wk);
-}
-
-/* ---- frames from a worker ---- */
-
-static void on_hello(struct mc_sv *sv, struct mc_wk *wk, const struct mc_ipc_frame *f)
-{
-	int proto, pid;
-	char err[256];
-	if (wk->state != WK_STARTING) {
-		kill_worker(sv, wk, "HELLO after the handshake");
-		return;
-	}
-	if (mc_ipc_parse_hello(f, &proto, &pid, err, sizeof err) < 0 ||
-	    proto != MC_IPC_PROTO_VERSION || pid != wk->pid) {
-		kill_worker(sv, wk, "bad HELLO (protocol version or pid)");
-		return;
-	}
-	send_handshake(sv, wk);
-	if (wk->pid <= 0 || wk->state != WK_STARTING)
-		return;
-	mc_ms_t now = mc_now_ms();
-	wk->state = WK_RUNNING;
-	wk->last_pong_at = now;
-	wk->ping_due_at = now + sv->cfg.worker_ping_interval_ms;
-	arm(sv, wk, wk->ping_due_at);
-	wk->last_error[0] = '\0';
-}
-
-static void on_report(struct mc_sv *sv, struct mc_wk *wk, const struct mc_ipc_frame *f)
-{
-	struct mc_report r;
-	char err[256];
-	if (mc_ipc_parse_report(f, &r, err, sizeof err) < 0) {
-		kill_worker(sv, wk, err);
-		return;
-	}
-	const char **ids = r.n ? calloc(r.n, sizeof *ids) : NULL;
-	for (size_t i = 0; ids != NULL && i < r.n; i++)
-		ids[i] = r.ids[i];
-	if (r.n > 0 && ids == NULL) {
-		mc_report_clear(&r);
-		kill_worker(sv, wk, "out of memory recording a report");
-		return;
-	}
-	if (mc_ledger_set(sv->ledger, wk->ws, r.n, ids) < 0)
-		wk_log(MC_LOG_ERROR, wk, "cannot journal the ledger", "error", strerror(errno));
-	free(ids);
-	mc_report_clear(&r);
-}
-
-static void handle_frame(struct mc_sv *sv, struct mc_wk *wk, const struct mc_ipc_frame *f)
-{
-	char err[256];
-	uint64_t seq;
-	bool flag;
-	wk->last_pong_at = mc_now_ms(); /* any valid frame proves the loop runs */
-	if (wk->state == WK_STARTING && f->type != MC_IPC_HELLO) {
-		kill_worker(sv, wk, "message before HELLO");
-		return;
-	}
-	switch (f->type) {
-	case MC_IPC_HELLO:
-		on_hello(sv, wk, f);
-		return;
-	case MC_IPC_PONG:
-		if (mc_ipc_parse_seq(f, &seq, err, sizeof err) < 0)
-			kill_worker(sv, wk, err);
-		return;
-	case MC_IPC_REPORT:
-		on_report(sv, wk, f);
-		return;
-	case MC_IPC_STOPPED:
-		if (mc_ipc_parse_stopped(f, &flag, err, sizeof err) < 0)
-			kill_worker(sv, wk, err);
-		wk->stopped_msg = true;
-		return;
-	case MC_IPC_FATAL:
-		if (mc_ipc_parse_fatal(f, wk->last_error, sizeof wk->last_error, err, sizeof err) < 0)
-			kill_worker(sv, wk, err);
-		wk->fatal_msg = true;
-		wk_log(MC_LOG_ERROR, wk, "worker reports a configuration error", "error", wk->last_error);
-		return;
-	default:
-		kill_worker(sv, wk, "unexpected message type");
-	}
-}
-
-static void read_frames(struct mc_sv *sv, struct mc_wk *wk)
-{
-	int rc;
-	while (wk->fd >= 0 && (rc = mc_ipc_reader_fill(&wk->rd, wk->fd)) > 0) {
-		struct mc_ipc_frame f;
-		int got;
-		while ((got = mc_ipc_reader_next(&wk->rd, &f)) == 1 && wk->fd >= 0)
-			handle_frame(sv, wk, &f);
-		if (got < 0) {
-			kill_worker(sv, wk, errno == EMSGSIZE ? "oversized frame from worker"
-							     : "malformed frame from worker");
-			mc_sv_epoll_del(sv, wk->fd); /* ignore the rest; its exit follows */
-			return;
-		}
-	}
-	if (wk->fd >= 0 && wk->rd.eof) {
-		/* EOF before exit: the exit event follows; stop polling the socket. */
-		mc_sv_epoll_mod(sv, wk->fd, 0, &wk->ipc_src);
-	}
-}
-
-void mc_wk_on_ipc(struct mc_sv *sv, struct mc_wk *wk, uint32_t events)
-{
-	if (wk->fd < 0 || wk->state == WK_GONE)
-		return;
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-		read_frames(sv, wk);
-	if (wk->fd >= 0 && (events & EPOLLOUT))
-		flush(sv, wk);
-}
-
-/* ---- timers ---- */
-
-static void running_timer(struct mc_sv *sv, struct mc_wk *wk, mc_ms_t now)
-{
-	mc_ms_t dead_at = wk->last_pong_at + sv->cfg.worker_liveness_timeout_ms;
-	if (now >= dead_at && wk->fd >= 0) {
-		/* On a starved host the pong may sit unread behind other events:
-		 * read the socket before calling the worker dead. */
-		read_frames(sv, wk);
-		if (wk->state != WK_RUNNING || wk->pid <= 0)
-			return;
-		dead_at = wk->last_pong_at + sv->cfg.worker_liveness_timeout_ms;
-	}
-	if (now >= dead_at) {
-		kill_worker(sv, wk, "missed its liveness deadline");
-		return;
-	}
-	if (now >= wk->ping_due_at) {
-		queued(sv, wk, mc_ipc_send_ping(&wk->wr, ++wk->ping_seq));
-		wk->ping_due_at = now + sv->cfg.worker_ping_interval_ms;
-	}
-	arm(sv, wk, wk->ping_due_at < dead_at ? wk->ping_due_at : dead_at);
-}
+/* ---- timers: state x timer ---- */
 
 void mc_wk_on_timer(struct mc_sv *sv, struct mc_wk *wk)
 {
-	if (wk->state == WK_GONE)
-		return;
 	mc_ms_t now = mc_now_ms();
 	switch (wk->state) {
 	case WK_QUEUED:
+		if (!sv->shutting_down)
+			mc_wk_spawn(sv, wk);
+		break;
 	case WK_BACKOFF:
 	case WK_FAILED:
-		if (!sv->shutting_down)
-			spawn(sv, wk);
+	case WK_CONFIG_ERROR:
+		mc_wk_parked_timer(sv, wk, now);
 		break;
 	case WK_STARTING:
-		kill_worker(sv, wk, "no handshake within 10 s");
+		mc_wk_kill(sv, wk, "no handshake within 10 s");
 		break;
 	case WK_RUNNING:
-		running_timer(sv, wk, now);
+		mc_wk_running_timer(sv, wk, now);
 		break;
 	case WK_STOPPING:
-		kill_worker(sv, wk, "did not stop within stop_timeout");
+		mc_wk_kill(sv, wk, "did not stop within stop_timeout");
 		break;
 	case WK_CLEANUP:
-		if (wk->cleanup == NULL)
-			start_cleanup(sv, wk); /* retry after backoff */
+		mc_wk_cleanup_timer(sv, wk);
 		break;
 	default:
-		break;
+		break; /* GONE */
 	}
 }

@@ -4,14 +4,17 @@
  * (tests/support/daemon_proc.h); intervals are short (heartbeat 500ms, ping
  * 200ms, liveness 1s) and every wait polls with a generous bound.
  *
- * Worker deaths (SIGKILL, SIGSTOP), the supervisor's own death, ledger
- * leftovers of a host crash, reloads, shutdown with 50 workers and 200
- * crash/respawn cycles. Faults injected into workers and the server are in
+ * Worker deaths (SIGKILL, SIGSTOP, mid-heartbeat), the supervisor's own
+ * death, ledger leftovers of a host crash (and their failing DEREG),
+ * reloads, shutdown with 50 workers, with a straggler that lingers, and
+ * 200 crash/respawn cycles. Faults injected into workers and the server are in
  * test_supervisor_faults.c. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -608,8 +611,11 @@ Test(supervisor, crash_respawn_200_cycles_fds_children_stable_no_zombies)
 {
 	start_plane(2, NULL, NULL);
 	char *list = ws_list(1, 2);
+	/* Five quick crashes park the workspace (failed), whose retry then
+	 * doubles per life up to 16 x restart_backoff_max: the shortest
+	 * backoff (10 ms) keeps 200 cycles well within the suite's timeout. */
 	struct dp_config c = { .workspaces = list, .restart_backoff_min = "10ms",
-			       .restart_backoff_max = "50ms" };
+			       .restart_backoff_max = "10ms" };
 	start_daemon(&c);
 	wait_ready(1, 2);
 	pid_t bystander = dp_worker_pid(&D, WS[2]);
@@ -653,4 +659,206 @@ Test(supervisor, crash_respawn_200_cycles_fds_children_stable_no_zombies)
 	cr_expect_geq(dp_log_count(&D, "worker exited", WS[1], NULL, NULL), 200);
 	cr_expect(DP_WAIT(ws_ready(1, 1), 10000), "workspace 1 did not settle online");
 	cr_expect(dp_alive(&D));
+}
+
+/* ---- a dead worker's requests still in flight ---- */
+
+#define HB_SLOW "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/heartbeat\"," \
+		"\"delay_ms\":450,\"count\":-1}"
+
+/* What the journal says about id's DEREGs and beats after after_seq. */
+struct late_view {
+	long first_dereg;        /* seq of the first DEREG of id, -1: none */
+	long last_beat;          /* seq of the last heartbeat of id, -1: none */
+	long dereg_after_beat;   /* seq of a DEREG of id after last_beat, -1: none */
+};
+
+static struct late_view late_view(long after_seq, const char *id)
+{
+	struct late_view v = { -1, -1, -1 };
+	struct dp_journal j;
+	cr_assert_eq(dp_journal_load(&FP, &j), 0);
+	for (size_t i = 0; i < j.n; i++) {
+		const struct dp_req *q = &j.v[i];
+		if (q->seq <= after_seq || strstr(q->body, id) == NULL)
+			continue;
+		if (strcmp(q->path, "/api/daemon/heartbeat") == 0) {
+			v.last_beat = q->seq;
+			v.dereg_after_beat = -1;
+		} else if (strcmp(q->path, "/api/daemon/deregister") == 0) {
+			if (v.first_dereg < 0)
+				v.first_dereg = q->seq;
+			if (v.last_beat >= 0 && v.dereg_after_beat < 0)
+				v.dereg_after_beat = q->seq;
+		}
+	}
+	dp_journal_free(&j);
+	return v;
+}
+
+/* The wall time of the last heartbeat of id answered after after_seq (0:
+ * none), and its seq. */
+static int64_t last_beat_at(long after_seq, const char *id, long *seq)
+{
+	struct dp_journal j;
+	cr_assert_eq(dp_journal_load(&FP, &j), 0);
+	int64_t t = 0;
+	for (size_t i = 0; i < j.n; i++)
+		if (j.v[i].seq > after_seq && strcmp(j.v[i].path, "/api/daemon/heartbeat") == 0 &&
+		    strstr(j.v[i].body, id) != NULL) {
+			t = j.v[i].time_ms;
+			*seq = j.v[i].seq;
+		}
+	dp_journal_free(&j);
+	return t;
+}
+
+/* Heartbeats take 450 ms at the server. The worker is killed mid-beat and
+ * its workspace removed: the cleanup DEREG lands first, the beat after it
+ * brings the row back online. A second DEREG, http_timeout after the
+ * death, takes it down for good. */
+Test(supervisor, killed_mid_beat_then_removed_late_beat_is_followed_by_a_confirming_dereg)
+{
+	start_plane(2, NULL, NULL);
+	struct dp_config c = { .workspaces = ws_list(1, 2) }; /* http_timeout 2s */
+	start_daemon(&c);
+	wait_ready(1, 2);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
+	char rt2[DP_ID_LEN + 1];
+	runtime_of(2, rt2);
+	long seq_f = dp_journal_last_seq(&FP);
+	int64_t fault_wall = dp_wall_ms();
+	cr_assert_eq(fp_fault(&FP, HB_SLOW), 200);
+
+	/* A slowed beat lands at T (sent after the fault: T >= fault + 450);
+	 * the next leaves about T + 50 and lands about T + 500: kill at T + 200. */
+	long seen = seq_f;
+	int64_t kill_at = 0, until = dp_now_ms() + 10000;
+	while (kill_at == 0 && dp_now_ms() < until) {
+		long s = seen;
+		int64_t t = last_beat_at(seen, rt2, &s);
+		if (s > seen) {
+			seen = s;
+			if (t >= fault_wall + 450 && t + 200 - dp_wall_ms() >= 40)
+				kill_at = t + 200;
+		}
+		dp_sleep_ms(10);
+	}
+	cr_assert_gt(kill_at, 0, "no slowed heartbeat of %s to time the kill by", rt2);
+	dp_sleep_ms((long)(kill_at - dp_wall_ms()));
+	long seq_k = dp_journal_last_seq(&FP);
+	cr_assert_eq(kill(p2, SIGKILL), 0);
+	c.workspaces = ws_list(1, 1);
+	cr_assert_eq(dp_reload(&D, &c), 0);
+
+	struct late_view v;
+	cr_assert(DP_WAIT((v = late_view(seq_k, rt2)).first_dereg >= 0 && v.last_beat >= 0, 5000),
+		  "no DEREG (%ld) or no late beat (%ld) of %s", v.first_dereg, v.last_beat, rt2);
+	cr_assert_gt(v.last_beat, v.first_dereg,
+		     "the kill did not catch a beat in flight (DEREG seq %ld, last beat %ld)",
+		     v.first_dereg, v.last_beat);
+	bool confirmed = DP_WAIT((v = late_view(seq_k, rt2)).dereg_after_beat >= 0 &&
+				 dp_runtime_is(&FP, rt2, "offline"), 8000);
+	cr_assert(confirmed, "the row the late beat (seq %ld) brought back is not deregistered "
+		  "again (%s)", v.last_beat, dp_runtime_is(&FP, rt2, "online") ? "online" : "offline");
+	dp_sleep_ms(2000);
+	cr_expect(dp_runtime_is(&FP, rt2, "offline"), "%s came back online", rt2);
+	cr_expect(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) < 0, 3000), "the ledger file stays");
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), p1, "the other worker was touched");
+	cr_expect_eq(dp_count_online(&FP, NULL), 1);
+}
+
+/* ---- shutdown with a straggler that does not go away ---- */
+
+#define DEREG_HANG "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\"," \
+		   "\"delay_ms\":20000,\"count\":-1}"
+
+/* Reaps the ptrace-seized p as its tracer, which hands its exit to its
+ * parent; kills it first if it still runs after 3 s or sits in a stop. */
+static void release_tracee(pid_t p)
+{
+	int64_t until = dp_now_ms() + 3000;
+	for (;;) {
+		int st = 0;
+		pid_t r = waitpid(p, &st, __WALL | WNOHANG);
+		if (r < 0 || (r == p && (WIFEXITED(st) || WIFSIGNALED(st))))
+			return;
+		if (r == p || dp_now_ms() >= until) {
+			kill(p, SIGKILL);
+			until = dp_now_ms() + 3000;
+		}
+		dp_sleep_ms(10);
+	}
+}
+
+/* At stop_timeout a worker whose cleanup DEREG hangs at the server is
+ * given up (the final DEREG covers it) and freed while its helper still
+ * runs; a straggler that is not gone after SIGKILL (uninterruptible sleep
+ * in real life; here a zombie only its tracer, the test, can see) holds
+ * the shutdown. The helper's exit must not reach the freed worker (ASan
+ * would report a use after free). */
+Test(supervisor, shutdown_helper_outliving_its_freed_worker_while_a_straggler_lingers)
+{
+	start_plane(2, NULL, NULL);
+	struct dp_config c = { .workspaces = ws_list(1, 2), .stop_timeout = "1s",
+			       .http_timeout = "2s" };
+	start_daemon(&c);
+	wait_ready(1, 2);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
+	cr_assert_eq(fp_fault(&FP, DEREG_HANG), 200);
+	if (ptrace(PTRACE_SEIZE, p2, NULL, NULL) < 0)
+		cr_skip_test("cannot ptrace the worker: %s", strerror(errno));
+	cr_assert_eq(kill(p1, SIGKILL), 0);
+	bool helper = DP_WAIT(dp_count_children_titled(&D, "multicad: cleanup") >= 1, 3000);
+	/* Stop: worker 2's own DEREG hangs, so it is killed at stop_timeout;
+	 * worker 1's helper times out about 1 s later. */
+	int rc = helper ? dp_signal(&D, SIGTERM) : -1;
+	bool helper_done = rc == 0 &&
+			   DP_WAIT(dp_count_children_titled(&D, "multicad: cleanup") == 0, 6000);
+	dp_sleep_ms(300);
+	release_tracee(p2);
+	cr_assert(helper, "no cleanup helper for the dead worker");
+	cr_assert(helper_done, "the hanging cleanup helper did not end");
+	cr_assert(dp_wait_exit(&D, 8000), "the supervisor did not exit");
+	cr_expect(WIFEXITED(D.status) && WEXITSTATUS(D.status) == 0, "exit status 0x%x", D.status);
+	cr_expect(!dp_log_has(&D, "AddressSanitizer", NULL, NULL, NULL), "ASan report in the log");
+	cr_expect_eq(dp_group_pids(&D, NULL, 0), 0, "processes outlived the supervisor");
+	cr_expect_eq(dp_ledger_ids(&D, WS[1], NULL, 0), 1, "the ledger lost workspace 1's ids");
+}
+
+/* ---- leftovers of a previous run whose DEREG fails ---- */
+
+#define DEREG_503_X4 "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\"," \
+		     "\"status\":503,\"count\":4}"
+
+/* A killed supervisor left workspace 2's ids; the next run no longer
+ * serves it, and its first DEREGs fail: the orphan cleanup is retried with
+ * backoff (no reload or membership answer needed) until it goes through. */
+Test(supervisor, orphan_leftovers_whose_dereg_fails_are_retried_until_offline)
+{
+	start_plane(2, NULL, NULL);
+	struct dp_config c = { .workspaces = ws_list(1, 2) };
+	start_daemon(&c);
+	wait_ready(1, 2);
+	char rt2[DP_ID_LEN + 1];
+	runtime_of(2, rt2);
+	cr_assert(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) == 1, 3000));
+	dp_kill_all(&D);
+	cr_assert(dp_runtime_is(&FP, rt2, "online"));
+
+	cr_assert_eq(fp_fault(&FP, DEREG_503_X4), 200);
+	long seq0 = dp_journal_last_seq(&FP);
+	c.workspaces = ws_list(1, 1);
+	cr_assert_eq(dp_write_config(&D, &c), 0);
+	cr_assert_eq(dp_start(&D), 0);
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 503) >= 1,
+			  5000), "the leftover's first DEREG did not fail");
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt2, "offline"), 15000),
+		  "the leftover %s stays online after its DEREG failed", rt2);
+	cr_expect_geq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 200), 1);
+	cr_expect(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) < 0, 3000), "the ledger file stays");
+	wait_ready(1, 1);
+	dp_sleep_ms(2 * HB_MS);
+	cr_expect(dp_runtime_is(&FP, rt2, "offline"));
+	cr_expect_eq(dp_count_online(&FP, NULL), 1);
 }

@@ -3,10 +3,12 @@
  * `[workspace <uuid>] test_fault = ...` line takes effect) against
  * multica-fakeplane, whose admin API injects server faults.
  *
- * A worker dying between its REG response and its report, workers that
- * break the IPC protocol (garbage, an oversized frame, silence), a server
- * that fails the dead worker's cleanup, and a workspace the token may not
- * use (exit 78, parked until a reload). See test_supervisor.c for the
+ * A worker dying between its REG response and its report (once, and in a
+ * parked crash loop), workers that break the IPC protocol (garbage, an
+ * oversized frame, silence, floods of valid frames), a server that fails
+ * or refuses (403) the dead worker's cleanup, and a workspace the token
+ * may not use (exit 78, parked in config-error: retried slowly, at once on
+ * a reload or a token file change). See test_supervisor.c for the
  * fixture's conventions. */
 #include <signal.h>
 #include <stdio.h>
@@ -68,16 +70,23 @@ TestSuite(supervisor_faults, .timeout = 90, .fini = fx_fini);
 
 static char WS[16][DP_ID_LEN + 1];
 
-static void start_plane(int n_ws, const char *extra_ws, const char *profiles)
+/* args: more emulator flags (NULL-terminated), or NULL. */
+static void start_plane_args(int n_ws, const char *extra_ws, const char *profiles,
+			     const char *const *args)
 {
 	for (int i = 1; i < 16; i++)
 		dp_ws_id(i, WS[i]);
 	char *seed = dp_seed(n_ws, extra_ws, profiles);
 	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, NULL);
+	int rc = fp_start(&FP, seed, args);
 	free(seed);
 	cr_assert_eq(rc, 0, "the emulator did not start");
 	fp_up = true;
+}
+
+static void start_plane(int n_ws, const char *extra_ws, const char *profiles)
+{
+	start_plane_args(n_ws, extra_ws, profiles, NULL);
 }
 
 static void start_daemon(struct dp_config *c, const char *const *clis)
@@ -546,12 +555,13 @@ static void exit_78(const char *liveness)
 			  ? "yes" : "no",
 		  dp_log_count(&D, "killing worker", WS_FOREIGN, "missed its liveness deadline", NULL));
 	cr_assert(DP_WAIT(dp_worker_pid(&D, WS_FOREIGN) == 0, 2000));
-	cr_assert(DP_WAIT(dp_log_has(&D, WS_FOREIGN, "not restarted until a reload", NULL, NULL), 2000),
-		  "the supervisor did not park the workspace");
+	cr_assert(DP_WAIT(dp_log_has(&D, WS_FOREIGN, "worker has a configuration error", NULL, NULL),
+			  2000), "the supervisor did not park the workspace");
 	int started = dp_log_count(&D, "worker started", WS_FOREIGN, NULL, NULL);
 	long seq0 = dp_journal_last_seq(&FP);
 
-	/* Parked: nothing restarts it for a while. */
+	/* Parked: nothing restarts it for a while (its slow retry is about
+	 * 5 x restart_backoff_max = 10 s away). */
 	int64_t until = dp_now_ms() + 3000;
 	while (dp_now_ms() < until) {
 		cr_assert_eq(dp_worker_pid(&D, WS_FOREIGN), 0, "the exit-78 worker was restarted");
@@ -583,4 +593,224 @@ Test(supervisor_faults, exit_78_workspace_not_restarted_until_hup)
 Test(supervisor_faults, exit_78_not_lost_to_liveness_kill_with_short_timeout)
 {
 	exit_78("1s");
+}
+
+/* ---- a crash loop that never reports ---- */
+
+/* Every life registers and dies before its REPORT: the supervisor never
+ * hears of the ids, so only the server's stale sweep takes them offline.
+ * Once parked, each failed life must wait longer than the last, or every
+ * respawn's REG keeps the rows fresh for ever. The emulator's stale
+ * threshold (3 s) has the production ratio to restart_backoff_max (1 s
+ * here; 150 s against 60 s there). */
+Test(supervisor_faults, parked_crash_loop_backs_off_further_so_unreported_rows_go_stale)
+{
+	NEED_HOOKS();
+	static const char *const args[] = { "--stale-after", "3s", "--sweep-interval", "500ms",
+					    NULL };
+	start_plane_args(1, NULL, NULL, args);
+	char tail[256];
+	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = exit_after_register\n", WS[1]);
+	struct dp_config c = { .workspaces = WS[1], .tail = tail, .restart_backoff_max = "1s" };
+	start_daemon(&c, NULL);
+	cr_assert(DP_WAIT(dp_log_has(&D, "crash-looping", WS[1], NULL, NULL), 20000),
+		  "the crash loop was not parked");
+	long seq0 = dp_journal_last_seq(&FP);
+	int samples = 0, offline = 0;
+	int64_t until = dp_now_ms() + 24000;
+	while (dp_now_ms() < until) {
+		int n = dp_count_online(&FP, WS[1]);
+		cr_assert_geq(n, 0, "cannot read the emulator's state");
+		samples++;
+		offline += n == 0;
+		dp_sleep_ms(250);
+	}
+	int regs = dp_journal_match(&FP, seq0, "POST", "/api/daemon/register", WS[1], 0);
+	cr_log_info("parked crash loop: offline in %d of %d samples, %d REGs in 24 s", offline,
+		    samples, regs);
+	cr_expect_gt(offline, samples / 10,
+		     "rows online in %d of %d samples over 24 s of a parked crash loop (%d REGs)",
+		     samples - offline, samples, regs);
+	/* Parked lives wait about 1, 2, 4, 8, 16 s: 4 or 5 REGs in 24 s (a
+	 * flat 1 s gives about 20). */
+	cr_expect_leq(regs, 7, "%d REGs in 24 s of a parked crash loop", regs);
+	cr_expect_geq(regs, 2, "the parked workspace stopped retrying (%d REGs in 24 s)", regs);
+}
+
+/* ---- a token the server rejects for a while ---- */
+
+#define ALL_403 "{\"path_prefix\":\"/api/daemon/\",\"status\":403,\"count\":-1}"
+#define DEREG_403_X3 "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\"," \
+		     "\"status\":403,\"count\":3}"
+
+static bool exited_78(const char *ws)
+{
+	return dp_log_has(&D, "worker exited", ws, "exited with status 78", NULL);
+}
+
+/* A 403 streak parks the workspace in config-error. Its cleanup DEREG is
+ * refused too and must be retried (the ledger keeping the ids); once the
+ * server accepts the token again the rows go offline and the workspace is
+ * retried by itself, slowly, without a reload. */
+Test(supervisor_faults, config_error_from_sustained_403_cleans_up_and_recovers_by_itself)
+{
+	start_plane(1, NULL, NULL);
+	struct dp_config c = { .workspaces = WS[1] }; /* restart_backoff_max 2s: retry ~10 s */
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	char rt[DP_ID_LEN + 1];
+	runtime_of(1, rt);
+	cr_assert_eq(fp_fault(&FP, ALL_403), 200);
+	cr_assert(DP_WAIT(exited_78(WS[1]), 30000), "the worker did not give up on the refused token");
+	int64_t t_exit = dp_now_ms();
+	int n0 = dp_journal_match(&FP, 0, "POST", "/api/daemon/deregister", rt, 403);
+	cr_assert(DP_WAIT(dp_journal_match(&FP, 0, "POST", "/api/daemon/deregister", rt, 403) >= n0 + 2,
+			  8000), "the refused cleanup DEREG is not retried (%d refused, %d at the exit)",
+		  dp_journal_match(&FP, 0, "POST", "/api/daemon/deregister", rt, 403), n0);
+	cr_expect(dp_runtime_is(&FP, rt, "online"));
+	cr_expect_eq(dp_ledger_ids(&D, WS[1], NULL, 0), 1, "the ledger forgot ids still online");
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), 0, "respawned before its cleanup");
+
+	long seq1 = dp_journal_last_seq(&FP);
+	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt, "offline"), 6000),
+		  "the cleanup did not take %s offline once the server accepted the token", rt);
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq1, "POST", "/api/daemon/register", WS[1], 200) >= 1,
+			  25000), "the config-error workspace was not retried once the server was healthy");
+	int64_t took = dp_now_ms() - t_exit;
+	cr_log_info("config-error workspace retried %lld ms after its exit", (long long)took);
+	cr_expect_geq(took, 4000, "retried after %lld ms: not slowly", (long long)took);
+	wait_ws_ready(1, 1);
+	long dereg = find_seq(false, seq1, "POST", "/api/daemon/deregister", rt);
+	long reg = find_seq(false, seq1, "POST", "/api/daemon/register", WS[1]);
+	cr_expect(dereg >= 0 && dereg < reg, "REG (seq %ld) before the cleanup DEREG (seq %ld)", reg,
+		  dereg);
+}
+
+/* The server revokes the token: the workspace parks in config-error. A
+ * token file the supervisor may not use changes nothing (logged once); a
+ * good new one restarts the workspace at once, its leftovers deregistered
+ * first with the new token. */
+Test(supervisor_faults, config_error_restarted_at_once_when_the_token_file_changes)
+{
+	start_plane(1, NULL, NULL);
+	/* restart_backoff_max 10s: the slow retry (about 50 s) is out of the way. */
+	struct dp_config c = { .workspaces = WS[1], .restart_backoff_max = "10s" };
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	char rt[DP_ID_LEN + 1];
+	runtime_of(1, rt);
+	cr_assert_eq(admin("DELETE", "/_admin/tokens/" DP_TOKEN, NULL), 200);
+	cr_assert(DP_WAIT(exited_78(WS[1]), 30000), "the worker did not give up on the revoked token");
+	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[1]) == 0, 3000));
+	int started = dp_log_count(&D, "worker started", WS[1], NULL, NULL);
+
+	cr_assert_eq(dp_write_token(&D, "mul_rotated_token", 0644), 0);
+	cr_assert(DP_WAIT(dp_log_has(&D, "token file", "keeping the current token", NULL, NULL), 6000),
+		  "a token file readable by others was not reported");
+	dp_sleep_ms(3000);
+	cr_expect_eq(dp_log_count(&D, "token file", "keeping the current token", NULL, NULL), 1,
+		     "the unusable token file was not logged exactly once");
+	cr_expect_eq(dp_log_count(&D, "worker started", WS[1], NULL, NULL), started,
+		     "an unusable token file restarted the workspace");
+
+	cr_assert_eq(admin("POST", "/_admin/tokens",
+			   "{\"token\":\"mul_rotated_token\",\"user\":\"" DP_USER "\"}"), 200);
+	long seq1 = dp_journal_last_seq(&FP);
+	int64_t t0 = dp_now_ms();
+	cr_assert_eq(dp_write_token(&D, "mul_rotated_token", 0600), 0);
+	cr_assert(DP_WAIT(dp_log_count(&D, "worker started", WS[1], NULL, NULL) > started, 5000),
+		  "the config-error workspace was not restarted when the token file changed");
+	cr_log_info("restarted %lld ms after the token file changed", (long long)(dp_now_ms() - t0));
+	wait_ws_ready(1, 1);
+	long dereg = find_seq(false, seq1, "POST", "/api/daemon/deregister", rt);
+	long reg = find_seq(false, seq1, "POST", "/api/daemon/register", WS[1]);
+	cr_expect_geq(dereg, 0, "the leftover %s was not deregistered with the new token", rt);
+	cr_expect(reg > dereg, "REG (seq %ld) before the leftover's DEREG (seq %ld)", reg, dereg);
+	cr_expect_geq(dp_journal_match(&FP, seq1, "POST", "/api/daemon/register", WS[1], 200), 1);
+}
+
+/* A 403 on the cleanup DEREG of a killed, then removed, workspace is
+ * retried (with backoff) until it goes through: the rows end offline. */
+Test(supervisor_faults, cleanup_dereg_refused_403_is_retried_until_rows_offline)
+{
+	start_plane(2, NULL, NULL);
+	struct dp_config c = { .workspaces = ws_list(1, 2) };
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	wait_ws_ready(2, 1);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
+	char rt2[DP_ID_LEN + 1];
+	runtime_of(2, rt2);
+	long seq0 = dp_journal_last_seq(&FP);
+	cr_assert_eq(fp_fault(&FP, DEREG_403_X3), 200);
+	cr_assert_eq(kill(p2, SIGKILL), 0);
+	c.workspaces = ws_list(1, 1);
+	cr_assert_eq(dp_reload(&D, &c), 0);
+	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 403) >= 1,
+			  5000), "no refused DEREG of the dead worker's runtime");
+	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt2, "offline"), 10000),
+		  "%s stays online after its DEREG was refused %d times", rt2,
+		  dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 403));
+	cr_expect_geq(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 200), 1);
+	cr_expect(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) < 0, 6000), "the ledger file stays");
+	dp_sleep_ms(2 * HB_MS);
+	cr_expect(dp_runtime_is(&FP, rt2, "offline"));
+	cr_expect_eq(dp_worker_pid(&D, WS[1]), p1, "the other worker was touched");
+	cr_expect_eq(dp_count_online(&FP, NULL), 1);
+}
+
+/* ---- workers that flood valid frames ---- */
+
+/* The flooder is killed with its reason; while it keeps coming back (and
+ * flooding) for 10 s, the healthy worker keeps its pid and the control
+ * socket answers at once. */
+static void flood_fault(const char *fault, const char *reason)
+{
+	NEED_HOOKS();
+	start_plane(2, NULL, NULL);
+	char tail[256];
+	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = %s\n", WS[2], fault);
+	struct dp_config c = { .workspaces = ws_list(1, 2), .tail = tail };
+	start_daemon(&c, NULL);
+	wait_ws_ready(1, 1);
+	pid_t p1 = dp_worker_pid(&D, WS[1]);
+	char rt1[DP_ID_LEN + 1];
+	runtime_of(1, rt1);
+	cr_assert(DP_WAIT(dp_log_has(&D, "killing worker", WS[2], reason, NULL), 8000),
+		  "the %s worker was not killed (reason \"%s\")", fault, reason);
+
+	int64_t worst = 0, until = dp_now_ms() + 10000;
+	int failed = 0, polls = 0;
+	bool status_says = false;
+	while (dp_now_ms() < until) {
+		char *out = NULL;
+		int64_t t = dp_now_ms();
+		int rc = dp_control(&D, "{\"cmd\":\"status\"}", &out, 3000);
+		int64_t took = dp_now_ms() - t;
+		failed += rc < 0;
+		status_says = status_says || (rc == 0 && strstr(out, reason) != NULL);
+		free(out);
+		worst = took > worst ? took : worst;
+		polls++;
+		cr_assert_eq(dp_worker_pid(&D, WS[1]), p1, "the healthy worker was replaced");
+		dp_sleep_ms(100);
+	}
+	cr_log_info("%s: %d status requests, slowest %lld ms, flooder killed %d times", fault, polls,
+		    (long long)worst, dp_log_count(&D, "killing worker", WS[2], reason, NULL));
+	cr_expect_eq(failed, 0, "%d of %d status requests got no answer within 3 s", failed, polls);
+	cr_expect_lt(worst, 750, "a status request took %lld ms", (long long)worst);
+	cr_expect(status_says, "the status never showed why the flooder was killed");
+	cr_expect_eq(dp_log_count(&D, "killing worker", WS[1], NULL, NULL), 0);
+	cr_expect(dp_runtime_is(&FP, rt1, "online"));
+}
+
+Test(supervisor_faults, worker_flooding_pongs_is_killed_alone_control_stays_responsive)
+{
+	flood_fault("ipc_pong_flood", "unsolicited PONG");
+}
+
+Test(supervisor_faults, worker_flooding_reports_is_killed_alone_control_stays_responsive)
+{
+	flood_fault("ipc_report_flood", "REPORT flood");
 }
