@@ -4,8 +4,12 @@ NPROC    := $(shell nproc 2>/dev/null || echo 2)
 BUILD    ?= build
 SANBUILD ?= build-san
 PKGBUILD ?= build-pkg
+FUZZBUILD ?= build-fuzz
+# Seconds per fuzz target: a short run in `make test`, a long one in `make fuzz`.
+FUZZ_SECONDS ?= 30
+FUZZ_LONG_SECONDS ?= 600
 
-.PHONY: all deps build build-san test test-plain test-san clean demo package
+.PHONY: all deps build build-san build-fuzz test test-plain test-san test-fuzz fuzz clean demo package
 
 all: build
 
@@ -20,7 +24,14 @@ build-san: deps
 	cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Debug -DMC_WERROR=ON -DMC_SANITIZE=ON -DMC_TEST_HOOKS=ON
 	cmake --build $(SANBUILD) -j$(NPROC)
 
-test: test-plain test-san
+# The fuzzers: clang's libFuzzer over every decoder (tests/fuzz), with
+# ASan+UBSan; their own build tree.
+build-fuzz: deps
+	CC=clang-14 cmake -S . -B $(FUZZBUILD) -DCMAKE_BUILD_TYPE=Debug -DMC_FUZZ=ON -DMC_TESTS=OFF \
+		-DMC_WERROR=ON -DMC_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(FUZZBUILD) -j$(NPROC)
+
+test: test-plain test-san test-fuzz
 
 test-plain: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(NPROC)
@@ -28,8 +39,17 @@ test-plain: build
 test-san: build-san
 	ctest --test-dir $(SANBUILD) --output-on-failure -j$(NPROC)
 
+test-fuzz: build-fuzz
+	ctest --test-dir $(FUZZBUILD) --output-on-failure -j$(NPROC)
+
+# Long fuzz runs (FUZZ_LONG_SECONDS per target); the final stats of each
+# run (executions, coverage) are in the ctest log.
+fuzz:
+	$(MAKE) build-fuzz FUZZ_SECONDS=$(FUZZ_LONG_SECONDS)
+	ctest --test-dir $(FUZZBUILD) --output-on-failure -V -j$(NPROC)
+
 clean:
-	rm -rf $(BUILD) $(SANBUILD)
+	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD)
 
 # The Debian package: a release build (never the test hooks, never the
 # sanitizers; no -Werror, so a newer compiler's new warning cannot break a

@@ -6,6 +6,7 @@ set -eu
 PKGS="cmake make gcc pkg-config
 libcurl4-openssl-dev libssl-dev libcjson-dev libsodium-dev libbsd-dev libinih-dev
 libmicrohttpd-dev libcriterion-dev libsystemd-dev
+clang-14 libclang-rt-14-dev
 ${MC_EXTRA_PKGS:-}"
 
 missing=""

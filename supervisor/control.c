@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/log.h"
+#include "supervisor/control_request.h"
 #include "supervisor/sv.h"
 
 #define CONTROL_MAX_CLIENTS  32
@@ -107,17 +108,9 @@ static cJSON *reload_reply(struct mc_sv *sv)
 	return r;
 }
 
-static cJSON *restart_reply(struct mc_sv *sv, const cJSON *req)
+static cJSON *restart_reply(struct mc_sv *sv, const char *ws)
 {
-	const char *ws = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "workspace"));
-	if (ws == NULL)
-		return error_reply("restart needs \"workspace\": a workspace id");
-	char id[MC_ID_MAX];
-	strlcpy(id, ws, sizeof id);
-	for (char *p = id; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	struct mc_wk *wk = mc_is_uuid(id) ? mc_wk_find(sv, id) : NULL;
+	struct mc_wk *wk = mc_wk_find(sv, ws);
 	if (wk == NULL || wk->next == NEXT_REMOVE)
 		return error_reply("no such workspace is served here");
 	if (sv->shutting_down)
@@ -130,25 +123,21 @@ static cJSON *restart_reply(struct mc_sv *sv, const cJSON *req)
 	return r;
 }
 
-static cJSON *handle_request(struct mc_sv *sv, const char *line)
+static cJSON *handle_request(struct mc_sv *sv, const char *line, size_t len)
 {
-	cJSON *req = cJSON_Parse(line);
-	cJSON *reply;
-	const char *cmd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "cmd"));
-	if (req == NULL || !cJSON_IsObject(req))
-		reply = error_reply("request is not a JSON object");
-	else if (cmd == NULL)
-		reply = error_reply("request has no \"cmd\" string");
-	else if (strcmp(cmd, "status") == 0)
-		reply = status_reply(sv);
-	else if (strcmp(cmd, "reload") == 0)
-		reply = reload_reply(sv);
-	else if (strcmp(cmd, "restart") == 0)
-		reply = restart_reply(sv, req);
-	else
-		reply = error_reply("unknown cmd (status, reload, restart)");
-	cJSON_Delete(req);
-	return reply;
+	struct mc_ctl_request req;
+	char err[128];
+	if (mc_ctl_parse_request(line, len, &req, err, sizeof err) < 0)
+		return error_reply(err);
+	switch (req.cmd) {
+	case MC_CTL_STATUS:
+		return status_reply(sv);
+	case MC_CTL_RELOAD:
+		return reload_reply(sv);
+	case MC_CTL_RESTART:
+		return restart_reply(sv, req.workspace);
+	}
+	return error_reply("unknown cmd (status, reload, restart)");
 }
 
 /* ---- connections ---- */
@@ -223,7 +212,7 @@ static void client_read(struct mc_sv *sv, struct mc_ctl_client *c)
 		if (nl != NULL) {
 			*nl = '\0';
 			mc_sv_epoll_mod(sv, c->fd, 0, &c->src);
-			client_reply(sv, c, handle_request(sv, c->in));
+			client_reply(sv, c, handle_request(sv, c->in, (size_t)(nl - c->in)));
 			return;
 		}
 		if (c->in_len == CONTROL_REQUEST_MAX) {

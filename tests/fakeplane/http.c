@@ -161,6 +161,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* libmicrohttpd's own format strings: the attribute tells the compiler so. */
+__attribute__((format(printf, 2, 0)))
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct fp_server *s = cls;
