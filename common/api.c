@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <bsd/string.h>
 #include <cjson/cJSON.h>
@@ -460,6 +461,10 @@ static bool set_common_options(struct mc_call *c)
 	ok &= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK;
+	/* HTTP/1.1 only, never h2 over ALPN: nghttp2 copies every header (the
+	 * token's too) into memory of its own, freed unwiped; libcurl's copies
+	 * go through our wiping allocator. */
+	ok &= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, api->timeout_ms) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, api->connect_timeout_ms) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)api->max_body) == CURLE_OK;
@@ -839,7 +844,22 @@ static void set_error(struct mc_call *c, enum mc_api_error_kind kind, const char
 	strlcat(c->err.message, text, sizeof c->err.message);
 }
 
-/* A curl-level failure: timeout, body cap, or anything else (transport). */
+/* libcurl refuses a response header line of CURL_MAX_HTTP_HEADER bytes
+ * (7.x: as "out of memory", with no message; 8.6+: CURLE_TOO_LARGE). An
+ * out-of-memory after the status line and before any body byte is that. */
+static bool header_too_large(struct mc_call *c, CURLcode rc)
+{
+	long code = 0;
+#if CURL_AT_LEAST_VERSION(8, 6, 0)
+	if (rc == CURLE_TOO_LARGE && c->resp_len == 0)
+		return true;
+#endif
+	return rc == CURLE_OUT_OF_MEMORY && c->resp_len == 0 &&
+	       curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code > 0;
+}
+
+/* A curl-level failure: timeout, body or header cap, or anything else
+ * (transport). */
 static void classify_curl_failure(struct mc_call *c, CURLcode rc)
 {
 	const char *detail = c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(rc);
@@ -848,6 +868,9 @@ static void classify_curl_failure(struct mc_call *c, CURLcode rc)
 	else if (rc == CURLE_FILESIZE_EXCEEDED || (rc == CURLE_WRITE_ERROR && c->resp_too_large))
 		set_error(c, MC_API_ERR_TOO_LARGE, "response body larger than the %zu-byte limit",
 			  c->api->max_body);
+	else if (header_too_large(c, rc))
+		set_error(c, MC_API_ERR_TOO_LARGE, "response header line longer than libcurl's "
+			  "%d-byte limit (CURL_MAX_HTTP_HEADER)", CURL_MAX_HTTP_HEADER);
 	else
 		set_error(c, MC_API_ERR_TRANSPORT, "%s", detail);
 }
@@ -948,10 +971,35 @@ static void decode_workspaces(struct mc_call *c, long status)
 	store_ws_cache(c);
 }
 
+/* The answer's media type when it is HTML, without parameters and cut to
+ * printable ASCII, into type; false otherwise. */
+static bool html_answer(struct mc_call *c, char *type, size_t size)
+{
+	char *ct = NULL;
+	if (curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK || ct == NULL)
+		return false;
+	if (strncasecmp(ct, "text/html", 9) != 0 &&
+	    strncasecmp(ct, "application/xhtml+xml", 21) != 0)
+		return false;
+	size_t n = 0;
+	for (; ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ' && n + 1 < size; n++)
+		type[n] = ct[n] > 0x20 && ct[n] < 0x7f ? ct[n] : '?';
+	type[n] = '\0';
+	return true;
+}
+
 /* A 2xx (or list-workspaces' 304): decode what the endpoint needs. The
- * decoders fill a scratch error so c->err changes only on failure. */
+ * decoders fill a scratch error so c->err changes only on failure. An HTML
+ * 2xx is a login page, a proxy's notice or a web front-end's index, never
+ * the API's answer: refused on every endpoint, or a deregister would
+ * "succeed" against a captive portal and its runtimes stay online. */
 static void decode_success(struct mc_call *c, long status)
 {
+	char type[64];
+	if (html_answer(c, type, sizeof type)) {
+		set_error(c, MC_API_ERR_DECODE, "expected a JSON answer, got %s", type);
+		return;
+	}
 	const char *body = c->resp != NULL ? c->resp : "";
 	struct mc_api_error derr;
 	int rc = 0;

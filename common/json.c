@@ -1,6 +1,7 @@
 #include "common/json.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +13,135 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-cJSON *mc_json_parse(const char *body, size_t len, char *err, size_t err_size)
+/* Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF) at s, n bytes left; 0 if none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	size_t i = 0;
-	while (i < len && is_ws(body[i]))
-		i++;
-	if (i == len) {
-		mc_json_fail(err, err_size, "", "empty body, expected JSON");
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t k = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+	if (k == 0 || k > n || (k == 2 && c < 0xc2) || c > 0xf4)
+		return 0;
+	for (size_t i = 1; i < k; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	unsigned char d = s[1];
+	if ((c == 0xe0 && d < 0xa0) || (c == 0xed && d > 0x9f) || (c == 0xf0 && d < 0x90) ||
+	    (c == 0xf4 && d > 0x8f))
+		return 0;
+	return k;
+}
+
+static bool utf8_valid(const char *body, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)body;
+	for (size_t i = 0, k; i < len; i += k)
+		if ((k = utf8_seq(s + i, len - i)) == 0)
+			return false;
+	return true;
+}
+
+/* A copy of body where every byte that starts no well-formed sequence is
+ * U+FFFD, as Go's encoding/json reads it (so multica and the daemon see
+ * the same strings, and logs and requests stay valid UTF-8). Allocates;
+ * the caller frees. NULL when out of memory. */
+static char *utf8_repair(const char *body, size_t len, size_t *out_len)
+{
+	static const char fffd[] = "\xef\xbf\xbd";
+	const unsigned char *s = (const unsigned char *)body;
+	char *out = len <= (SIZE_MAX - 1) / 3 ? malloc(3 * len + 1) : NULL;
+	if (out == NULL)
 		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_seq(s + i, len - i);
+		if (k == 0) {
+			memcpy(out + o, fffd, 3);
+			o += 3;
+			i++;
+			continue;
+		}
+		memcpy(out + o, s + i, k);
+		o += k;
+		i += k;
 	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A key as it may appear in a message: printable ASCII, at most 40 bytes. */
+static void key_for_message(char *dst, size_t size, const char *key)
+{
+	size_t n = 0;
+	for (; key[n] != '\0' && n < 40 && n + 1 < size; n++)
+		dst[n] = key[n] >= 0x20 && key[n] < 0x7f ? key[n] : '?';
+	dst[n] = '\0';
+}
+
+static int no_duplicates(const cJSON *item, const char *path, char *err, size_t err_size);
+
+/* The members of one object, sorted, have no two equal keys. */
+static int object_keys_unique(const cJSON *obj, const char *path, char *err, size_t err_size)
+{
+	size_t n = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, obj)
+		n++;
+	if (n < 2)
+		return 0;
+	const char **keys = malloc(n * sizeof *keys);
+	if (keys == NULL)
+		return mc_json_fail(err, err_size, path, "out of memory");
+	size_t i = 0;
+	cJSON_ArrayForEach(it, obj)
+		keys[i++] = it->string != NULL ? it->string : "";
+	qsort(keys, n, sizeof *keys, cmp_key);
+	int rc = 0;
+	for (i = 1; i < n && rc == 0; i++) {
+		if (strcmp(keys[i - 1], keys[i]) == 0) {
+			char k[48];
+			key_for_message(k, sizeof k, keys[i]);
+			rc = mc_json_fail(err, err_size, path, "duplicate key \"%s\"", k);
+		}
+	}
+	free(keys);
+	return rc;
+}
+
+/* No object anywhere in the tree has a key twice: cJSON would read the
+ * first, Go (the server's language) the last, so either reading could be
+ * the wrong one. Recursion is bounded by cJSON's nesting limit. */
+static int no_duplicates(const cJSON *item, const char *path, char *err, size_t err_size)
+{
+	bool obj = cJSON_IsObject(item);
+	if (!obj && !cJSON_IsArray(item))
+		return 0;
+	if (obj && object_keys_unique(item, path, err, err_size) < 0)
+		return -1;
+	size_t i = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, item) {
+		char p[PATH_MAX_LEN];
+		if (obj)
+			mc_json_path_key(p, sizeof p, path, it->string != NULL ? it->string : "");
+		else
+			mc_json_path_index(p, sizeof p, path, i++);
+		if (no_duplicates(it, p, err, err_size) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Parses exactly len bytes; the trailing-data check of mc_json_parse. */
+static cJSON *parse_exact(const char *body, size_t len, char *err, size_t err_size)
+{
 	const char *end = NULL;
 	cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
 	if (root == NULL) {
@@ -36,6 +157,33 @@ cJSON *mc_json_parse(const char *body, size_t len, char *err, size_t err_size)
 			mc_json_fail(err, err_size, "", "invalid JSON: trailing data at byte %zu", at);
 			return NULL;
 		}
+	}
+	return root;
+}
+
+cJSON *mc_json_parse(const char *body, size_t len, char *err, size_t err_size)
+{
+	size_t i = 0;
+	while (i < len && is_ws(body[i]))
+		i++;
+	if (i == len) {
+		mc_json_fail(err, err_size, "", "empty body, expected JSON");
+		return NULL;
+	}
+	char *repaired = NULL;
+	if (!utf8_valid(body, len)) {
+		repaired = utf8_repair(body, len, &len);
+		if (repaired == NULL) {
+			mc_json_fail(err, err_size, "", "out of memory");
+			return NULL;
+		}
+		body = repaired; /* byte offsets below are of the repaired text */
+	}
+	cJSON *root = parse_exact(body, len, err, err_size);
+	free(repaired);
+	if (root != NULL && no_duplicates(root, "", err, err_size) < 0) {
+		cJSON_Delete(root);
+		return NULL;
 	}
 	return root;
 }

@@ -22,6 +22,8 @@ enum mc_json_str {
 };
 
 /* Parses len bytes as one JSON value; only whitespace may follow it.
+ * Bytes that are not UTF-8 read as U+FFFD each (as in Go's encoding/json);
+ * an object with a key twice is refused ("<path>: duplicate key \"k\"").
  * Returns the tree (caller cJSON_Delete()s it) or NULL after filling err
  * ("invalid JSON at byte N", "empty body"). */
 cJSON *mc_json_parse(const char *body, size_t len, char *err, size_t err_size);

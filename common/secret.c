@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -182,4 +184,20 @@ bool mc_secret_equal(struct mc_secret *a, struct mc_secret *b)
 	mc_secret_close(a);
 	mc_secret_close(b);
 	return eq;
+}
+
+void mc_secret_forbid_dumps(void)
+{
+#ifdef MC_TEST_HOOKS
+	const char *keep = getenv("MC_TEST_DUMPABLE");
+	if (keep != NULL && strcmp(keep, "1") == 0)
+		return;
+#endif
+	/* Cannot fail for 0; inherited by fork, reset by execve. */
+	prctl(PR_SET_DUMPABLE, 0);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_CORE, &rl) == 0 && rl.rlim_cur != 0) {
+		rl.rlim_cur = 0;
+		setrlimit(RLIMIT_CORE, &rl); /* lowering needs no privilege */
+	}
 }

@@ -36,4 +36,12 @@ struct mc_secret *mc_secret_dup(struct mc_secret *s);
 /* Wipes and frees. NULL is a no-op. */
 void mc_secret_free(struct mc_secret *s);
 
+/* Makes the calling process non-dumpable (no core dump; no ptrace, no
+ * /proc/PID/mem, environ or fd for another process of the same uid) and
+ * sets RLIMIT_CORE to 0: for every process that holds a secret or forks
+ * from one that does. Test builds (MC_TEST_HOOKS) only: MC_TEST_DUMPABLE=1
+ * in the environment leaves it dumpable, for test fixtures that are not
+ * root and read the daemon's /proc/PID/fd. */
+void mc_secret_forbid_dumps(void);
+
 #endif

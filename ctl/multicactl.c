@@ -358,7 +358,9 @@ static int transact(const char *sock, const cJSON *req, int64_t timeout_ms, cJSO
 		free(line);
 		return EXIT_UNREACHABLE;
 	}
-	if (send_all(fd, line, tlen + 1, deadline) < 0) {
+	/* A daemon at its client limit answers and closes before the request
+	 * is sent: its answer is still there to read. */
+	if (send_all(fd, line, tlen + 1, deadline) < 0 && errno != EPIPE && errno != ECONNRESET) {
 		fprintf(stderr, "%s: cannot send the request to %s: %s\n", prog, sock,
 			strerror(errno));
 		free(line);

@@ -233,9 +233,36 @@ static cJSON *config_to_json(const struct mc_worker_config *c)
 	return o;
 }
 
+/* What cJSON prints for s: quotes, two-byte escapes, \u00XX for the other
+ * control bytes. */
+static size_t json_string_size(const char *s)
+{
+	size_t n = 2;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
+		    c == '\t')
+			n += 2;
+		else if (c < 0x20)
+			n += 6;
+		else
+			n++;
+	}
+	return n;
+}
+
+size_t mc_ipc_overrides_json_size(const struct mc_profile_override *v, size_t n)
+{
+	size_t total = 2 + (n > 0 ? n - 1 : 0); /* braces, commas */
+	for (size_t i = 0; i < n; i++)
+		total += json_string_size(v[i].profile_id) + 1 + json_string_size(v[i].path);
+	return total;
+}
+
 int mc_ipc_send_config(struct mc_ipc_writer *w, const struct mc_worker_config *c)
 {
-	if (c->n_overrides > MC_MAX_OVERRIDES) {
+	if (c->n_overrides > MC_MAX_OVERRIDES ||
+	    mc_ipc_overrides_json_size(c->overrides, c->n_overrides) > MC_IPC_OVERRIDES_JSON_MAX) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -47,6 +47,12 @@ const char *mc_ipc_type_name(uint16_t type);
 #define MC_MAX_BUILTINS  32
 #define MC_MAX_OVERRIDES 256
 #define MC_MAX_REPORT    1024
+/* Runtimes one worker registers for its workspace, built-ins included:
+ * half of MC_MAX_REPORT, so that a REPORT holds the tracked set plus a
+ * whole earlier set of dropped ids still waiting for their DEREG. The
+ * profiles past it go to failed_profiles, reason naming the limit
+ * (worker/payload.c). */
+#define MC_MAX_RUNTIMES  (MC_MAX_REPORT / 2)
 
 struct mc_profile_override {
 	char profile_id[MC_ID_MAX];
@@ -86,6 +92,17 @@ struct mc_report {
 	char (*ids)[MC_ID_MAX];             /* heap; mc_report_clear */
 };
 
+/* The profile_commands object of a CONFIG, as printed JSON, takes at most
+ * this many bytes: the other fields are bounded by their arrays (at most
+ * 13 KiB printed, escapes included), so any CONFIG then fits one frame
+ * (61569 bytes at worst: test_ipc). The config loader refuses a
+ * [workspace] section past it; 256 overrides of the longest path an INI
+ * line holds take 47.6 KiB when nothing in them needs escaping. */
+#define MC_IPC_OVERRIDES_JSON_MAX (48u * 1024u)
+/* What the profile_commands object of n overrides prints to, braces,
+ * quotes and escapes included. */
+size_t mc_ipc_overrides_json_size(const struct mc_profile_override *v, size_t n);
+
 void mc_worker_config_clear(struct mc_worker_config *c);
 void mc_report_clear(struct mc_report *r);
 /* Copies ids into a new report (caller clears it). -1 with errno. */
@@ -93,6 +110,8 @@ int mc_report_set(struct mc_report *r, size_t n, const char *const *ids);
 
 /* Encoders queue one frame on w. 0 / -1 with errno. */
 int mc_ipc_send_hello(struct mc_ipc_writer *w, int pid);
+/* Refuses (EINVAL) more than MC_MAX_OVERRIDES overrides or more than
+ * MC_IPC_OVERRIDES_JSON_MAX bytes of them. */
 int mc_ipc_send_config(struct mc_ipc_writer *w, const struct mc_worker_config *c);
 int mc_ipc_send_token(struct mc_ipc_writer *w, const char *token, size_t len);
 /* Refuses (EINVAL, nothing queued) a set mc_ipc_probes_check refuses. */

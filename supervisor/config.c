@@ -17,7 +17,6 @@
 
 #include "supervisor/duration.h"
 
-#define CONFIG_FILE_MAX (4L * 1024 * 1024) /* thousands of sections fit easily */
 #define PROBLEM_TEXT_MAX (MC_PATH_MAX + 1024)
 #define JOIN_TAIL 32                          /* room for "; and N more" */
 
@@ -314,6 +313,9 @@ static void finish(struct parse *p)
 	finish_device_name(p);
 	idlist_finish(p, &p->ws, "workspaces", &c->workspaces, &c->n_workspaces);
 	idlist_finish(p, &p->ex, "exclude_workspaces", &c->exclude, &c->n_exclude);
+	if (c->shard_count > 1 && !p->ws_all && !dkey_bad(p, "workspaces"))
+		mc_cfg_problem(p, EINVAL, dkey_line(p, "shard"), "shard",
+			       "needs workspaces = all (a list already says what this host serves)");
 	finish_ws_sections(p);
 	check_order(p, "worker_ping_interval", c->worker_ping_interval_ms,
 		    "worker_liveness_timeout", c->worker_liveness_timeout_ms, false);
@@ -348,7 +350,7 @@ static char *slurp(const char *path, size_t *len, char *why, size_t why_size)
 	/* Sized by the file (the buffer grows if it does too), not by the
 	 * limit: a 4 MiB buffer per reload is waste (and slowed fuzz_config
 	 * to 1.7k runs/s). cap is one over what is allowed, to see the limit. */
-	const size_t limit = (size_t)CONFIG_FILE_MAX + 1;
+	const size_t limit = (size_t)MC_CONFIG_FILE_MAX + 1;
 	size_t cap = st.st_size > 0 && (size_t)st.st_size < limit ? (size_t)st.st_size + 1 : 4096,
 	       used = 0;
 	char *buf = malloc(cap + 1);
@@ -385,8 +387,8 @@ static char *slurp(const char *path, size_t *len, char *why, size_t why_size)
 		} else if (used == cap) {
 			close(fd);
 			free(buf);
-			mc_cfg_plain_err(why, why_size, EFBIG, "%s: larger than %ld bytes", path,
-					 CONFIG_FILE_MAX);
+			mc_cfg_plain_err(why, why_size, EFBIG, "%s: larger than the %ld-byte limit "
+					 "of a configuration file", path, MC_CONFIG_FILE_MAX);
 			return NULL;
 		}
 	}
@@ -489,6 +491,7 @@ bool mc_config_wants_workspace(const struct mc_config *c, const char *ws)
 {
 	if (in_ids((const char (*)[MC_ID_MAX])c->exclude, c->n_exclude, ws))
 		return false;
-	return c->all_workspaces ||
-	       in_ids((const char (*)[MC_ID_MAX])c->workspaces, c->n_workspaces, ws);
+	if (c->all_workspaces)
+		return c->shard_count <= 1 || mc_shard_of(ws, c->shard_count) == c->shard_index;
+	return in_ids((const char (*)[MC_ID_MAX])c->workspaces, c->n_workspaces, ws);
 }

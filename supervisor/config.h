@@ -27,6 +27,10 @@
 
 #define MC_CONFIG_DEFAULT_PATH "/etc/multicad/multicad.conf"
 #define MC_TEST_FAULT_MAX 32          /* 31 characters + NUL */
+/* A larger file is refused. Thousands of sections fit easily; so do the
+ * lines it can hold (at most one per byte: a 4 MiB file of newlines
+ * parses in about 0.1 s), which is why there is no separate line limit. */
+#define MC_CONFIG_FILE_MAX (4L * 1024 * 1024)
 
 /* One [providers] entry: a built-in agent CLI to look for. */
 struct mc_provider {
@@ -58,6 +62,8 @@ struct mc_config {
 	char (*workspaces)[MC_ID_MAX];    /* heap, sorted, lowercase, no duplicates */
 	size_t n_exclude;
 	char (*exclude)[MC_ID_MAX];       /* heap, sorted, lowercase, no duplicates */
+	unsigned shard_index;             /* shard = I/N: serve the ids of shard I... */
+	unsigned shard_count;             /* ... of N (1: no sharding; mc_shard_of) */
 	long heartbeat_interval_ms;
 	long profile_sync_interval_ms;
 	long workspace_sync_interval_ms;
@@ -150,9 +156,18 @@ int mc_config_resolve_daemon_id(struct mc_config *c, char *err, size_t err_size)
  * Borrowed: valid while c is. O(log n). */
 const struct mc_ws_section *mc_config_ws_section(const struct mc_config *c, const char *ws);
 
-/* True if this configuration serves ws: workspaces = all or ws is listed,
- * and ws is not excluded. (Membership for "all" comes from the server.)
- * O(log n). */
+/* shard = I/N: at most this many hosts share the workspaces. */
+#define MC_SHARD_MAX 4096
+
+/* The shard of workspace id ws among n: BLAKE2b with an 8-byte digest of
+ * the lowercase id, read as a little-endian integer, modulo n. Stable
+ * across hosts, versions and architectures (b2sum -l 64 computes the same
+ * digest), so hosts split the workspaces with no coordinator. */
+unsigned mc_shard_of(const char *ws, unsigned n);
+
+/* True if this configuration serves ws: workspaces = all (and ws in this
+ * host's shard) or ws is listed, and ws is not excluded. (Membership for
+ * "all" comes from the server.) O(log n). */
 bool mc_config_wants_workspace(const struct mc_config *c, const char *ws);
 
 /* Writes the effective configuration as an INI file to f: every key with

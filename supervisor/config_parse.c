@@ -295,6 +295,30 @@ static int set_exclude(struct parse *p, const struct dkey *k, const char *v, boo
 	return for_each_word(p, k->name, v, add_exclude_word);
 }
 
+/* "I/N": 0 <= I < N <= MC_SHARD_MAX, both plain decimal. */
+static int set_shard(struct parse *p, const struct dkey *k, const char *v, bool cont)
+{
+	char *end;
+	errno = 0;
+	unsigned long i = strtoul(v, &end, 10), n = 0;
+	bool ok = end != v && v[0] >= '0' && v[0] <= '9' && *end == '/' && errno == 0;
+	if (ok) {
+		const char *ns = end + 1;
+		n = strtoul(ns, &end, 10);
+		ok = end != ns && ns[0] >= '0' && ns[0] <= '9' && *end == '\0' && errno == 0;
+	}
+	if (!ok)
+		return fail_key(p, k->name, "\"%s\" is not I/N (this host's shard I of N, e.g. 0/2)",
+				v);
+	if (n < 1 || n > MC_SHARD_MAX)
+		return fail_key(p, k->name, "N must be between 1 and %d", MC_SHARD_MAX);
+	if (i >= n)
+		return fail_key(p, k->name, "I must be less than N (shards are 0 to %lu)", n - 1);
+	p->c->shard_index = (unsigned)i;
+	p->c->shard_count = (unsigned)n;
+	return 0;
+}
+
 #define OFF(field) offsetof(struct mc_config, field)
 
 /* Every [daemon] key, in the order mc_config_print writes them. */
@@ -307,6 +331,7 @@ const struct dkey mc_cfg_dkeys[] = {
 	{ "device_name", set_device_name, OFF(device_name), 0, 0, NULL, false },
 	{ "workspaces", set_workspaces, 0, 0, 0, "all", true },
 	{ "exclude_workspaces", set_exclude, 0, 0, 0, "", true },
+	{ "shard", set_shard, 0, 0, 0, "0/1", false },
 	{ "heartbeat_interval", mc_cfg_set_duration, OFF(heartbeat_interval_ms),
 	  DURATION_MIN_MS, DURATION_DAY_MS, "15s", false },
 	{ "profile_sync_interval", mc_cfg_set_duration, OFF(profile_sync_interval_ms),
@@ -472,6 +497,12 @@ static int add_override(struct parse *p, struct mc_ws_section *s, const char *ke
 		return -1;
 	strlcpy(o->profile_id, pid, sizeof o->profile_id);
 	lowercase(o->profile_id);
+	/* They reach the worker in one CONFIG message: bounded together. */
+	size_t size = mc_ipc_overrides_json_size(s->overrides, s->n_overrides + 1);
+	if (size > MC_IPC_OVERRIDES_JSON_MAX)
+		return fail_key(p, key, "the profile_command entries of this workspace take %zu bytes "
+				"in the worker's configuration message, more than its %u-byte limit "
+				"(shorter paths, or fewer entries)", size, MC_IPC_OVERRIDES_JSON_MAX);
 	s->n_overrides++;
 	return 0;
 }

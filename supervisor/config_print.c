@@ -52,6 +52,7 @@ static void print_daemon(const struct mc_config *c, FILE *f)
 			  c->n_workspaces, "");
 	print_ids(f, "exclude_workspaces", (const char (*)[MC_ID_MAX])c->exclude, c->n_exclude,
 		  default_mark(c, "exclude_workspaces"));
+	fprintf(f, "shard = %u/%u%s\n", c->shard_index, c->shard_count, default_mark(c, "shard"));
 	for (size_t i = 0; i < mc_cfg_n_dkeys; i++) {
 		const struct dkey *k = &mc_cfg_dkeys[i];
 		if (k->set == mc_cfg_set_duration) {

@@ -20,9 +20,14 @@
 #include "supervisor/control_request.h"
 #include "supervisor/sv.h"
 
+/* Clients connected at once (one more gets an error naming the limit),
+ * the longest request line, and how long a client may take. Literals: the
+ * messages spell them with STR(). */
 #define CONTROL_MAX_CLIENTS  32
 #define CONTROL_REQUEST_MAX  4096
 #define CONTROL_DEADLINE_MS  5000
+#define STR_(x) #x
+#define STR(x)  STR_(x)
 
 struct mc_ctl_client {
 	int fd;
@@ -194,6 +199,19 @@ static void client_reply(struct mc_sv *sv, struct mc_ctl_client *c, cJSON *reply
 	client_write(sv, c);
 }
 
+/* Reads and drops what the client has sent so far (bounded): a unix socket
+ * closed with unread data resets its peer, who would then read that reset
+ * after our reply instead of its end. */
+static void discard_input(int fd)
+{
+	char junk[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t r = read(fd, junk, sizeof junk);
+		if (r <= 0 && !(r < 0 && errno == EINTR))
+			return;
+	}
+}
+
 static void client_read(struct mc_sv *sv, struct mc_ctl_client *c)
 {
 	for (;;) {
@@ -216,7 +234,9 @@ static void client_read(struct mc_sv *sv, struct mc_ctl_client *c)
 			return;
 		}
 		if (c->in_len == CONTROL_REQUEST_MAX) {
-			client_reply(sv, c, error_reply("request longer than 4096 bytes"));
+			discard_input(c->fd);
+			client_reply(sv, c, error_reply("request longer than the "
+							STR(CONTROL_REQUEST_MAX) "-byte limit"));
 			return;
 		}
 	}
@@ -232,7 +252,9 @@ static void accept_clients(struct mc_sv *sv)
 			return; /* EAGAIN, or out of fds: try on the next event */
 		}
 		if (sv->n_ctl_clients >= CONTROL_MAX_CLIENTS) {
-			static const char busy[] = "{\"ok\":false,\"error\":\"too many control clients\"}\n";
+			static const char busy[] = "{\"ok\":false,\"error\":\"too many control clients "
+				"(at most " STR(CONTROL_MAX_CLIENTS) " at once): try again\"}\n";
+			discard_input(fd); /* a request sent at once: no reset after the answer */
 			(void)!send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 			continue;

@@ -38,6 +38,7 @@ static void child_setup(struct mc_sv *sv, const char *title_ws, int keep_fd)
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	mc_secret_forbid_dumps(); /* holds the token: inherited, and said again */
 	/* stdio stays for logging; keep_fd is the result pipe. */
 	if (keep_fd >= 0 && keep_fd != 3) {
 		dup2(keep_fd, 3);

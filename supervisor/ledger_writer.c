@@ -30,6 +30,7 @@ struct mc_ledger_writer {
 	bool pending;                /* a batch is submitted and not collected */
 	bool finished;               /* ... and the thread is done with it */
 	bool stop;
+	bool running;                /* the thread has started (see writer_start) */
 };
 
 /* ---- the thread: no allocation, no logging, no stdio ---- */
@@ -101,6 +102,8 @@ static void *writer_main(void *arg)
 {
 	struct mc_ledger_writer *w = arg;
 	pthread_mutex_lock(&w->mu);
+	w->running = true;
+	pthread_cond_broadcast(&w->done_cv);
 	for (;;) {
 		while (!w->stop && !(w->pending && !w->finished))
 			pthread_cond_wait(&w->cv, &w->mu);
@@ -148,6 +151,13 @@ struct mc_ledger_writer *mc_ledger_writer_start(int dirfd)
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		rc = pthread_create(&w->thread, NULL, writer_main, w);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		/* Return only once the thread runs: a process forked while a
+		 * thread is still being set up can inherit the sanitizers' (and
+		 * libc's) half-made thread state and hang at its exit. */
+		pthread_mutex_lock(&w->mu);
+		while (rc == 0 && !w->running)
+			pthread_cond_wait(&w->done_cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
 		if (rc != 0) {
 			pthread_cond_destroy(&w->done_cv);
 			pthread_cond_destroy(&w->cv);

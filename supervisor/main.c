@@ -299,7 +299,10 @@ out:
 
 int main(int argc, char *argv[], char *envp[])
 {
-	mc_proctitle_init(argc, argv, envp); /* first: argv and environ move to the heap */
+	/* No core dump, no same-uid ptrace or /proc/PID/mem: before the token
+	 * is read (-t reads it too); every worker and helper inherits it. */
+	mc_secret_forbid_dumps();
+	mc_proctitle_init(argc, argv, envp); /* before any use of argv or environ: they move */
 	struct options o;
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;

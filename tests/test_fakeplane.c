@@ -1,11 +1,18 @@
 /* multica-fakeplane: the emulator's semantics, through raw HTTP.
  * Each test starts its own fakeplane on an ephemeral port (fixture), so
  * the tests run in parallel safely. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +51,8 @@ static const char SEED[] =
 
 static const char *const AUTH[] = { "Authorization: Bearer tok-u1", NULL };
 static const char *const AUTH_U2[] = { "Authorization: Bearer tok-u2", NULL };
+
+extern char **environ;
 
 static struct fp_proc fp;
 
@@ -948,6 +957,69 @@ Test(fakeplane, fault_huge_body)
 	free(body);
 }
 
+/* Reads everything fd sends until EOF (heap, NUL-terminated). */
+static char *read_all(int fd, size_t *len)
+{
+	size_t cap = 1 << 16, used = 0;
+	char *buf = malloc(cap + 1);
+	cr_assert_not_null(buf);
+	for (;;) {
+		if (used == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap + 1);
+			cr_assert_not_null(buf);
+		}
+		ssize_t n = read(fd, buf + used, cap - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		cr_assert_geq(n, 0, "read: %s", strerror(errno));
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	*len = used;
+	return buf;
+}
+
+/* header_size: a filler header far larger than libmicrohttpd's pool (and
+ * than libcurl takes), so read with a raw socket; the answer's status and
+ * body are the fault's, and it is journaled. */
+Test(fakeplane, fault_huge_header)
+{
+	cr_assert_eq(fp_fault(&fp, "{\"header_size\":10}"), 400, "header_size needs a status");
+	cr_assert_eq(fp_fault(&fp, "{\"path_prefix\":\"/api/daemon/workspaces\",\"status\":201,"
+			      "\"body\":\"[]\",\"header_size\":300000}"), 200);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)fp.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	static const char rq[] = "GET /api/daemon/workspaces HTTP/1.1\r\nHost: x\r\n"
+				 "Authorization: Bearer tok-u1\r\n\r\n";
+	cr_assert_eq(write(fd, rq, sizeof rq - 1), (ssize_t)(sizeof rq - 1));
+	size_t len;
+	char *resp = read_all(fd, &len);
+	close(fd);
+	cr_assert_eq(strncmp(resp, "HTTP/1.1 201 ", 13), 0, "got: %.80s", resp);
+	char *h = strstr(resp, "\r\nX-Fakeplane-Filler: ");
+	cr_assert_not_null(h);
+	h += strlen("\r\nX-Fakeplane-Filler: ");
+	size_t n = strspn(h, "h");
+	cr_assert_eq(n, 300000u);
+	cr_assert_eq(strncmp(h + n, "\r\n\r\n[]", 6), 0);
+	cr_assert_eq(resp + len, h + n + 6, "the body is the fault's, nothing after it");
+	cr_assert_not_null(strstr(resp, "\r\nContent-Length: 2\r\n"));
+	free(resp);
+	cJSON *j = fp_journal(&fp);
+	cr_assert_eq(cJSON_GetArraySize(j), 1);
+	cr_assert_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "status")->valueint, 201);
+	cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "fault")));
+	cJSON_Delete(j);
+	/* Once only (count 1): the next answer is the API's. */
+	cr_assert_eq(fp_http(&fp, "GET", "/api/daemon/workspaces", NULL, AUTH, NULL), 200);
+}
+
 /* ---- sweep ---- */
 
 /* Polls the runtime's status until it is want or timeout_ms passes. */
@@ -1129,4 +1201,427 @@ Test(fakeplane_proc, bad_flags)
 	cr_assert_eq(fp_run(NULL, help, 10000, &status, &err), 0);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	free(err);
+}
+
+/* ---- scale: thousands of keep-alive connections, delays that hold no thread ---- */
+
+#define MANY 3000          /* well past the old thread-per-connection limit (~1020) */
+#define FD_SPARE 64        /* this process's own files besides the connections */
+#define WS_PATH "/api/daemon/workspaces"
+
+static struct fp_conn *conns;
+static size_t nconns;
+
+static void scale_teardown(void)
+{
+	for (size_t i = 0; i < nconns; i++)
+		fp_conn_close(&conns[i]);
+	free(conns);
+	conns = NULL;
+	nconns = 0;
+	teardown();
+}
+
+TestSuite(fakeplane_scale, .fini = scale_teardown, .timeout = 90.0);
+
+/* Opens n keep-alive connections to the running fakeplane; skips the test
+ * when this process cannot have that many files. */
+static void open_conns(size_t n)
+{
+	long lim = fp_raise_nofile((long)(n + FD_SPARE));
+	if (lim < (long)(n + FD_SPARE))
+		cr_skip_test("needs %zu file descriptors, RLIMIT_NOFILE allows %ld "
+			     "(raise the hard limit, ulimit -Hn)", n + FD_SPARE, lim);
+	conns = calloc(n, sizeof *conns);
+	cr_assert_not_null(conns);
+	for (nconns = 0; nconns < n; nconns++)
+		cr_assert_eq(fp_conn_open(&conns[nconns], fp.port), 0, "connect #%zu: %s", nconns,
+			     strerror(errno));
+}
+
+/* One GET of the workspaces on every connection at once: each must answer
+ * 200 and none may be closed by the emulator. */
+static void round_trip_all(const char *what)
+{
+	size_t unsent = 0, left, closed = 0, bad = 0, first = SIZE_MAX;
+	for (size_t i = 0; i < nconns; i++)
+		if (fp_conn_send(&conns[i], "GET", WS_PATH, NULL, AUTH) < 0)
+			unsent++;
+	left = fp_conn_wait(conns, nconns, 30000);
+	for (size_t i = 0; i < nconns; i++) {
+		bool gone = conns[i].peer_closed || conns[i].fd < 0;
+		bool wrong = !gone && !conns[i].waiting && conns[i].status != 200;
+		closed += gone;
+		bad += wrong;
+		if ((gone || wrong || conns[i].waiting) && first == SIZE_MAX)
+			first = i;
+	}
+	cr_assert(unsent == 0 && left == 0 && closed == 0 && bad == 0,
+		  "%s: of %zu connections %zu could not send, %zu got no answer, %zu were "
+		  "closed by the emulator, %zu answered other than 200 (first: #%zu)",
+		  what, nconns, unsent, left, closed, bad, first);
+}
+
+Test(fakeplane_scale, thousands_of_keepalive_connections)
+{
+	cr_assert_eq(fp_start(&fp, SEED, NULL), 0);
+	open_conns(MANY);
+	round_trip_all("first request");
+	round_trip_all("second request on the same connections");
+	for (size_t i = 0; i < nconns; i++)
+		cr_assert(!fp_conn_peer_gone(&conns[i]), "connection #%zu was closed", i);
+	cr_assert_eq(fp_journal_count(&fp, "GET", WS_PATH), 2 * MANY, "every request journaled");
+}
+
+/* Waits until only n faults are pending: the requests that took the
+ * others have reached the emulator. */
+static void wait_faults_left(int n)
+{
+	int64_t deadline = now_ms() + 10000;
+	for (;;) {
+		cJSON *f = call("GET", "/_admin/faults", NULL, NULL, 200);
+		int left = cJSON_GetArraySize(f);
+		cJSON_Delete(f);
+		if (left <= n)
+			return;
+		cr_assert_lt(now_ms(), deadline, "the delayed request never reached the emulator");
+		sleep_ms(5);
+	}
+}
+
+static void wait_faults_taken(void)
+{
+	wait_faults_left(0);
+}
+
+/* Request and answer on one connection; returns the milliseconds taken. */
+static int64_t timed_get(struct fp_conn *c)
+{
+	cr_assert_eq(fp_conn_send(c, "GET", WS_PATH, NULL, AUTH), 0);
+	cr_assert_eq(fp_conn_wait(c, 1, 10000), 0u, "no answer");
+	cr_assert_eq(c->status, 200);
+	return c->done_ms - c->sent_ms;
+}
+
+Test(fakeplane_scale, delayed_request_holds_up_no_other)
+{
+	cr_assert_eq(fp_start(&fp, SEED, NULL), 0);
+	char id[64];
+	register_claude(id);
+	open_conns(MANY);
+	round_trip_all("warm-up");
+	cr_assert_eq(fp_fault(&fp, "{\"path_prefix\":\"/api/daemon/heartbeat\",\"delay_ms\":2000}"),
+		     200);
+	struct fp_conn *slow = &conns[0];
+	cr_assert_eq(fp_conn_send(slow, "POST", "/api/daemon/heartbeat", heartbeat_body(id),
+				  AUTH), 0);
+	wait_faults_taken();
+	/* Every 10th connection, one request at a time: they are spread over
+	 * all of the emulator's threads, so a thread held by the delay shows. */
+	int64_t worst = 0;
+	size_t worst_i = 0;
+	for (size_t i = 1; i < nconns; i += 10) {
+		int64_t ms = timed_get(&conns[i]);
+		if (ms > worst) {
+			worst = ms;
+			worst_i = i;
+		}
+	}
+	cr_assert_eq(fp_conn_wait(slow, 1, 0), 1u, "the delayed request was answered early");
+	cr_assert_lt(worst, 1000, "connection #%zu waited %lld ms behind the delayed request",
+		     worst_i, (long long)worst);
+	cr_log_info("slowest of %zu requests during the delay: %lld ms", (nconns + 8) / 10,
+		    (long long)worst);
+	/* The delayed one is answered as usual, and its connection stays. */
+	cr_assert_eq(fp_conn_wait(slow, 1, 10000), 0u);
+	cr_assert_eq(slow->status, 200, "body %s", fp_conn_body(slow));
+	cr_assert_geq(slow->done_ms - slow->sent_ms, 1950);
+	cr_assert_eq(fp_conn_send(slow, "POST", "/api/daemon/heartbeat", heartbeat_body(id),
+				  AUTH), 0);
+	cr_assert_eq(fp_conn_wait(slow, 1, 10000), 0u);
+	cr_assert_eq(slow->status, 200);
+	cr_assert_eq(fp_journal_count(&fp, "POST", "/api/daemon/heartbeat"), 2);
+}
+
+Test(fakeplane_scale, delay_then_reset_or_status)
+{
+	cr_assert_eq(fp_start(&fp, SEED, NULL), 0);
+	open_conns(3);
+	cr_assert_eq(fp_fault(&fp, "{\"path_prefix\":\"" WS_PATH "\",\"delay_ms\":1000,"
+			      "\"reset\":true}"), 200);
+	cr_assert_eq(fp_fault(&fp, "{\"path_prefix\":\"" WS_PATH "\",\"delay_ms\":500,"
+			      "\"status\":503,\"body\":\"{slow\"}"), 200);
+	cr_assert_eq(fp_conn_send(&conns[0], "GET", WS_PATH, NULL, AUTH), 0);
+	wait_faults_left(1);   /* conns[0] took the reset fault, the 503 one is left */
+	cr_assert_eq(fp_conn_send(&conns[1], "GET", WS_PATH, NULL, AUTH), 0);
+	wait_faults_taken();
+	cr_assert_lt(timed_get(&conns[2]), 1000, "an undelayed request waited");
+
+	cr_assert_eq(fp_conn_wait(conns, 2, 10000), 0u);
+	cr_assert_eq(conns[1].status, 503);
+	cr_assert_str_eq(fp_conn_body(&conns[1]), "{slow", "the body is sent raw");
+	cr_assert_geq(conns[1].done_ms - conns[1].sent_ms, 480);
+	cr_assert(conns[0].peer_closed, "the reset request got an answer: %s", conns[0].buf);
+	cr_assert_geq(conns[0].done_ms - conns[0].sent_ms, 980, "reset before its delay");
+	cr_assert_lt(conns[1].done_ms, conns[0].done_ms, "the shorter delay ends first");
+	/* Journaled as answered: the plain one, the 503, then the reset (0). */
+	cJSON *j = fp_journal(&fp);
+	cr_assert_eq(cJSON_GetArraySize(j), 3);
+	static const int want[] = { 200, 503, 0 };
+	for (int i = 0; i < 3; i++) {
+		const cJSON *e = cJSON_GetArrayItem(j, i);
+		cr_assert_eq(cJSON_GetObjectItem(e, "status")->valueint, want[i], "entry %d", i);
+		cr_assert_eq(cJSON_IsTrue(cJSON_GetObjectItem(e, "fault")), i > 0, "entry %d", i);
+	}
+	cJSON_Delete(j);
+}
+
+/* Polls until the journal has n entries or 5 s pass; returns it. */
+static cJSON *journal_of(int n)
+{
+	int64_t deadline = now_ms() + 5000;
+	for (;;) {
+		cJSON *j = fp_journal(&fp);
+		if (cJSON_GetArraySize(j) >= n || now_ms() >= deadline)
+			return j;
+		cJSON_Delete(j);
+		sleep_ms(10);
+	}
+}
+
+#define LEFT_EACH 20
+
+Test(fakeplane_scale, delayed_request_counts_after_its_client_left)
+{
+	/* As clients that time out: they hang up during the delay. Each
+	 * request is still carried out and journaled when its delay ends. */
+	cr_assert_eq(fp_start(&fp, SEED, NULL), 0);
+	char id[64];
+	register_claude(id);
+	cJSON_Delete(call("DELETE", "/_admin/journal", NULL, NULL, 200));
+	open_conns(3 * LEFT_EACH);
+	cr_assert_eq(fp_fault(&fp, "{\"path_prefix\":\"/api/daemon/heartbeat\",\"delay_ms\":600,"
+			      "\"count\":20}"), 200);
+	cr_assert_eq(fp_fault(&fp, "{\"path_prefix\":\"/api/daemon/heartbeat\",\"delay_ms\":700,"
+			      "\"status\":500,\"count\":20}"), 200);
+	cr_assert_eq(fp_fault(&fp, "{\"path_prefix\":\"/api/daemon/heartbeat\",\"delay_ms\":800,"
+			      "\"reset\":true,\"count\":20}"), 200);
+	int64_t t0 = now_ms();
+	for (size_t i = 0; i < nconns; i++)
+		cr_assert_eq(fp_conn_send(&conns[i], "POST", "/api/daemon/heartbeat",
+					  heartbeat_body(id), AUTH), 0);
+	wait_faults_taken();
+	for (size_t i = 0; i < nconns; i++)
+		fp_conn_close(&conns[i]);
+	cJSON *j = journal_of(3 * LEFT_EACH);
+	int64_t elapsed = now_ms() - t0;
+	int n = cJSON_GetArraySize(j);
+	cr_assert_eq(n, 3 * LEFT_EACH, "journaled: %d of %d", n, 3 * LEFT_EACH);
+	static const int want[] = { 200, 500, 0 };   /* in the order the delays end */
+	for (int i = 0; i < n; i++) {
+		const cJSON *e = cJSON_GetArrayItem(j, i);
+		cr_assert_eq(cJSON_GetObjectItem(e, "status")->valueint, want[i / LEFT_EACH],
+			     "entry %d", i);
+		cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(e, "fault")), "entry %d", i);
+	}
+	cJSON_Delete(j);
+	cr_assert_geq(elapsed, 780, "journaled before the delays ended");
+}
+
+Test(fakeplane_scale, many_delays_at_once_end_together)
+{
+	cr_assert_eq(fp_start(&fp, SEED, NULL), 0);
+	open_conns(200);
+	cr_assert_eq(fp_fault(&fp, "{\"path_prefix\":\"" WS_PATH "\",\"delay_ms\":1000,"
+			      "\"count\":200}"), 200);
+	int64_t t0 = now_ms();
+	for (size_t i = 0; i < nconns; i++)
+		cr_assert_eq(fp_conn_send(&conns[i], "GET", WS_PATH, NULL, AUTH), 0);
+	cr_assert_eq(fp_conn_wait(conns, nconns, 30000), 0u);
+	int64_t last = 0;
+	for (size_t i = 0; i < nconns; i++) {
+		cr_assert_eq(conns[i].status, 200, "connection #%zu", i);
+		cr_assert_geq(conns[i].done_ms - conns[i].sent_ms, 980, "connection #%zu", i);
+		last = conns[i].done_ms > last ? conns[i].done_ms : last;
+	}
+	/* Served one after another by a few threads they would take 50 s. */
+	cr_assert_lt(last - t0, 8000, "200 delays of 1 s took %lld ms", (long long)(last - t0));
+}
+
+Test(fakeplane_scale, connection_limit_is_explicit)
+{
+	static const char *const args[] = { "--max-connections", "40", NULL };
+	cr_assert_eq(fp_start(&fp, SEED, args), 0);
+	open_conns(41);
+	nconns = 40;
+	round_trip_all("within the limit");
+	nconns = 41;
+	/* The 41st waits in the listen queue: neither answered nor refused. */
+	struct fp_conn *extra = &conns[40];
+	cr_assert_eq(fp_conn_send(extra, "GET", WS_PATH, NULL, AUTH), 0);
+	cr_assert_eq(fp_conn_wait(extra, 1, 500), 1u, "served beyond --max-connections 40");
+	fp_conn_close(&conns[0]);
+	cr_assert_eq(fp_conn_wait(extra, 1, 10000), 0u, "not served when a place came free");
+	cr_assert_eq(extra->status, 200);
+}
+
+/* Lowers this process's hard RLIMIT_NOFILE (for good: each test runs in its
+ * own process) so that the emulator, its child, inherits it. */
+static void cap_nofile(rlim_t n)
+{
+	struct rlimit rl = { n, n };
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+}
+
+Test(fakeplane_proc, max_connections_within_the_fd_limit)
+{
+	static const char *const zero[] = { "--listen", "127.0.0.1:0", "--max-connections", "0",
+					    NULL };
+	static const char *const over[] = { "--listen", "127.0.0.1:0", "--max-connections",
+					    "5000", NULL };
+	assert_start_fails(NULL, zero, "--max-connections: expected a count from 1 to");
+	cap_nofile(1024);
+	assert_start_fails(NULL, over, "--max-connections 5000 needs 50");
+	assert_start_fails(NULL, over, "hard limit of open files is 1024");
+	/* The default shrinks to fit instead, and the emulator serves. */
+	cr_assert_eq(fp_start(&fp, SEED, NULL), 0);
+	cJSON_Delete(call("GET", WS_PATH, NULL, AUTH, 200));
+}
+
+/* Runs argv (a NULL-terminated list) quietly; true when it exits 0. */
+static bool run_quiet(char *const *argv)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	pid_t pid;
+	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	int status = 0;
+	if (rc == 0)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	return rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+struct tls_call {
+	CURL *h;              /* keeps its connection between calls */
+	const char *method;
+	const char *path;
+	const char *body;
+	long status;
+	int64_t elapsed_ms;
+	int array_size;       /* of a JSON array reply, else -1 */
+};
+
+static char tls_base[64];   /* "https://127.0.0.1:PORT" */
+
+static CURL *tls_handle(void)
+{
+	CURL *h = curl_easy_init();
+	cr_assert_not_null(h);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);   /* delays are under test, */
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);   /* not the certificate */
+	return h;
+}
+
+/* One HTTPS request on tc->h (pthread start routine too). */
+static void *tls_request(void *arg)
+{
+	struct tls_call *tc = arg;
+	char url[256], *reply = NULL;
+	size_t len = 0;
+	snprintf(url, sizeof url, "%s%s", tls_base, tc->path);
+	struct curl_slist *hdrs = curl_slist_append(NULL, AUTH[0]);
+	FILE *sink = open_memstream(&reply, &len);
+	curl_easy_setopt(tc->h, CURLOPT_URL, url);
+	if (tc->body != NULL)
+		curl_easy_setopt(tc->h, CURLOPT_POSTFIELDS, tc->body);
+	else
+		curl_easy_setopt(tc->h, CURLOPT_HTTPGET, 1L);   /* the handle may have POSTed */
+	curl_easy_setopt(tc->h, CURLOPT_CUSTOMREQUEST, tc->method);
+	curl_easy_setopt(tc->h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(tc->h, CURLOPT_WRITEDATA, sink);
+	int64_t t0 = now_ms();
+	tc->status = -1;
+	if (curl_easy_perform(tc->h) == CURLE_OK)
+		curl_easy_getinfo(tc->h, CURLINFO_RESPONSE_CODE, &tc->status);
+	tc->elapsed_ms = now_ms() - t0;
+	fclose(sink);
+	cJSON *j = cJSON_Parse(reply ? reply : "");
+	tc->array_size = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
+	cJSON_Delete(j);
+	free(reply);
+	curl_slist_free_all(hdrs);
+	return NULL;
+}
+
+/* Makes a self-signed certificate and key in a temp dir and starts the
+ * emulator on HTTPS with them; skips without openssl. */
+static void start_tls_emulator(void)
+{
+	char dir[] = "/tmp/fp-tls-XXXXXX", cert[64], key[64];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+	snprintf(key, sizeof key, "%s/key.pem", dir);
+	char *const gen[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+			      "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj",
+			      "/CN=127.0.0.1", "-keyout", key, "-out", cert, NULL };
+	bool made = run_quiet(gen);
+	const char *args[] = { "--tls-cert", cert, "--tls-key", key, NULL };
+	int started = made ? fp_start(&fp, SEED, args) : -1;
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+	if (!made)
+		cr_skip_test("openssl cannot make a test certificate");
+	cr_assert_eq(started, 0);
+	snprintf(tls_base, sizeof tls_base, "https://127.0.0.1:%d", fp.port);
+}
+
+#define TLS_CONNS 16
+
+Test(fakeplane_proc, tls_delay_holds_up_no_other)
+{
+	start_tls_emulator();
+	/* Keep-alive connections first, so that some share the emulator
+	 * thread that will receive the delayed request. */
+	struct tls_call c[TLS_CONNS + 1];
+	for (int i = 0; i <= TLS_CONNS; i++) {
+		c[i] = (struct tls_call){ tls_handle(), "GET", WS_PATH, NULL, 0, 0, 0 };
+		tls_request(&c[i]);
+		cr_assert_eq(c[i].status, 200, "warm-up on connection %d", i);
+	}
+	struct tls_call slow = { tls_handle(), "POST", "/api/daemon/heartbeat",
+				 heartbeat_body(NOPE), 0, 0, 0 };
+	struct tls_call poll = { c[TLS_CONNS].h, "GET", "/_admin/faults", NULL, 0, 0, 0 };
+	tls_request(&(struct tls_call){ slow.h, "POST", "/_admin/faults",
+					"{\"path_prefix\":\"/api/daemon/heartbeat\",\"delay_ms\":1500}",
+					0, 0, 0 });
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, tls_request, &slow), 0);
+	int64_t deadline = now_ms() + 10000;
+	do {   /* until the delayed request has taken its fault */
+		sleep_ms(5);
+		tls_request(&poll);
+	} while (poll.array_size != 0 && now_ms() < deadline);
+	int64_t worst = 0;
+	for (int i = 0; i < TLS_CONNS; i++) {
+		tls_request(&c[i]);
+		cr_assert_eq(c[i].status, 200);
+		worst = c[i].elapsed_ms > worst ? c[i].elapsed_ms : worst;
+	}
+	pthread_join(th, NULL);
+	for (int i = 0; i <= TLS_CONNS; i++)
+		curl_easy_cleanup(c[i].h);
+	curl_easy_cleanup(slow.h);
+	cr_assert_eq(poll.array_size, 0, "the delayed request never arrived");
+	cr_assert_lt(worst, 1000, "a request waited %lld ms behind a delayed one",
+		     (long long)worst);
+	cr_assert_eq(slow.status, 404);
+	cr_assert_geq(slow.elapsed_ms, 1450);
 }

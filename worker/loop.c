@@ -219,6 +219,9 @@ int mc_worker_main(int ipc_fd, pid_t parent, int hold_fd)
 		return MC_WORKER_EXIT_FAILURE;
 	}
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* Inherited from the supervisor already; said again because a
+	 * worker holds the token: it must never be dumped or ptraced. */
+	mc_secret_forbid_dumps();
 
 	struct mc_worker w;
 	if (worker_init(&w) < 0) {

@@ -12,6 +12,8 @@
 
 #include "common/log.h"
 
+_Static_assert(MC_MAX_BUILTINS <= MC_MAX_RUNTIMES, "the built-ins always fit a registration");
+
 static const char *const supported_families[] = {
 	"claude", "codebuddy", "codex", "copilot", "opencode", "deveco", "openclaw",
 	"hermes", "pi", "cursor", "kimi", "reasonix", "dsh", "kiro", "antigravity",
@@ -121,8 +123,14 @@ static int add_builtins(struct mc_payload *out, const struct mc_probes *b,
 	return 0;
 }
 
-static int add_failed(struct mc_payload *out, const struct mc_profile *p, const char *reason)
+/* A failed entry, or only a count once cap_failed entries are taken. */
+static int add_failed(struct mc_payload *out, size_t cap_failed, const struct mc_profile *p,
+		      const char *reason)
 {
+	if (out->n_failed == cap_failed) {
+		out->n_unlisted++;
+		return 0;
+	}
 	struct mc_payload_failed *f = &out->failed[out->n_failed++];
 	f->profile_id = strdup(p->id);
 	f->command_name = strdup(p->command_name);
@@ -152,8 +160,20 @@ static int add_custom(struct mc_payload *out, const struct mc_profile *p, char *
 	return 0;
 }
 
+/* A profile that would be one runtime too many: failed, with a reason the
+ * server shows on its row, so that the user sees why it is offline. */
+static int add_over_limit(struct mc_payload *out, size_t cap_failed, const struct mc_profile *p)
+{
+	char reason[160];
+	snprintf(reason, sizeof reason,
+		 "not registered: multicad registers at most %d runtimes per workspace "
+		 "(built-ins included)", MC_MAX_RUNTIMES);
+	out->n_over_limit++;
+	return add_failed(out, cap_failed, p, reason);
+}
+
 /* One profile: skipped, failed, or a runtime entry. */
-static int add_profile(struct mc_payload *out, const struct mc_profile *p,
+static int add_profile(struct mc_payload *out, size_t cap_failed, const struct mc_profile *p,
 		       const struct mc_worker_config *cfg, const char *path_env)
 {
 	if (p->command_name[0] == '\0' || p->protocol_family[0] == '\0') {
@@ -165,8 +185,10 @@ static int add_profile(struct mc_payload *out, const struct mc_profile *p,
 	if (!mc_protocol_family_supported(p->protocol_family)) {
 		char reason[160];
 		snprintf(reason, sizeof reason, "unsupported protocol_family: %s", p->protocol_family);
-		return add_failed(out, p, reason);
+		return add_failed(out, cap_failed, p, reason);
 	}
+	if (out->n_rt == MC_MAX_RUNTIMES)
+		return add_over_limit(out, cap_failed, p);
 	char *problem = NULL;
 	char *path = mc_resolve_command(p->command_name, override_for(cfg, p->id), path_env,
 					&problem);
@@ -175,7 +197,7 @@ static int add_profile(struct mc_payload *out, const struct mc_profile *p,
 		snprintf(reason, sizeof reason, "%s%scommand not found on PATH: %s",
 			 problem ? problem : "", problem ? "; " : "", p->command_name);
 		free(problem);
-		return add_failed(out, p, reason);
+		return add_failed(out, cap_failed, p, reason);
 	}
 	if (problem != NULL) {
 		mc_log(MC_LOG_WARN, "profile path override unusable, using PATH",
@@ -192,20 +214,36 @@ int mc_payload_build(struct mc_payload *out, const struct mc_probes *builtins,
 	memset(out, 0, sizeof *out);
 	size_t n_prof = profiles ? profiles->n : 0;
 	size_t cap_rt = builtins->n + n_prof;
+	size_t cap_failed = n_prof < MC_MAX_FAILED_PROFILES ? n_prof : MC_MAX_FAILED_PROFILES;
+	if (cap_rt > MC_MAX_RUNTIMES)
+		cap_rt = MC_MAX_RUNTIMES;
 	if (cap_rt > 0 && (out->rt = calloc(cap_rt, sizeof *out->rt)) == NULL)
 		goto nomem;
-	if (n_prof > 0 && (out->failed = calloc(n_prof, sizeof *out->failed)) == NULL)
+	if (cap_failed > 0 && (out->failed = calloc(cap_failed, sizeof *out->failed)) == NULL)
 		goto nomem;
 	if (add_builtins(out, builtins, cfg) < 0)
 		goto nomem;
 	for (size_t i = 0; i < n_prof; i++)
-		if (add_profile(out, &profiles->v[i], cfg, path_env) < 0)
+		if (add_profile(out, cap_failed, &profiles->v[i], cfg, path_env) < 0)
 			goto nomem;
 	return 0;
 nomem:
 	mc_payload_clear(out);
 	errno = ENOMEM;
 	return -1;
+}
+
+void mc_payload_warn_limits(const struct mc_payload *p, size_t n_profiles)
+{
+	if (p->n_over_limit == 0 && p->n_unlisted == 0)
+		return;
+	mc_log_rl(MC_LOG_REPEAT_WINDOW_MS, MC_LOG_WARN,
+		  "the workspace has more runtime profiles than one registration holds",
+		  "profiles", MC_LOG_NUM(n_profiles), "runtimes", MC_LOG_NUM(p->n_rt),
+		  "runtimes_max", MC_LOG_NUM(MC_MAX_RUNTIMES),
+		  "over_runtimes_max", MC_LOG_NUM(p->n_over_limit),
+		  "failed_profiles_max", MC_LOG_NUM(MC_MAX_FAILED_PROFILES),
+		  "not_sent", MC_LOG_NUM(p->n_unlisted), NULL);
 }
 
 void mc_payload_clear(struct mc_payload *p)
@@ -258,6 +296,30 @@ int mc_payload_request(const struct mc_payload *p, const struct mc_worker_config
 		.n_failed = p->n_failed, .failed = *failed_buf,
 	};
 	return 0;
+}
+
+/* True when an entry of p has tr's key: its profile, or for a built-in
+ * its provider. */
+static bool payload_keeps(const struct mc_payload *p, const struct mc_tracked_rt *tr)
+{
+	for (size_t i = 0; i < p->n_rt; i++) {
+		const struct mc_payload_rt *rt = &p->rt[i];
+		if (tr->profile_id != NULL ? rt->profile_id != NULL &&
+						     strcmp(rt->profile_id, tr->profile_id) == 0
+					   : rt->profile_id == NULL && strcmp(rt->type, tr->provider) == 0)
+			return true;
+	}
+	return false;
+}
+
+size_t mc_payload_ids_after(const struct mc_payload *p, const struct mc_tracked *t,
+			    size_t n_dropped)
+{
+	size_t n = p->n_rt + n_dropped;
+	for (size_t i = 0; i < t->n; i++)
+		if (!payload_keeps(p, &t->v[i]))
+			n++;
+	return n;
 }
 
 static void fp_field(crypto_generichash_state *st, const char *s)

@@ -4,7 +4,13 @@
  * provider, then each enabled profile in server order, resolved through its
  * path override or PATH; unsupported families and unresolvable commands go
  * to failed_profiles with multica's reason strings; profiles without
- * command_name or protocol_family are skipped with a warning. */
+ * command_name or protocol_family are skipped with a warning.
+ *
+ * Bounded: at most MC_MAX_RUNTIMES runtimes (built-ins first); a profile
+ * that would be one more goes to failed_profiles with a reason naming the
+ * limit, unresolved (a workspace of thousands of profiles costs no PATH
+ * search for them). At most MC_MAX_FAILED_PROFILES failed entries, which
+ * bounds the REG body; the profiles past that are counted, not sent. */
 #ifndef MC_WORKER_PAYLOAD_H
 #define MC_WORKER_PAYLOAD_H
 
@@ -14,6 +20,9 @@
 #include "common/api.h"
 #include "common/profile.h"
 #include "ipc/messages.h"
+#include "worker/tracked.h"
+
+#define MC_MAX_FAILED_PROFILES 512
 
 struct mc_payload_rt {
 	char *name;          /* with " (device)" */
@@ -38,6 +47,8 @@ struct mc_payload {
 	size_t n_failed;
 	struct mc_payload_failed *failed;
 	size_t n_skipped;    /* profiles skipped for a missing command/family */
+	size_t n_over_limit; /* profiles past MC_MAX_RUNTIMES (in failed, or unlisted) */
+	size_t n_unlisted;   /* failures past MC_MAX_FAILED_PROFILES: not sent at all */
 };
 
 /* Fills *out (caller clears it). profiles may be NULL (fetch failed: built-ins
@@ -47,6 +58,9 @@ int mc_payload_build(struct mc_payload *out, const struct mc_probes *builtins,
 		     const struct mc_profile_list *profiles,
 		     const struct mc_worker_config *cfg, const char *path_env);
 void mc_payload_clear(struct mc_payload *p);
+/* Says which limit kept profiles of the n_profiles out of p, if one did
+ * (once a minute: every drift check rebuilds the same payload). */
+void mc_payload_warn_limits(const struct mc_payload *p, size_t n_profiles);
 
 static inline bool mc_payload_empty(const struct mc_payload *p)
 {
@@ -58,6 +72,14 @@ static inline bool mc_payload_empty(const struct mc_payload *p)
 int mc_payload_request(const struct mc_payload *p, const struct mc_worker_config *cfg,
 		       struct mc_register_request *req, struct mc_reg_runtime **rt_buf,
 		       struct mc_reg_failed **failed_buf);
+
+/* How many ids the worker answers for once a REG of p succeeded: p's
+ * runtimes, the n_dropped ids whose DEREG is pending, and the tracked ids
+ * p does not register again (they are dropped). The server keys a custom
+ * row on its profile_id and a built-in on its provider, so an entry of p
+ * keeps the tracked id with the same key. What the next REPORT must hold. */
+size_t mc_payload_ids_after(const struct mc_payload *p, const struct mc_tracked *t,
+			    size_t n_dropped);
 
 #define MC_PAYLOAD_FP_BYTES 16
 /* What this host resolved for the payload (each entry's profile or provider,

@@ -3,6 +3,7 @@
  * Any violation ends the worker: the supervisor is the only peer it has. */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,6 +44,13 @@ int mc_peer_report(struct mc_worker *w)
 		rc = mc_ipc_send_report(&w->wr, n, view);
 	}
 	free(view);
+	if (rc < 0 && n > MC_MAX_REPORT) {
+		/* The registrar keeps below it (report_would_overflow); only a
+		 * server handing out new ids for kept rows gets here. */
+		mc_log(MC_LOG_ERROR, "cannot report to the supervisor: more ids than a report holds",
+		       "ids", MC_LOG_NUM(n), "report_max", MC_LOG_NUM(MC_MAX_REPORT), NULL);
+		return rc;
+	}
 	if (rc < 0) {
 		mc_log(MC_LOG_ERROR, "cannot queue a report to the supervisor",
 		       "error", strerror(errno), NULL);
@@ -169,6 +177,7 @@ static int apply_probes(struct mc_worker *w, const struct mc_ipc_frame *f)
 	}
 	if (!same_builtins(&w->builtins, &p)) {
 		w->builtins = p;
+		w->builtins_gen++;
 		/* Also while the first step is out: its payload may hold the old
 		 * set. An idle worker's first step will build with the new one. */
 		if ((w->first_done || w->reg != REG_IDLE) && !w->builtins_changed) {
@@ -227,9 +236,68 @@ static bool flood_hook(struct mc_worker *w, uint64_t seq)
 #define flood_hook(w, seq) ((void)(w), (void)(seq), false)
 #endif
 
+#ifdef MC_TEST_HOOKS
+/* Test builds only: queues a REPORT printed by hand (the sender refuses
+ * what these hooks need): the tracked ids, or MC_MAX_REPORT + 1 made-up
+ * ones; blank-padded to pad_to bytes (JSON allows it). */
+static void queue_raw_report(struct mc_worker *w, bool over_max, size_t pad_to)
+{
+	size_t cap = MC_IPC_MAX_PAYLOAD + 1, used = 0;
+	size_t n = over_max ? MC_MAX_REPORT + 1 : w->tracked.n;
+	char *t = malloc(cap);
+	if (t == NULL)
+		return;
+	used += (size_t)snprintf(t, cap, "{\"runtime_ids\":[");
+	for (size_t i = 0; i < n && used < cap; i++) {
+		if (over_max)
+			used += (size_t)snprintf(t + used, cap - used,
+						 "%s\"5e000000-0000-4000-8000-%012zu\"", i ? "," : "", i);
+		else
+			used += (size_t)snprintf(t + used, cap - used, "%s\"%s\"", i ? "," : "",
+						 w->tracked.v[i].id);
+	}
+	if (used + 2 < cap) {
+		memcpy(t + used, "]}", 2);
+		used += 2;
+		while (used < pad_to && used < MC_IPC_MAX_PAYLOAD)
+			t[used++] = ' ';
+		if (mc_ipc_writer_queue(&w->wr, MC_IPC_REPORT, t, (uint32_t)used) == 0)
+			mc_log(MC_LOG_INFO, "test hook: raw report queued", "ids", MC_LOG_NUM(n),
+			       "bytes", MC_LOG_NUM(used), NULL);
+		mc_peer_flush(w);
+	}
+	free(t);
+}
+
+/* Test builds only: frames at and one past the IPC limits. */
+static bool limit_hook(struct mc_worker *w)
+{
+	static bool at_max_sent;
+	if (mc_worker_fault(w, "ipc_frame_over_max")) {
+		uint8_t h[MC_IPC_HEADER_SIZE];
+		mc_ipc_header_encode(h, MC_IPC_REPORT, MC_IPC_MAX_PAYLOAD + 1);
+		(void)!write(w->fd, h, sizeof h);
+		return true;
+	}
+	if (mc_worker_fault(w, "ipc_report_over_max")) {
+		queue_raw_report(w, true, 0);
+		return true;
+	}
+	if (mc_worker_fault(w, "ipc_report_at_max") && !at_max_sent && w->tracked.n > 0) {
+		at_max_sent = true; /* once, then the PONG as usual */
+		queue_raw_report(w, false, MC_IPC_MAX_PAYLOAD);
+	}
+	return false;
+}
+#else
+#define limit_hook(w) ((void)(w), false)
+#endif
+
 /* Test builds only: the faults a broken worker could show its supervisor. */
 static bool misbehave(struct mc_worker *w, uint64_t seq)
 {
+	if (limit_hook(w))
+		return true;
 	static const uint8_t garbage[] = "\xff\xfe garbage that is no frame";
 	static const uint8_t oversize[MC_IPC_HEADER_SIZE] = { 0, MC_IPC_REPORT, 0, 0, 0x7f, 0xff, 0xff, 0xff };
 	if (mc_worker_fault(w, "ipc_silent"))

@@ -267,12 +267,35 @@ static bool make_payload(struct mc_worker *w, const struct mc_profile_list *prof
 		finish_step(w, false);
 		return false;
 	}
+	if (profiles != NULL)
+		mc_payload_warn_limits(&w->payload, profiles->n);
+	w->payload_builtins_gen = w->builtins_gen;
+	return true;
+}
+
+/* A REG creates rows only the next REPORT tells the supervisor of: one
+ * that could not hold them all (a pending DEREG of dropped ids plus a new
+ * set) waits, on the step's backoff, until that DEREG worked. */
+static bool report_would_overflow(struct mc_worker *w)
+{
+	size_t n = mc_payload_ids_after(&w->payload, &w->tracked, w->dropped.n);
+	if (n <= MC_MAX_REPORT)
+		return false;
+	mc_log_rl(MC_LOG_REPEAT_WINDOW_MS, MC_LOG_WARN,
+		  "registration deferred until dropped runtimes are deregistered: "
+		  "the report to the supervisor would be over its limit",
+		  "ids_after", MC_LOG_NUM(n), "report_max", MC_LOG_NUM(MC_MAX_REPORT),
+		  "dropped_pending", MC_LOG_NUM(w->dropped.n), NULL);
+	complete_recovery(w, false);
+	finish_step(w, false);
 	return true;
 }
 
 /* With a payload built: converge, probe versions, or register. */
 static void proceed_with_payload(struct mc_worker *w)
 {
+	if (!mc_payload_empty(&w->payload) && report_would_overflow(w))
+		return;
 	if (mc_payload_empty(&w->payload)) {
 		if (w->purpose == PURPOSE_FIRST && !w->fetched_ok) {
 			/* Nothing known to host and the profiles are unknown: retry. */
@@ -469,6 +492,10 @@ static void on_register_done(struct mc_worker *w)
 	remember_resolution(w);
 	mc_orphans_after_register(w);
 	complete_recovery(w, true);
+	/* Any REG built from the current built-in set (a drift that noticed the
+	 * change first, say) makes the pending BUILTINS step redundant. */
+	if (w->payload_builtins_gen == w->builtins_gen)
+		w->builtins_changed = false;
 	w->first_done = true;
 	judge_step(w, true);
 	dereg_dropped_if_due(w);

@@ -124,6 +124,8 @@ struct mc_worker {
 	bool recovery_retry;            /* a recovery failed: retry when the slot allows */
 	bool builtins_changed;
 	mc_ms_t builtins_due_at;        /* builtins_changed: re-register from then (jitter) */
+	unsigned builtins_gen;          /* bumped by every changed PROBES set */
+	unsigned payload_builtins_gen;  /* ... the one the step's payload was built from */
 	struct mc_gone_slot gone;
 	struct mc_backoff step_backoff; /* consecutive failed steps */
 	mc_ms_t step_retry_at;          /* no new step before this */
@@ -154,8 +156,11 @@ struct mc_worker {
  * Hooks: "exit_after_register" (die between the REG answer and the report),
  * "exit_after_register_done" (die right after the REG answer was handled),
  * "ipc_garbage", "ipc_oversize", "ipc_silent", "ipc_pong_flood" (valid PONGs
- * as fast as the socket takes them), "ipc_report_flood" (likewise REPORTs)
- * (misbehave on the first PING). */
+ * as fast as the socket takes them), "ipc_report_flood" (likewise REPORTs),
+ * "ipc_frame_over_max" (a header one byte past MC_IPC_MAX_PAYLOAD),
+ * "ipc_report_over_max" (a REPORT of MC_MAX_REPORT + 1 ids) (misbehave on
+ * the first PING); "ipc_report_at_max" (once, at a PING after the first
+ * REG: a valid REPORT blank-padded to exactly MC_IPC_MAX_PAYLOAD bytes). */
 #ifdef MC_TEST_HOOKS
 bool mc_worker_fault(const struct mc_worker *w, const char *name);
 #else

@@ -3,8 +3,10 @@
  * N connections on loopback, each sending POST /api/daemon/heartbeat for a
  * registered runtime back to back (one request in flight per connection),
  * for a bounded duration; one thread, epoll. Prints requests/s and latency
- * percentiles. Without --url it starts its own fakeplane (FAKEPLANE_BIN).
- * See tests/bench/README.md. */
+ * percentiles. With -C N it first opens N more keep-alive connections,
+ * each answered once, holds them idle through the run and checks them
+ * afterwards: how many connections the emulator sustains. Without --url it
+ * starts its own fakeplane (FAKEPLANE_BIN). See tests/bench/README.md. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +32,9 @@
 #define TOKEN "bench-token"
 #define RBUF 8192
 #define MAX_CONNS 1024
+#define MAX_IDLE 1000000
+#define FD_SPARE 64
+#define FP_DEFAULT_MAX_CONNS 16384   /* the emulator's --max-connections default */
 
 static const char SEED[] =
 	"{\"tokens\":{\"" TOKEN "\":\"bench\"},"
@@ -40,6 +45,7 @@ struct opts {
 	const char *token;
 	const char *workspace;
 	int conns;
+	long idle;              /* -C: idle keep-alive connections held through the run */
 	double seconds;
 	double min_rps;         /* exit 1 below this */
 };
@@ -67,7 +73,7 @@ static int64_t now_us(void)
 
 static void usage(FILE *f)
 {
-	fputs("usage: fakeplane_load [-c CONNS] [-d SECONDS] [--min-rps N]\n"
+	fputs("usage: fakeplane_load [-c CONNS] [-C IDLE] [-d SECONDS] [--min-rps N]\n"
 	      "                      [--url http://127.0.0.1:PORT --token T --workspace UUID]\n"
 	      "Without --url a fakeplane (" FAKEPLANE_BIN ") is started for the run.\n", f);
 }
@@ -79,14 +85,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "token", required_argument, NULL, 't' },
 		{ "workspace", required_argument, NULL, 'w' },
 		{ "connections", required_argument, NULL, 'c' },
+		{ "idle", required_argument, NULL, 'C' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "min-rps", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	*o = (struct opts){ NULL, TOKEN, WS, 8, 5.0, 0.0 };
+	*o = (struct opts){ NULL, TOKEN, WS, 8, 0, 5.0, 0.0 };
 	int c;
-	while ((c = getopt_long(argc, argv, "c:d:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:C:d:h", lo, NULL)) != -1) {
 		char *end = NULL;
 		errno = 0;
 		switch (c) {
@@ -94,6 +101,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 't': o->token = optarg; break;
 		case 'w': o->workspace = optarg; break;
 		case 'c': o->conns = (int)strtol(optarg, &end, 10); break;
+		case 'C': o->idle = strtol(optarg, &end, 10); break;
 		case 'd': o->seconds = strtod(optarg, &end); break;
 		case 'm': o->min_rps = strtod(optarg, &end); break;
 		case 'h': usage(stdout); exit(0);
@@ -104,8 +112,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			return -1;
 		}
 	}
-	if (o->conns < 1 || o->conns > MAX_CONNS || o->seconds <= 0 || o->seconds > 600) {
-		fprintf(stderr, "fakeplane_load: need 1..%d connections and 0..600 s\n", MAX_CONNS);
+	if (o->conns < 1 || o->conns > MAX_CONNS || o->seconds <= 0 || o->seconds > 600 ||
+	    o->idle < 0 || o->idle > MAX_IDLE) {
+		fprintf(stderr, "fakeplane_load: need 1..%d connections, 0..%d idle ones and "
+			"0..600 s\n", MAX_CONNS, MAX_IDLE);
 		return -1;
 	}
 	return 0;
@@ -339,21 +349,98 @@ static double run_load(int port, const struct opts *o, const struct request *rq,
 	return secs;
 }
 
+/* The idle keep-alive connections of -C. */
+struct idle_set {
+	struct fp_conn *c;
+	long n;
+	long ok_before, ok_after;   /* answered 200 before and after the run */
+};
+
+/* One heartbeat on every open idle connection at once; returns how many
+ * were answered 200 (within 60 s). */
+static long idle_round(struct idle_set *is, const struct fp_proc *fp, const char *token,
+		       const char *rid)
+{
+	char auth[512], body[128];
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+	snprintf(body, sizeof body, "{\"runtime_id\":\"%s\",\"supports_batch_import\":true}", rid);
+	const char *hdrs[] = { auth, NULL };
+	for (long i = 0; i < is->n; i++)
+		if (is->c[i].fd >= 0 && fp_conn_send(&is->c[i], "POST", "/api/daemon/heartbeat",
+						     body, hdrs) < 0)
+			fp_conn_close(&is->c[i]);
+	fp_conn_wait(is->c, (size_t)is->n, 60000);
+	long ok = 0;
+	for (long i = 0; i < is->n; i++)
+		ok += is->c[i].fd >= 0 && !is->c[i].waiting && is->c[i].status == 200;
+	return ok;
+}
+
+/* Opens -C connections and has each answered once; returns -1 when this
+ * process cannot hold them. */
+static int idle_open(struct idle_set *is, const struct fp_proc *fp, const struct opts *o,
+		     const char *rid)
+{
+	is->n = o->idle;
+	if (is->n == 0)
+		return 0;
+	long need = is->n + o->conns + FD_SPARE;
+	long lim = fp_raise_nofile(need);
+	if (lim < need) {
+		fprintf(stderr, "fakeplane_load: -C %ld needs %ld open files, RLIMIT_NOFILE allows "
+			"%ld\n", is->n, need, lim);
+		return -1;
+	}
+	is->c = calloc((size_t)is->n, sizeof *is->c);
+	if (is->c == NULL)
+		return -1;
+	long failed = 0;
+	for (long i = 0; i < is->n; i++)
+		if (fp_conn_open(&is->c[i], fp->port) < 0)
+			failed++;
+	if (failed > 0)
+		fprintf(stderr, "fakeplane_load: %ld of %ld idle connections failed to connect\n",
+			failed, is->n);
+	is->ok_before = idle_round(is, fp, o->token, rid);
+	return 0;
+}
+
+static void idle_close(struct idle_set *is)
+{
+	for (long i = 0; i < is->n && is->c != NULL; i++)
+		fp_conn_close(&is->c[i]);
+	free(is->c);
+}
+
+/* Starts our own fakeplane, with room for every connection of the run. */
+static int start_own(struct fp_proc *fp, const struct opts *o)
+{
+	char max[32];
+	long total = o->idle + o->conns + 16;
+	snprintf(max, sizeof max, "%ld", total);
+	const char *args[] = { "--max-connections", max, NULL };
+	return fp_start(fp, SEED, total > FP_DEFAULT_MAX_CONNS ? args : NULL);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
 	if (parse_opts(argc, argv, &o) < 0)
 		return 2;
 	struct fp_proc fp = { .pid = -1 };
-	if (o.url != NULL ? parse_url(o.url, &fp) < 0 : fp_start(&fp, SEED, NULL) < 0)
+	if (o.url != NULL ? parse_url(o.url, &fp) < 0 : start_own(&fp, &o) < 0)
 		return 1;
 	char rid[64];
 	struct request rq = { 0 };
 	struct stats st = { 0 };
+	struct idle_set idle = { 0 };
 	int rc = 1;
-	if (register_runtime(&fp, &o, rid) < 0 || build_request(&rq, fp.port, o.token, rid) < 0)
+	if (register_runtime(&fp, &o, rid) < 0 || build_request(&rq, fp.port, o.token, rid) < 0 ||
+	    idle_open(&idle, &fp, &o, rid) < 0)
 		goto out;
 	double secs = run_load(fp.port, &o, &rq, &st);
+	if (idle.n > 0)
+		idle.ok_after = idle_round(&idle, &fp, o.token, rid);
 	qsort(st.lat_us, st.nlat, sizeof *st.lat_us, cmp_u32);
 	double rps = (double)st.ok / secs;
 	printf("connections=%d duration=%.2fs ok=%llu bad_status=%llu io_errors=%llu "
@@ -361,8 +448,13 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.ok, (unsigned long long)st.bad_status,
 	       (unsigned long long)st.io_errors, rps, percentile(&st, 0.5),
 	       percentile(&st, 0.99), percentile(&st, 1.0));
-	rc = (st.bad_status == 0 && rps >= o.min_rps) ? 0 : 1;
+	if (idle.n > 0)
+		printf("idle=%ld answered_before=%ld answered_after=%ld\n", idle.n, idle.ok_before,
+		       idle.ok_after);
+	rc = (st.bad_status == 0 && rps >= o.min_rps && idle.ok_before == idle.n &&
+	      idle.ok_after == idle.n) ? 0 : 1;
 out:
+	idle_close(&idle);
 	free(rq.data);
 	free(st.lat_us);
 	if (fp.pid > 0)

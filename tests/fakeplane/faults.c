@@ -2,17 +2,21 @@
 
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "tests/fakeplane/render.h"
 #include "tests/fakeplane/util.h"
 
 #define BODY_SIZE_MAX (256L << 20)
+#define HEADER_SIZE_MAX (16L << 20)
+#define RAW_SEND_DEADLINE_MS 5000
 
 struct fault {
 	char *method;        /* NULL: any */
@@ -23,23 +27,17 @@ struct fault {
 	unsigned status;     /* 0: no canned answer */
 	char *body;          /* NULL: default error body */
 	long body_size;      /* -1: not given */
+	long header_size;    /* 0: no filler header */
 };
 
 struct fp_faults {
 	pthread_mutex_t mu;
-	pthread_cond_t cond;     /* signalled on shutdown (CLOCK_MONOTONIC) */
-	bool stopping;
 	struct fp_vec list;      /* struct fault * */
 };
 
 struct fp_faults *fp_faults_new(void)
 {
 	struct fp_faults *f = fp_xcalloc(1, sizeof *f);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&f->cond, &ca);
-	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&f->mu, NULL);
 	return f;
 }
@@ -64,7 +62,6 @@ void fp_faults_free(struct fp_faults *f)
 	if (f == NULL)
 		return;
 	clear_locked(f);
-	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
@@ -124,8 +121,8 @@ static int parse_spec(const cJSON *spec, struct fault *x, char *err, size_t errl
 	long status = 0, delay = 0;
 	const cJSON *reset = cJSON_GetObjectItemCaseSensitive(spec, "reset");
 	static const char *const keys[] = {
-		"method", "path_prefix", "status", "body", "body_size", "delay_ms",
-		"reset", "count", NULL,
+		"method", "path_prefix", "status", "body", "body_size", "header_size",
+		"delay_ms", "reset", "count", NULL,
 	};
 	if (!cJSON_IsObject(spec))
 		return spec_error(err, errlen, "fault", "expected object");
@@ -142,6 +139,7 @@ static int parse_spec(const cJSON *spec, struct fault *x, char *err, size_t errl
 	    spec_long(spec, "delay_ms", 0, 3600000, &delay, err, errlen) < 0 ||
 	    spec_long(spec, "count", -1, 1000000000, &x->count, err, errlen) < 0 ||
 	    spec_long(spec, "body_size", 0, BODY_SIZE_MAX, &x->body_size, err, errlen) < 0 ||
+	    spec_long(spec, "header_size", 1, HEADER_SIZE_MAX, &x->header_size, err, errlen) < 0 ||
 	    spec_body(spec, &x->body) < 0)
 		return -1;
 	if (reset != NULL && !cJSON_IsNull(reset) && !cJSON_IsBool(reset))
@@ -155,6 +153,8 @@ static int parse_spec(const cJSON *spec, struct fault *x, char *err, size_t errl
 		return spec_error(err, errlen, "fault", "needs status, delay_ms or reset");
 	if (x->status == 0 && (x->body != NULL || x->body_size >= 0))
 		return spec_error(err, errlen, "body", "needs a status");
+	if (x->status == 0 && x->header_size > 0)
+		return spec_error(err, errlen, "header_size", "needs a status");
 	return 0;
 }
 
@@ -238,8 +238,10 @@ bool fp_faults_take(struct fp_faults *f, const char *method, const char *path,
 		out->reset = x->reset;
 		out->respond = x->status != 0;
 		out->status = x->status;
-		if (out->respond && !out->reset)
+		if (out->respond && !out->reset) {
 			make_body(x, out);
+			out->header_size = (size_t)x->header_size;
+		}
 		if (x->count > 0 && --x->count == 0) {
 			fault_free(x);
 			fp_vec_remove(&f->list, i);
@@ -255,30 +257,49 @@ void fp_fault_action_release(struct fp_fault_action *a)
 	memset(a, 0, sizeof *a);
 }
 
-bool fp_faults_sleep(struct fp_faults *f, int64_t ms)
+static int64_t mono_ms(void)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)(ms / 1000);
-	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&f->mu);
-	while (!f->stopping) {
-		if (pthread_cond_timedwait(&f->cond, &f->mu, &deadline) == ETIMEDOUT)
-			break;
-	}
-	bool ok = !f->stopping;
-	pthread_mutex_unlock(&f->mu);
-	return ok;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void fp_faults_shutdown(struct fp_faults *f)
+/* Sends all of buf on the non-blocking fd, waiting for room until deadline
+ * (CLOCK_MONOTONIC ms). */
+static bool send_all(int fd, const char *buf, size_t len, int64_t deadline)
 {
-	pthread_mutex_lock(&f->mu);
-	f->stopping = true;
-	pthread_cond_broadcast(&f->cond);
-	pthread_mutex_unlock(&f->mu);
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		int64_t left = deadline - mono_ms();
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || left <= 0)
+			return false; /* the client hung up (as it does at its limit) */
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
+	}
+	return true;
+}
+
+bool fp_fault_send_raw(int fd, const struct fp_fault_action *a)
+{
+	char head[256];
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.1 %u Fault\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\nX-Fakeplane-Filler: ",
+			 a->status, a->body_len);
+	char *filler = fp_xmalloc(a->header_size + 4);
+	memset(filler, 'h', a->header_size);
+	memcpy(filler + a->header_size, "\r\n\r\n", 4);
+	int64_t deadline = mono_ms() + RAW_SEND_DEADLINE_MS;
+	bool ok = send_all(fd, head, (size_t)n, deadline) &&
+		  send_all(fd, filler, a->header_size + 4, deadline) &&
+		  send_all(fd, a->body != NULL ? a->body : "", a->body_len, deadline);
+	free(filler);
+	return ok;
 }

@@ -1,11 +1,11 @@
 /* multica-fakeplane: injected faults for daemon requests (POST /_admin/faults).
  *
- * A fault {method?, path_prefix?, status?, body?, body_size?, delay_ms?,
- * reset?, count?} applies to the next `count` daemon requests (default 1,
+ * A fault {method?, path_prefix?, status?, body?, body_size?, header_size?,
+ * delay_ms?, reset?, count?} applies to the next `count` daemon requests (default 1,
  * -1: until cleared) whose method matches (any when absent) and whose path
  * starts with path_prefix. First matching fault wins, in the order added.
- * Thread-safe (own mutex). Also owns the "stopping" flag that interrupts
- * injected delays at shutdown. */
+ * Thread-safe (own mutex). A delay is carried out by the server (http.c),
+ * which suspends the connection rather than a thread. */
 #ifndef FP_FAULTS_H
 #define FP_FAULTS_H
 
@@ -25,6 +25,10 @@ struct fp_fault_action {
 	unsigned status;
 	char *body;         /* malloc'd */
 	size_t body_len;
+	size_t header_size; /* > 0: the answer (status/body) also carries an
+			       X-Fakeplane-Filler header with a value this long,
+			       written straight to the socket (fp_fault_send_raw);
+			       plain HTTP only: under TLS the filler is left out */
 };
 
 /* Allocates an empty fault list. */
@@ -40,9 +44,11 @@ cJSON *fp_faults_render(struct fp_faults *f);
 bool fp_faults_take(struct fp_faults *f, const char *method, const char *path,
 		    struct fp_fault_action *out);
 void fp_fault_action_release(struct fp_fault_action *a);
-/* Sleeps ms, or less when shutdown begins. Returns false if shutting down. */
-bool fp_faults_sleep(struct fp_faults *f, int64_t ms);
-/* Wakes every sleeper and makes later sleeps return at once. */
-void fp_faults_shutdown(struct fp_faults *f);
+/* Writes a's answer, filler header included, to the plain-HTTP socket fd
+ * (non-blocking), then the caller closes the connection: libmicrohttpd
+ * builds headers in a per-connection pool far smaller than the header
+ * sizes a client's limits are tested with. Gives up after 5 s (a client
+ * that stopped reading). Returns false when the write failed or stopped. */
+bool fp_fault_send_raw(int fd, const struct fp_fault_action *a);
 
 #endif

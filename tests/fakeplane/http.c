@@ -1,5 +1,6 @@
 #include "tests/fakeplane/http.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,19 +15,44 @@
 #include "tests/fakeplane/api.h"
 #include "tests/fakeplane/faults.h"
 #include "tests/fakeplane/journal.h"
+#include "tests/fakeplane/timer.h"
 #include "tests/fakeplane/util.h"
 
 struct fp_server {
 	struct MHD_Daemon *mhd;
 	struct fp_app *app;
-	atomic_bool started;   /* MHD's messages matter until then, not after */
+	struct fp_timer *timer;  /* ends injected delays */
+	atomic_bool started;     /* MHD's messages matter until then, not after */
+};
+
+/* Where a request is between MHD's calls: GATHERING from the first call
+ * (headers) through the uploads to the final call, which answers it or,
+ * for an injected delay, suspends the connection: DELAYED until the timer
+ * resumes it and MHD calls once more, then ANSWERED. A DELAYED request whose
+ * connection ends without that call (the client hung up meanwhile) is
+ * carried out when it completes, as a thread sleeping through the delay
+ * used to do. */
+enum rq_state { RQ_GATHERING, RQ_DELAYED, RQ_ANSWERED };
+
+/* What the connection gets once a daemon request is settled. */
+enum rq_outcome { OUT_REPLY, OUT_RESET, OUT_RAW };
+
+/* A delayed request's strings, copied: MHD's live in the connection. */
+struct saved_request {
+	char *method, *path, *authorization, *if_none_match, *capabilities;
 };
 
 /* Per-request state kept in MHD's con_cls between callbacks. */
 struct pending {
+	struct MHD_Connection *conn;
 	char *body;
 	size_t len, cap;
 	bool too_big;
+	enum rq_state state;
+	bool faulted;
+	struct fp_fault_action fa;   /* owns fa.body until the answer takes it */
+	atomic_bool cancelled;       /* the delay was cut short by shutdown */
+	struct saved_request saved;  /* DELAYED: owned copies */
 };
 
 /* Grows p->body (malloc'd, NUL-terminated) by n bytes, up to FP_BODY_MAX. */
@@ -69,39 +95,131 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct fp_reply *r)
 	return ret;
 }
 
-/* A daemon request: faults first, then the API; journaled either way.
- * Returns MHD_NO to drop the connection unanswered. */
-static enum MHD_Result daemon_request(struct fp_server *s, struct MHD_Connection *c,
-				      const struct fp_request *rq, bool too_big)
+/* Carries out a daemon request as its fault says (reset, canned reply,
+ * raw: left to the caller) or through the API into *reply, and journals
+ * it. */
+static enum rq_outcome settle(struct fp_server *s, const struct fp_request *rq,
+			      struct pending *p, bool raw, struct fp_reply *reply)
 {
-	struct fp_reply reply = { 0 };
-	struct fp_fault_action fa;
-	bool faulted = fp_faults_take(s->app->faults, rq->method, rq->path, &fa);
-	if (faulted && fa.delay_ms > 0 && !fp_faults_sleep(s->app->faults, fa.delay_ms)) {
-		fp_fault_action_release(&fa);
-		return MHD_NO;   /* shutting down */
-	}
-	if (faulted && fa.reset) {
+	struct fp_fault_action *fa = &p->fa;
+	p->state = RQ_ANSWERED;
+	if (p->faulted && fa->reset) {
 		fp_journal_add(s->app->journal, rq->method, rq->path, rq->body, rq->body_len, 0, true);
-		fp_fault_action_release(&fa);
-		return MHD_NO;
+		return OUT_RESET;
 	}
-	if (faulted && fa.respond) {
-		fp_reply_raw(&reply, fa.status, fa.body, fa.body_len);
-		fa.body = NULL;
-	} else if (too_big) {
-		fp_reply_error(&reply, 413, "request body too large");
+	if (p->faulted && fa->header_size > 0 && raw) {
+		fp_journal_add(s->app->journal, rq->method, rq->path, rq->body, rq->body_len,
+			       fa->status, true);
+		return OUT_RAW;
+	}
+	if (p->faulted && fa->respond) {
+		fp_reply_raw(reply, fa->status, fa->body, fa->body_len);
+		fa->body = NULL;
+	} else if (p->too_big) {
+		fp_reply_error(reply, 413, "request body too large");
 	} else {
-		fp_api_handle(s->app, rq, &reply);
+		fp_api_handle(s->app, rq, reply);
 	}
-	fp_fault_action_release(&fa);
 	fp_journal_add(s->app->journal, rq->method, rq->path, rq->body, rq->body_len,
-		       reply.status, faulted);
+		       reply->status, p->faulted);
 	mc_log(MC_LOG_DEBUG, "request", "method", rq->method, "path", rq->path,
-	       "status", MC_LOG_NUM(reply.status), NULL);
-	enum MHD_Result ret = send_reply(c, &reply);
+	       "status", MC_LOG_NUM(reply->status), NULL);
+	return OUT_REPLY;
+}
+
+/* Settles a daemon request and answers it. Returns MHD_NO to drop the
+ * connection unanswered. */
+static enum MHD_Result answer(struct fp_server *s, struct MHD_Connection *c,
+			      const struct fp_request *rq, struct pending *p)
+{
+	/* Headers larger than MHD's pool: written raw (plain HTTP), then closed. */
+	bool raw = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION) == NULL;
+	struct fp_reply reply = { 0 };
+	enum MHD_Result ret = MHD_NO;
+	const union MHD_ConnectionInfo *ci;
+	switch (settle(s, rq, p, raw, &reply)) {
+	case OUT_RESET:
+		break;
+	case OUT_RAW:
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci != NULL)
+			fp_fault_send_raw(ci->connect_fd, &p->fa);
+		break;
+	case OUT_REPLY:
+		ret = send_reply(c, &reply);
+		break;
+	}
 	fp_reply_release(&reply);
 	return ret;
+}
+
+/* Allocates p->saved: copies of what settle needs after the connection. */
+static void save_request(struct pending *p, const struct fp_request *rq)
+{
+	p->saved = (struct saved_request){
+		fp_xstrdup(rq->method), fp_xstrdup(rq->path), fp_xstrdup(rq->authorization),
+		fp_xstrdup(rq->if_none_match), fp_xstrdup(rq->capabilities),
+	};
+}
+
+static void saved_release(struct saved_request *r)
+{
+	free(r->method);
+	free(r->path);
+	free(r->authorization);
+	free(r->if_none_match);
+	free(r->capabilities);
+}
+
+/* A delayed request whose connection ended before its resumed call (the
+ * client gave up): carried out and journaled all the same, unanswered. */
+static void settle_abandoned(struct fp_server *s, struct pending *p)
+{
+	const struct saved_request *v = &p->saved;
+	struct fp_request rq = {
+		.method = v->method, .path = v->path, .body = p->body ? p->body : "",
+		.body_len = p->len, .authorization = v->authorization,
+		.if_none_match = v->if_none_match, .capabilities = v->capabilities,
+	};
+	struct fp_reply reply = { 0 };
+	settle(s, &rq, p, false, &reply);
+	fp_reply_release(&reply);
+}
+
+/* Timer thread: the delay is over (or shutdown cut it short). */
+static void on_delay_over(void *arg, bool cancelled)
+{
+	struct pending *p = arg;
+	struct MHD_Connection *c = p->conn;
+	if (cancelled)
+		atomic_store(&p->cancelled, true);
+	MHD_resume_connection(c);   /* MHD calls on_request again on its thread */
+}
+
+/* Parks the connection for the fault's delay; the call after the resume
+ * answers it. No server thread waits meanwhile. */
+static enum MHD_Result delay_request(struct fp_server *s, struct MHD_Connection *c,
+				     const struct fp_request *rq, struct pending *p)
+{
+	p->state = RQ_DELAYED;
+	save_request(p, rq);
+	/* Suspended before the timer can fire: resuming it first would be UB. */
+	MHD_suspend_connection(c);
+	if (!fp_timer_add(s->timer, p->fa.delay_ms, on_delay_over, p))
+		on_delay_over(p, true);   /* shutting down */
+	return MHD_YES;
+}
+
+/* A daemon request: faults first, then the API; journaled either way. */
+static enum MHD_Result daemon_request(struct fp_server *s, struct MHD_Connection *c,
+				      const struct fp_request *rq, struct pending *p)
+{
+	if (p->state == RQ_DELAYED)
+		return atomic_load(&p->cancelled) ? MHD_NO : answer(s, c, rq, p);
+	p->faulted = fp_faults_take(s->app->faults, rq->method, rq->path, &p->fa);
+	if (p->faulted && p->fa.delay_ms > 0)
+		return delay_request(s, c, rq, p);
+	return answer(s, c, rq, p);
 }
 
 static enum MHD_Result admin_request(struct fp_server *s, struct MHD_Connection *c,
@@ -125,7 +243,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct fp_server *s = cls;
 	struct pending *p = *con_cls;
 	if (p == NULL) {
-		*con_cls = fp_xcalloc(1, sizeof *p);
+		p = fp_xcalloc(1, sizeof *p);
+		p->conn = c;
+		*con_cls = p;
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -147,16 +267,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	};
 	if (fp_admin_path(url))
 		return admin_request(s, c, &rq, p->too_big);
-	return daemon_request(s, c, &rq, p->too_big);
+	return daemon_request(s, c, &rq, p);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct fp_server *s = cls;
 	struct pending *p = *con_cls;
 	if (p == NULL)
 		return;
+	if (p->state == RQ_DELAYED && !atomic_load(&p->cancelled) &&
+	    toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
+		settle_abandoned(s, p);
+	saved_release(&p->saved);
 	free(p->body);
+	fp_fault_action_release(&p->fa);
 	free(p);
 	*con_cls = NULL;
 }
@@ -181,25 +307,35 @@ struct fp_server *fp_server_start(const struct fp_server_opts *o, struct fp_app 
 {
 	struct fp_server *s = fp_xcalloc(1, sizeof *s);
 	s->app = app;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	/* epoll threads, each serving many connections; delays suspend theirs. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (o->addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	bool tls = o->tls_cert_pem != NULL;
-	if (tls) {
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			snprintf(err, errlen, "this libmicrohttpd has no TLS support");
-			free(s);
-			return NULL;
-		}
+	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) != MHD_YES ||
+	    (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)) {
+		snprintf(err, errlen, "this libmicrohttpd has no %s support", tls ? "epoll or TLS" :
+			 "epoll");
+		free(s);
+		return NULL;
+	}
+	if (tls)
 		flags |= MHD_USE_TLS;
+	s->timer = fp_timer_start();
+	if (s->timer == NULL) {
+		snprintf(err, errlen, "cannot start the timer thread: %s", strerror(errno));
+		free(s);
+		return NULL;
 	}
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 				  MHD_OPTION_SOCK_ADDR, o->addr,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-				  MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+				  MHD_OPTION_LISTEN_BACKLOG_SIZE, o->listen_backlog,
+				  MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)FP_POOL_THREADS,
 				  /* Without TLS the list ends here. */
 				  tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, o->tls_cert_pem,
 				  MHD_OPTION_HTTPS_MEM_KEY, o->tls_key_pem,
@@ -207,6 +343,7 @@ struct fp_server *fp_server_start(const struct fp_server_opts *o, struct fp_app 
 	if (s->mhd == NULL) {
 		snprintf(err, errlen, "cannot start the HTTP server (see the libmicrohttpd "
 			 "message above)");
+		fp_timer_free(s->timer);
 		free(s);
 		return NULL;
 	}
@@ -224,6 +361,10 @@ void fp_server_stop(struct fp_server *s)
 {
 	if (s == NULL)
 		return;
+	/* MHD must not stop with a suspended connection: every delay ends
+	 * first (cancelled: the resumed call drops its connection). */
+	fp_timer_stop(s->timer);
 	MHD_stop_daemon(s->mhd);
+	fp_timer_free(s->timer);
 	free(s);
 }

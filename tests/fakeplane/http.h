@@ -1,8 +1,9 @@
-/* multica-fakeplane: the HTTP server (libmicrohttpd). One thread per
- * connection, so an injected delay holds up only its own connection.
- * Request bodies are gathered up to 1 MiB (413 beyond). Daemon requests
- * pass the faults, then the API, and are journaled; /_admin requests go to
- * the admin API only.
+/* multica-fakeplane: the HTTP server (libmicrohttpd): a few epoll threads
+ * serve up to max_connections keep-alive connections. An injected delay
+ * suspends its connection and a timer thread resumes it, so it holds up
+ * nothing else. Request bodies are gathered up to 1 MiB (413 beyond).
+ * Daemon requests pass the faults, then the API, and are journaled;
+ * /_admin requests go to the admin API only.
  *
  * Error convention: start returns NULL with a message in err. */
 #ifndef FP_HTTP_H
@@ -15,12 +16,15 @@
 #include "tests/fakeplane/app.h"
 
 #define FP_BODY_MAX (1u << 20)
+#define FP_POOL_THREADS 4   /* epoll threads; each serves many connections */
 
 struct fp_server_opts {
 	const struct sockaddr *addr;
 	socklen_t addrlen;
 	const char *tls_cert_pem;      /* both NULL: plain HTTP */
 	const char *tls_key_pem;
+	unsigned max_connections;      /* past it, new ones wait in the listen queue */
+	unsigned listen_backlog;
 };
 
 struct fp_server;
@@ -30,8 +34,8 @@ struct fp_server *fp_server_start(const struct fp_server_opts *o, struct fp_app 
 				  char *err, size_t errlen);
 /* The bound port (useful after port 0). */
 uint16_t fp_server_port(const struct fp_server *s);
-/* Stops (closes connections, joins threads) and frees. NULL is fine.
- * Call fp_faults_shutdown first so that delayed requests give up. */
+/* Stops (drops delayed requests, closes connections, joins threads) and
+ * frees. NULL is fine. */
 void fp_server_stop(struct fp_server *s);
 
 #endif

@@ -30,6 +30,7 @@
 #include "tests/fakeplane/faults.h"
 #include "tests/fakeplane/http.h"
 #include "tests/fakeplane/journal.h"
+#include "tests/fakeplane/limits.h"
 #include "tests/fakeplane/seed.h"
 #include "tests/fakeplane/state.h"
 #include "tests/fakeplane/sweep.h"
@@ -44,6 +45,8 @@ struct options {
 	const char *tls_cert, *tls_key;
 	int64_t sweep_interval_ms, stale_after_ms;
 	long long journal_max;
+	long max_conns;
+	bool max_conns_given;    /* an explicit flag is refused, not shrunk, past the fd limit */
 	enum mc_log_level log_level;
 	bool exit_on_stdin_eof;
 };
@@ -53,12 +56,15 @@ static const char usage_text[] =
 	"                         [--sweep-interval 30s] [--stale-after 150s]\n"
 	"                         [--tls-cert FILE --tls-key FILE]\n"
 	"                         [--journal-max 100000] [--log-level info]\n"
+	"                         [--max-connections 16384]\n"
 	"                         [--exit-on-stdin-eof]\n"
 	"\n"
 	"A control-plane emulator of the multica daemon API. With port 0 the first\n"
 	"line on stdout is \"listening on HOST:PORT\". Durations take ms, s, m, h.\n"
 	"The admin API lives under /_admin (no auth). SIGTERM/SIGINT stop it, and\n"
-	"so does the end of stdin with --exit-on-stdin-eof (for test harnesses).\n";
+	"so does the end of stdin with --exit-on-stdin-eof (for test harnesses).\n"
+	"--max-connections bounds the concurrent connections (more wait in the listen\n"
+	"queue); the open-files limit is raised to fit it, up to the hard limit.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -81,10 +87,21 @@ static int parse_duration_flag(const char *flag, const char *arg, int64_t *out)
 	return 0;
 }
 
+static int parse_max_conns(const char *arg, struct options *o)
+{
+	long long n;
+	if (fp_parse_ll(arg, 1, FP_MAX_CONNECTIONS_MAX, &n) < 0)
+		return usage_error("--max-connections: expected a count from 1 to %d, got \"%s\"",
+				   FP_MAX_CONNECTIONS_MAX, arg);
+	o->max_conns = (long)n;
+	o->max_conns_given = true;
+	return 0;
+}
+
 /* Returns 0 to run, 1 after --help, -1 on a usage error (already printed). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { O_SEED = 1, O_SWEEP, O_STALE, O_CERT, O_KEY, O_JMAX, O_LOG, O_STDIN };
+	enum { O_SEED = 1, O_SWEEP, O_STALE, O_CERT, O_KEY, O_JMAX, O_LOG, O_STDIN, O_MAXCONN };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "seed", required_argument, NULL, O_SEED },
@@ -95,11 +112,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "journal-max", required_argument, NULL, O_JMAX },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "exit-on-stdin-eof", no_argument, NULL, O_STDIN },
+		{ "max-connections", required_argument, NULL, O_MAXCONN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .sweep_interval_ms = 30000, .stale_after_ms = 150000,
-			       .journal_max = 100000, .log_level = MC_LOG_INFO };
+			       .journal_max = 100000, .log_level = MC_LOG_INFO,
+			       .max_conns = FP_MAX_CONNECTIONS_DEFAULT };
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -129,6 +148,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 						   "got \"%s\"", optarg);
 			break;
 		case O_STDIN: o->exit_on_stdin_eof = true; break;
+		case O_MAXCONN:
+			if (parse_max_conns(optarg, o) < 0)
+				return -1;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 1;
@@ -227,9 +250,7 @@ struct fakeplane {
 
 static void fakeplane_teardown(struct fakeplane *fp)
 {
-	if (fp->faults)
-		fp_faults_shutdown(fp->faults);   /* delayed requests give up first */
-	fp_server_stop(fp->server);
+	fp_server_stop(fp->server);   /* delayed requests are dropped, not waited for */
 	fp_sweep_stop(fp->sweep);
 	fp_faults_free(fp->faults);
 	fp_journal_free(fp->journal);
@@ -240,13 +261,18 @@ static void fakeplane_teardown(struct fakeplane *fp)
 		freeaddrinfo(fp->addr);
 }
 
-/* Loads the seed and TLS files. Returns 0 or an exit code. */
-static int fakeplane_prepare(struct fakeplane *fp, const struct options *o, char *host,
+/* Fits the open-files limit, loads the seed and TLS files. Returns 0 or an
+ * exit code. */
+static int fakeplane_prepare(struct fakeplane *fp, struct options *o, char *host,
 			     size_t hostlen)
 {
 	char err[1024];
 	if (resolve_listen(o->listen, host, hostlen, &fp->addr) < 0)
 		return EXIT_USAGE;
+	if (fp_limits_fit(&o->max_conns, o->max_conns_given, err, sizeof err) < 0) {
+		fprintf(stderr, "multica-fakeplane: %s\n", err);
+		return EXIT_USAGE;
+	}
 	fp->st = fp_state_new();
 	if (o->seed != NULL && fp_seed_load(fp->st, o->seed, err, sizeof err) < 0) {
 		fprintf(stderr, "multica-fakeplane: %s\n", err);
@@ -267,7 +293,8 @@ static int fakeplane_prepare(struct fakeplane *fp, const struct options *o, char
 static int fakeplane_start(struct fakeplane *fp, const struct options *o)
 {
 	char err[256];
-	struct fp_server_opts so = { fp->addr->ai_addr, fp->addr->ai_addrlen, fp->cert, fp->key };
+	struct fp_server_opts so = { fp->addr->ai_addr, fp->addr->ai_addrlen, fp->cert, fp->key,
+				     (unsigned)o->max_conns, fp_listen_backlog(o->max_conns) };
 	fp->server = fp_server_start(&so, &fp->app, err, sizeof err);
 	if (fp->server == NULL) {
 		fprintf(stderr, "multica-fakeplane: --listen %s: %s\n", o->listen, err);
@@ -358,7 +385,9 @@ int main(int argc, char **argv)
 	printf("listening on %s:%u\n", host, (unsigned)fp_server_port(fp.server));
 	fflush(stdout);
 	mc_log(MC_LOG_INFO, "listening", "addr", host, "port",
-	       MC_LOG_NUM(fp_server_port(fp.server)), NULL);
+	       MC_LOG_NUM(fp_server_port(fp.server)), "max_connections", MC_LOG_NUM(o.max_conns),
+	       "backlog", MC_LOG_NUM(fp_listen_backlog_effective(o.max_conns)),
+	       "threads", MC_LOG_NUM(FP_POOL_THREADS), NULL);
 
 	const char *why = wait_for_stop(&stop_set, o.exit_on_stdin_eof);
 	mc_log(MC_LOG_INFO, "stopping", "cause", why, NULL);

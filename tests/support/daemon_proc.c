@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -184,7 +185,7 @@ char *dp_config_text(const struct dp *d, const struct dp_config *c)
 		"[daemon]\n"
 		"server_url = %s\n"
 		"token_file = %s\n"
-		"daemon_id = host-1\n"
+		"daemon_id = %s\n"
 		"device_name = testhost\n"
 		"workspaces = %s\n"
 		"state_dir = %s\n"
@@ -201,7 +202,8 @@ char *dp_config_text(const struct dp *d, const struct dp_config *c)
 		"[providers]\n"
 		"%s"
 		"%s",
-		c->server_url, d->token_path, c->workspaces, d->state_dir, d->sock_path,
+		c->server_url, d->token_path, or(c->daemon_id, "host-1"), c->workspaces, d->state_dir,
+		d->sock_path,
 		or(c->heartbeat_interval, "500ms"), or(c->profile_sync_interval, "1s"),
 		or(c->worker_ping_interval, "200ms"), or(c->worker_liveness_timeout, "1s"),
 		or(c->restart_backoff_min, "100ms"), or(c->restart_backoff_max, "2s"),
@@ -231,9 +233,10 @@ int dp_write_config(struct dp *d, const struct dp_config *c)
 
 /* ---- running ---- */
 
-/* Our environment without PATH and the service-manager variables, plus
- * d->extra_env and the test PATH. Pointers into environ (and d); the array
- * is malloc'd. */
+/* Our environment without PATH, the service-manager variables and
+ * MC_TEST_DUMPABLE, plus d->extra_env, MC_TEST_DUMPABLE when it applies
+ * (see nondumpable) and the test PATH. Pointers into environ (and d); the
+ * array is malloc'd. */
 static char **child_env(const struct dp *d)
 {
 	size_t n = 0, extra = 0;
@@ -241,7 +244,7 @@ static char **child_env(const struct dp *d)
 		n++;
 	while (d->extra_env != NULL && d->extra_env[extra] != NULL)
 		extra++;
-	char **env = calloc(n + extra + 2, sizeof *env);
+	char **env = calloc(n + extra + 3, sizeof *env);
 	if (env == NULL)
 		return NULL;
 	size_t k = 0;
@@ -249,12 +252,15 @@ static char **child_env(const struct dp *d)
 		if (strncmp(environ[i], "PATH=", 5) == 0 ||
 		    strncmp(environ[i], "NOTIFY_SOCKET=", 14) == 0 ||
 		    strncmp(environ[i], "JOURNAL_STREAM=", 15) == 0 ||
-		    strncmp(environ[i], "LISTEN_", 7) == 0)
+		    strncmp(environ[i], "LISTEN_", 7) == 0 ||
+		    strncmp(environ[i], "MC_TEST_DUMPABLE=", 17) == 0)
 			continue;
 		env[k++] = environ[i];
 	}
 	for (size_t i = 0; i < extra; i++)
 		env[k++] = (char *)d->extra_env[i];
+	if (geteuid() != 0 && !d->nondumpable)
+		env[k++] = (char *)"MC_TEST_DUMPABLE=1";
 	env[k++] = (char *)d->path_env;
 	env[k] = NULL;
 	return env;
@@ -285,6 +291,8 @@ int dp_start(struct dp *d)
 	char *argv[] = { (char *)(d->argv0 != NULL ? d->argv0 : bin), (char *)"-c",
 			 (char *)(d->conf_arg != NULL ? d->conf_arg : d->conf_path), NULL };
 	pid_t parent = getpid();
+	uid_t run_uid = d->run_uid;
+	gid_t run_gid = d->run_gid;
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* Only async-signal-safe calls until execve. */
@@ -292,6 +300,14 @@ int dp_start(struct dp *d)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
+		if (run_uid != 0) {
+			if (setgroups(0, NULL) < 0 || setgid(run_gid) < 0 || setuid(run_uid) < 0)
+				_exit(127);
+			/* A uid change clears PDEATHSIG: armed again. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(127);
+		}
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -1013,6 +1029,51 @@ int64_t dp_j_heartbeat_gap(const struct dp_journal *j, const char *id, int64_t f
 int dp_write_token(struct dp *d, const char *token, mode_t mode)
 {
 	return write_file(d->token_path, token, mode);
+}
+
+/* ---- the daemon as another user ---- */
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, chown_uid, chown_gid) < 0) {
+		fprintf(stderr, "daemon_proc: chown %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int dp_run_as(struct dp *d, uid_t uid, gid_t gid)
+{
+	chown_uid = uid;
+	chown_gid = gid;
+	if (nftw(d->dir, chown_entry, 16, FTW_PHYS) != 0)
+		return -1;
+	d->run_uid = uid;
+	d->run_gid = gid;
+	return 0;
+}
+
+int dp_write_owned(const struct dp *d, const char *path, const char *text, mode_t mode)
+{
+	/* write_file's own tmp + rename makes the staging file; it becomes the
+	 * daemon's before the second rename puts it in place. */
+	char stage[512];
+	snprintf(stage, sizeof stage, "%s.own", path);
+	if (write_file(stage, text, mode) < 0)
+		return -1;
+	if ((d->run_uid != 0 && chown(stage, d->run_uid, d->run_gid) < 0) ||
+	    rename(stage, path) < 0) {
+		fprintf(stderr, "daemon_proc: %s: %s\n", path, strerror(errno));
+		unlink(stage);
+		return -1;
+	}
+	return 0;
 }
 
 /* Writes all of buf to fd, polling for room until deadline. */

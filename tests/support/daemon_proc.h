@@ -41,6 +41,7 @@ struct dp_config {
 	const char *daemon_extra;             /* more [daemon] lines (with '\n'), or NULL */
 	const char *providers;                /* [providers] body; NULL: "claude = claude\n" */
 	const char *tail;                     /* appended last ([workspace ...] sections) */
+	const char *daemon_id;                /* host-1 */
 };
 
 struct dp {
@@ -62,6 +63,14 @@ struct dp {
 	const char *argv0;              /* argv[0] (exec_path) */
 	const char *conf_arg;           /* the -c argument (conf_path) */
 	const char *const *extra_env;   /* more "NAME=value" (NULL-terminated) */
+	/* The uid and gid dp_start runs the daemon as (set by dp_run_as);
+	 * 0: the test's own. */
+	uid_t run_uid;
+	gid_t run_gid;
+	/* A test that is not root cannot read a non-dumpable daemon's
+	 * /proc/PID/fd: dp_start then keeps it dumpable (MC_TEST_DUMPABLE=1,
+	 * test builds only) unless this is set (test_secrets). */
+	bool nondumpable;
 };
 
 /* ---- time ---- */
@@ -156,6 +165,20 @@ bool dp_log_has(const struct dp *d, const char *a, const char *b, const char *c,
 
 /* The ids in <state_dir>/ledger/<ws> (-1 when no file: an empty set). */
 int dp_ledger_ids(const struct dp *d, const char *ws, char (*ids)[DP_ID_LEN + 1], int max);
+
+/* ---- the daemon as another user (the test runs as root) ----
+ * A test that must look at the daemon from outside as another local user
+ * would (test_secrets: a non-dumpable process's /proc/PID files are owned
+ * by root) runs it as an unprivileged uid. */
+
+/* Makes dp_start run the daemon as uid:gid (no supplementary groups) and
+ * gives the temp dir and everything in it to them, so the daemon can read
+ * its config and token and write its state_dir. Root only. 0 or -1. */
+int dp_run_as(struct dp *d, uid_t uid, gid_t gid);
+/* Writes path atomically (tmp + rename) with mode, owned by run_uid:run_gid
+ * when they are set: the new file is the daemon's the moment it appears
+ * (a rewritten token file must never be briefly root's). 0 or -1. */
+int dp_write_owned(const struct dp *d, const char *path, const char *text, mode_t mode);
 
 /* ---- the token file and the control socket ---- */
 

@@ -3,8 +3,12 @@
  * why, so that a failing test shows the cause. */
 #include "tests/support/fakeplane_proc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -498,4 +506,244 @@ char *fp_runtime_status(const struct fp_proc *fp, const char *runtime_id)
 	}
 	cJSON_Delete(s);
 	return status;
+}
+
+/* ---- raw keep-alive connections ---- */
+
+#define CONN_BUF0 2048
+#define CONN_SEND_TIMEOUT_MS 5000
+
+void fp_conn_close(struct fp_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->waiting = false;
+	free(c->buf);
+	c->buf = NULL;
+	c->got = c->cap = 0;
+}
+
+int fp_conn_open(struct fp_conn *c, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	memset(c, 0, sizeof *c);
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->buf = malloc(CONN_BUF0);
+	if (c->fd < 0 || c->buf == NULL) {
+		int e = c->buf == NULL ? ENOMEM : errno;
+		fp_conn_close(c);
+		errno = e;
+		return -1;
+	}
+	c->cap = CONN_BUF0;
+	c->buf[0] = '\0';
+	int one = 1, rc;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	/* Blocking connect: on loopback it completes once the listener's
+	 * backlog has room, which is what a client sees too. */
+	while ((rc = connect(c->fd, (struct sockaddr *)&sin, sizeof sin)) < 0 && errno == EINTR)
+		;
+	int fl = rc == 0 ? fcntl(c->fd, F_GETFL) : -1;
+	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int e = errno;
+		fp_conn_close(c);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes all of data on a non-blocking socket, polling when it is full. */
+static int send_all(int fd, const char *data, size_t len)
+{
+	int64_t deadline = mono_ms() + CONN_SEND_TIMEOUT_MS;
+	while (len > 0) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return -1;
+		int64_t left = deadline - mono_ms();
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR))
+			return -1;
+	}
+	return 0;
+}
+
+int fp_conn_send(struct fp_conn *c, const char *method, const char *path, const char *body,
+		 const char *const *extra_headers)
+{
+	char head[4096];
+	size_t blen = body ? strlen(body) : 0;
+	int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", method, path);
+	for (size_t i = 0; extra_headers && extra_headers[i] && n > 0 && (size_t)n < sizeof head; i++)
+		n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", extra_headers[i]);
+	if (n > 0 && (size_t)n < sizeof head)
+		n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n\r\n", blen);
+	if (c->fd < 0 || n < 0 || (size_t)n >= sizeof head) {
+		errno = c->fd < 0 ? EBADF : EMSGSIZE;
+		return -1;
+	}
+	/* One write, as clients send a small request. */
+	char *req = malloc((size_t)n + blen);
+	if (req == NULL)
+		return -1;
+	memcpy(req, head, (size_t)n);
+	if (blen > 0)
+		memcpy(req + n, body, blen);
+	c->got = 0;
+	c->buf[0] = '\0';
+	c->status = 0;
+	c->body_off = 0;
+	c->sent_ms = mono_ms();
+	int rc = send_all(c->fd, req, (size_t)n + blen);
+	free(req);
+	if (rc < 0)
+		return -1;
+	c->waiting = true;
+	return 0;
+}
+
+/* 1 when buf holds a whole reply (status and body offset set), 0 when more
+ * is needed, -1 when it is no HTTP/1.x reply. */
+static int reply_whole(struct fp_conn *c)
+{
+	const char *end = strstr(c->buf, "\r\n\r\n");
+	if (end == NULL)
+		return c->got > 65536 ? -1 : 0;
+	if (strncmp(c->buf, "HTTP/1.", 7) != 0 || c->got < 12 || c->buf[8] != ' ')
+		return -1;
+	char *stop;
+	long status = strtol(c->buf + 9, &stop, 10);
+	if (stop != c->buf + 12 || status < 100 || status > 599)
+		return -1;
+	unsigned long long cl = 0;
+	for (const char *p = strstr(c->buf, "\r\n"); p != NULL && p < end; p = strstr(p + 2, "\r\n"))
+		if (strncasecmp(p + 2, "Content-Length:", 15) == 0)
+			cl = strtoull(p + 17, NULL, 10);
+	size_t head = (size_t)(end + 4 - c->buf);
+	if (c->got < head + cl)
+		return 0;
+	c->status = (int)status;
+	c->body_off = head;
+	return 1;
+}
+
+/* Reads what is there. Returns 1 when the reply is whole, 0 for more, -1
+ * when the connection is gone or talks garbage (then it is closed). */
+static int conn_read(struct fp_conn *c)
+{
+	for (;;) {
+		if (c->cap - c->got < 1024) {
+			char *nb = realloc(c->buf, c->cap * 2);
+			if (nb == NULL)
+				return -1;
+			c->buf = nb;
+			c->cap *= 2;
+		}
+		ssize_t n = recv(c->fd, c->buf + c->got, c->cap - c->got - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		c->got += (size_t)n;
+		c->buf[c->got] = '\0';
+		int w = reply_whole(c);
+		if (w != 0)
+			return w;
+	}
+}
+
+static void conn_settle(struct fp_conn *c, int r)
+{
+	if (r == 0)
+		return;
+	c->waiting = false;
+	c->done_ms = mono_ms();
+	if (r < 0) {
+		c->peer_closed = true;
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+size_t fp_conn_wait(struct fp_conn *cs, size_t n, int timeout_ms)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	size_t left = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &cs[i] };
+		if (cs[i].waiting && ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) == 0)
+			left++;
+	}
+	int64_t deadline = mono_ms() + timeout_ms;
+	struct epoll_event evs[256];
+	while (left > 0) {
+		int64_t ms = deadline - mono_ms();
+		if (ms <= 0)
+			break;
+		int k = epoll_wait(ep, evs, 256, (int)ms);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			break;
+		for (int i = 0; i < k; i++) {
+			struct fp_conn *c = evs[i].data.ptr;
+			int fd = c->fd;
+			conn_settle(c, conn_read(c));
+			if (!c->waiting) {
+				if (c->fd >= 0)
+					epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+				left--;
+			}
+		}
+	}
+	if (ep >= 0)
+		close(ep);
+	size_t still = 0;
+	for (size_t i = 0; i < n; i++)
+		still += cs[i].waiting;
+	return still;
+}
+
+const char *fp_conn_body(const struct fp_conn *c)
+{
+	return c->buf != NULL && c->status > 0 ? c->buf + c->body_off : "";
+}
+
+bool fp_conn_peer_gone(struct fp_conn *c)
+{
+	if (c->fd < 0)
+		return true;
+	char b;
+	ssize_t n;
+	while ((n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT)) < 0 && errno == EINTR)
+		;
+	return n == 0 || (n < 0 && errno != EAGAIN);
+}
+
+long fp_raise_nofile(long want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want ?
+			      (rlim_t)want : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = old;
+	}
+	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX :
+	       (long)rl.rlim_cur;
 }

@@ -5,6 +5,8 @@
 #define MC_TEST_FAKEPLANE_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -61,5 +63,44 @@ long fp_parse_port_after(const char *s, const char *prefix);
 long fp_http_timeout(const struct fp_proc *fp, const char *method, const char *path,
 		     const char *body, const char *const *extra_headers, char **out_body,
 		     long timeout_ms);
+
+/* ---- raw keep-alive connections ----
+ * Plain sockets speaking HTTP/1.1 to the fakeplane, one request in flight
+ * each, for tests and benchmarks that hold thousands of connections at
+ * once or must know which connection a request travelled on (libcurl
+ * chooses its connections itself). Replies are framed by Content-Length,
+ * which is all the fakeplane sends. */
+struct fp_conn {
+	int fd;                /* -1: closed, by us or by the peer */
+	bool waiting;          /* a request went out, its reply is not whole yet */
+	bool peer_closed;      /* EOF or reset came instead of a (whole) reply */
+	int status;            /* of the last whole reply; 0 before the first */
+	char *buf;             /* malloc'd: the last reply, NUL-terminated */
+	size_t got, cap;
+	size_t body_off;       /* offset of the last reply's body in buf */
+	int64_t sent_ms, done_ms;   /* CLOCK_MONOTONIC: request sent, reply whole */
+};
+
+/* Connects to 127.0.0.1:port (TCP_NODELAY, then non-blocking) and
+ * allocates c->buf. Returns 0, or -1 with errno (c is then closed). */
+int fp_conn_open(struct fp_conn *c, int port);
+/* Sends one request: Host and Content-Length are added, extra_headers as
+ * for fp_http, body may be NULL. Marks c waiting. Returns 0 or -1. */
+int fp_conn_send(struct fp_conn *c, const char *method, const char *path, const char *body,
+		 const char *const *extra_headers);
+/* Reads every waiting connection of cs[0..n) until each has a whole reply
+ * or was closed by the peer, or timeout_ms passed. Returns how many are
+ * still waiting. */
+size_t fp_conn_wait(struct fp_conn *cs, size_t n, int timeout_ms);
+/* The body of the last whole reply ("" before one). */
+const char *fp_conn_body(const struct fp_conn *c);
+/* True when the peer has closed c: looks without blocking, consumes no
+ * data (a reply nobody asked for counts as open). */
+bool fp_conn_peer_gone(struct fp_conn *c);
+/* Closes the socket and frees the buffer; safe to repeat. */
+void fp_conn_close(struct fp_conn *c);
+/* Raises this process's soft RLIMIT_NOFILE towards want, up to the hard
+ * limit. Returns the soft limit afterwards, or -1. */
+long fp_raise_nofile(long want);
 
 #endif

@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 
 #include "common/api_codec.h"
+#include "ipc/messages.h"   /* MC_MAX_RUNTIMES: macros only */
 
 TestSuite(encode, .timeout = 30);
 TestSuite(decode, .timeout = 30);
@@ -646,4 +648,83 @@ Test(classify, kind_names)
 	cr_assert_str_eq(mc_api_error_kind_name(MC_API_ERR_RUNTIME_NOT_FOUND), "runtime-not-found");
 	cr_assert_str_eq(mc_api_error_kind_name(MC_API_ERR_DECODE), "decode");
 	cr_assert_str_eq(mc_api_error_kind_name(MC_API_ERR_TOO_LARGE), "too-large");
+}
+
+/* ---- limits ---- */
+
+/* A register answer of n runtimes (heap). */
+static char *register_answer(size_t n)
+{
+	size_t cap = 32 + n * 128, used = 0;
+	char *t = malloc(cap);
+	cr_assert_not_null(t);
+	used += (size_t)snprintf(t, cap, "{\"runtimes\":[");
+	for (size_t i = 0; i < n; i++)
+		used += (size_t)snprintf(t + used, cap - used,
+					 "%s{\"id\":\"aaaaaaaa-0000-4000-8000-%012zu\",\"name\":\"n\","
+					 "\"provider\":\"claude\",\"status\":\"online\"}", i ? "," : "", i);
+	snprintf(t + used, cap - used, "]}");
+	return t;
+}
+
+/* A worker registers at most MC_MAX_RUNTIMES, and takes exactly as many
+ * back: a server answering one more is a decode error naming the count,
+ * so no id the worker did not ask for reaches its tracked set. */
+Test(decode, register_answer_of_one_runtime_more_than_sent_is_refused_by_count)
+{
+	char *ok = register_answer(MC_MAX_RUNTIMES), *over = register_answer(MC_MAX_RUNTIMES + 1);
+	struct mc_runtime_list l;
+	struct mc_api_error err;
+	cr_assert_eq(mc_decode_register(ok, strlen(ok), MC_MAX_RUNTIMES, &l, &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(l.n, MC_MAX_RUNTIMES);
+	mc_runtime_list_clear(&l);
+	cr_assert_eq(mc_decode_register(over, strlen(over), MC_MAX_RUNTIMES, &l, &err), -1);
+	cr_assert_eq(err.kind, MC_API_ERR_DECODE);
+	cr_assert_str_eq(err.message, "runtimes: expected 512 entries (one per registered "
+			 "runtime), got 513");
+	cr_assert_eq(l.n, 0);
+	free(ok);
+	free(over);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The largest answer a worker takes (MC_API_DEFAULT_MAX_BODY) made of the
+ * smallest profiles: some 33 000 of them decode in linear time (the
+ * payload builder then looks at MC_MAX_RUNTIMES of them at most). */
+Test(decode, profiles_filling_the_body_limit_decode_in_bounded_time)
+{
+	const size_t max = MC_API_DEFAULT_MAX_BODY;
+	char *body = malloc(max + 1);
+	cr_assert_not_null(body);
+	size_t used = (size_t)snprintf(body, max, "{\"runtime_profiles\":["), n = 0;
+	char one[160];
+	for (;;) {
+		int k = snprintf(one, sizeof one, "%s{\"id\":\"a0000000-0000-4000-8000-%012zu\","
+				 "\"display_name\":\"p\",\"protocol_family\":\"claude\","
+				 "\"command_name\":\"c\",\"enabled\":true}", n ? "," : "", n);
+		if (used + (size_t)k + 2 > max)
+			break;
+		memcpy(body + used, one, (size_t)k);
+		used += (size_t)k;
+		n++;
+	}
+	memcpy(body + used, "]}", 2);
+	used += 2;
+	struct mc_profile_list l;
+	struct mc_api_error err;
+	double t0 = mono_s();
+	cr_assert_eq(mc_decode_profiles(body, used, &l, &err), 0, "%s", err.message);
+	double took = mono_s() - t0;
+	cr_assert_eq(l.n, n);
+	cr_log_info("%zu profiles in %zu bytes decoded in %.3f s", n, used, took);
+	cr_expect_lt(took, 3.0, "decoding took %.3f s", took);
+	mc_profile_list_clear(&l);
+	free(body);
 }

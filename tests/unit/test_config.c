@@ -1099,3 +1099,169 @@ Test(config, check_every_syntax_error_and_unreadable_line, .init = setup, .fini 
 	};
 	check_fails(want, sizeof want / sizeof want[0], EINVAL);
 }
+
+/* ---- limits, each tested one past its edge ---- */
+
+/* MIN_DAEMON, then lines of filler up to exactly size bytes, then tail. */
+static void write_sized(size_t size, const char *tail)
+{
+	char *buf = malloc(size);
+	cr_assert_not_null(buf);
+	size_t head = strlen(MIN_DAEMON), nt = strlen(tail);
+	cr_assert_lt(head + nt, size);
+	memcpy(buf, MIN_DAEMON, head);
+	memset(buf + head, '\n', size - head - nt);
+	memcpy(buf + size - nt, tail, nt);
+	write_raw(conf_path, buf, size, 0644);
+	free(buf);
+}
+
+Test(config, file_of_exactly_the_size_limit_loads_one_byte_more_is_refused_by_name,
+     .init = setup, .fini = teardown)
+{
+	/* The most lines a file can hold: newlines all the way, and a problem on
+	 * the very last one still gets its line number (4194303: the three of
+	 * MIN_DAEMON, then one per byte). */
+	write_sized(MC_CONFIG_FILE_MAX, "x\n");
+	load_fails((unsigned)(MC_CONFIG_FILE_MAX - strlen(MIN_DAEMON) - 2 + 3 + 1),
+		   "syntax error: \"x\"", NULL);
+	write_sized(MC_CONFIG_FILE_MAX, ";\n");
+	struct mc_config c;
+	load_ok(&c);
+	mc_config_free(&c);
+	write_sized(MC_CONFIG_FILE_MAX + 1, ";\n");
+	load_fails(0, "larger than the 4194304-byte limit of a configuration file", NULL);
+}
+
+Test(config, line_of_199_characters_loads_200_are_refused_by_name,
+     .init = setup, .fini = teardown)
+{
+	char line[201];
+	memset(line, 'x', sizeof line);
+	line[0] = ';';
+	line[199] = '\0';
+	write_conf(MIN_DAEMON "%s\n", line);
+	struct mc_config c;
+	load_ok(&c);
+	mc_config_free(&c);
+	line[199] = 'x';
+	line[200] = '\0';
+	write_conf(MIN_DAEMON "%s\n", line);
+	load_fails(4, "line longer than 199 characters", NULL);
+}
+
+/* A [workspace] section of n profile_command lines, each path "/" plus
+ * path_len - 1 times fill. */
+static void write_overrides(size_t n, size_t path_len, char fill)
+{
+	size_t cap = 4096 + n * 256, used = 0;
+	char *buf = malloc(cap);
+	cr_assert_not_null(buf);
+	used += (size_t)snprintf(buf, cap, MIN_DAEMON "[workspace " WS1 "]\n");
+	for (size_t i = 0; i < n; i++) {
+		used += (size_t)snprintf(buf + used, cap - used,
+					 "profile_command.9f000000-2222-4c4c-9d9d-%012zu = /", i);
+		memset(buf + used, fill, path_len - 1);
+		used += path_len - 1;
+		buf[used++] = '\n';
+	}
+	cr_assert_lt(used, cap);
+	write_raw(conf_path, buf, used, 0644);
+	free(buf);
+}
+
+Test(config, workspace_holds_256_profile_commands_257_are_refused_by_name,
+     .init = setup, .fini = teardown)
+{
+	write_overrides(MC_MAX_OVERRIDES, 20, 'p');
+	struct mc_config c;
+	load_ok(&c);
+	cr_assert_eq(mc_config_ws_section(&c, WS1)->n_overrides, MC_MAX_OVERRIDES);
+	mc_config_free(&c);
+	write_overrides(MC_MAX_OVERRIDES + 1, 20, 'p');
+	load_fails(4 + MC_MAX_OVERRIDES + 1, "profile_command.9f000000-2222-4c4c-9d9d-000000000256: "
+		   "more than 256 profile_command entries in one workspace", NULL);
+}
+
+/* The paths travel to the worker in one CONFIG frame: 256 of the longest
+ * a line holds fit, but not when every character needs escaping. The
+ * 150th such entry takes the section past MC_IPC_OVERRIDES_JSON_MAX:
+ * 1 + 329 x 150 = 49351 bytes (key 38, colon, path 2 + 1 + 2 x 143). */
+Test(config, profile_commands_over_the_config_frame_budget_are_refused_by_name,
+     .init = setup, .fini = teardown)
+{
+	write_overrides(MC_MAX_OVERRIDES, 144, 'p');
+	struct mc_config c;
+	load_ok(&c);
+	const struct mc_ws_section *s = mc_config_ws_section(&c, WS1);
+	cr_assert_eq(s->n_overrides, MC_MAX_OVERRIDES);
+	cr_assert_leq(mc_ipc_overrides_json_size(s->overrides, s->n_overrides),
+		      MC_IPC_OVERRIDES_JSON_MAX);
+	mc_config_free(&c);
+
+	write_overrides(MC_MAX_OVERRIDES, 144, '"');
+	load_fails(4 + 150, "profile_command.9f000000-2222-4c4c-9d9d-000000000149: the "
+		   "profile_command entries of this workspace take 49351 bytes in the worker's "
+		   "configuration message, more than its 49152-byte limit", NULL);
+}
+
+/* ---- shard = I/N ---- */
+
+Test(config, shard_parses_and_selects_by_a_stable_hash, .init = setup, .fini = teardown)
+{
+	/* b2sum -l 64 of this id is f88125ef528d394e: little-endian, mod 2 is
+	 * 0 and mod 7 is 5. Upper case is the same workspace. */
+	const char *id = "0c6e1f4a-8a51-4d27-9d3c-1b2a3c4d5e6f";
+	cr_assert_eq(mc_shard_of(id, 2), 0);
+	cr_assert_eq(mc_shard_of(id, 7), 5);
+	cr_assert_eq(mc_shard_of("0C6E1F4A-8A51-4D27-9D3C-1B2A3C4D5E6F", 7), 5);
+	cr_assert_eq(mc_shard_of(id, 1), 0);
+
+	/* spread: 4000 ids over 4 shards, each within 20% of its share */
+	unsigned count[4] = { 0 };
+	char ws[40];
+	for (int i = 0; i < 4000; i++) {
+		snprintf(ws, sizeof ws, "5e000000-0000-4000-8000-%012d", i);
+		count[mc_shard_of(ws, 4)]++;
+	}
+	for (int s = 0; s < 4; s++)
+		cr_assert(count[s] > 800 && count[s] < 1200, "shard %d got %u of 4000", s, count[s]);
+
+	struct mc_config c;
+	write_conf(MIN_DAEMON "shard = 1/2\n");
+	load_ok(&c);
+	cr_assert_eq(c.shard_index, 1);
+	cr_assert_eq(c.shard_count, 2);
+	cr_assert_not(mc_config_wants_workspace(&c, id), "shard 0 of 2 is not ours");
+	unsigned mine = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(ws, sizeof ws, "5e000000-0000-4000-8000-%012d", i);
+		bool want = mc_config_wants_workspace(&c, ws);
+		cr_assert_eq(want, mc_shard_of(ws, 2) == 1, "%s", ws);
+		mine += want;
+	}
+	cr_assert(mine > 20 && mine < 80, "%u of 100", mine);
+	mc_config_free(&c);
+
+	write_conf(MIN_DAEMON);
+	load_ok(&c);
+	cr_assert_eq(c.shard_count, 1, "the default is 0/1: every workspace");
+	cr_assert(mc_config_wants_workspace(&c, id));
+	mc_config_free(&c);
+}
+
+Test(config, shard_errors_name_the_problem, .init = setup, .fini = teardown)
+{
+	static const struct { const char *v, *want; } bad[] = {
+		{ "2/2", "I must be less than N" }, { "0/0", "N must be between 1 and 4096" },
+		{ "0/4097", "N must be between 1 and 4096" }, { "1", "is not I/N" },
+		{ "-1/2", "is not I/N" }, { "1/2x", "is not I/N" }, { " /2", "is not I/N" },
+		{ "a/b", "is not I/N" }, { "99999999999999999999/2", "is not I/N" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		write_conf(MIN_DAEMON "shard = %s\n", bad[i].v);
+		load_fails(4, "shard: ", bad[i].want);
+	}
+	write_conf(MIN_DAEMON "workspaces = 0c6e1f4a-8a51-4d27-9d3c-1b2a3c4d5e6f\nshard = 0/2\n");
+	load_fails(5, "shard: needs workspaces = all", NULL);
+}

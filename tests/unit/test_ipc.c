@@ -498,3 +498,191 @@ Test(ipc, probes_roundtrip)
 	close(sv[0]);
 	close(sv[1]);
 }
+
+/* ---- message limits, each tested one past its edge ---- */
+
+/* n distinct UUIDs (heap; free the array and the block at ids[0]). */
+static char **make_ids(size_t n)
+{
+	char **ids = calloc(n, sizeof *ids);
+	char *block = calloc(n, 37);
+	cr_assert(ids != NULL && block != NULL);
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = block + 37 * i;
+		snprintf(ids[i], 37, "5e000000-0000-4000-8000-%012u", (unsigned)(i % 1000000u));
+	}
+	return ids;
+}
+
+static void free_ids(char **ids)
+{
+	free(ids[0]);
+	free(ids);
+}
+
+/* A REPORT of n ids, printed by hand (the sender would refuse n > max). */
+static char *report_text(size_t n)
+{
+	char **ids = make_ids(n);
+	size_t cap = 32 + n * 40, used = 0;
+	char *t = malloc(cap);
+	cr_assert_not_null(t);
+	used += (size_t)snprintf(t, cap, "{\"runtime_ids\":[");
+	for (size_t i = 0; i < n; i++)
+		used += (size_t)snprintf(t + used, cap - used, "%s\"%s\"", i ? "," : "", ids[i]);
+	snprintf(t + used, cap - used, "]}");
+	free_ids(ids);
+	return t;
+}
+
+Test(ipc, report_holds_exactly_MC_MAX_REPORT_ids)
+{
+	char **ids = make_ids(MC_MAX_REPORT + 1);
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_report(&w, MC_MAX_REPORT, (const char *const *)ids), 0);
+	cr_assert_leq(mc_ipc_writer_pending(&w), MC_IPC_HEADER_SIZE + MC_IPC_MAX_PAYLOAD,
+		      "a full report must fit one frame");
+	struct mc_ipc_frame f = { .type = MC_IPC_REPORT,
+				  .len = (uint32_t)(mc_ipc_writer_pending(&w) - MC_IPC_HEADER_SIZE),
+				  .payload = w.buf + w.head + MC_IPC_HEADER_SIZE };
+	struct mc_report r;
+	char err[256] = "";
+	cr_assert_eq(mc_ipc_parse_report(&f, &r, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(r.n, MC_MAX_REPORT);
+	mc_report_clear(&r);
+
+	/* One more: the sender refuses it, queueing nothing ... */
+	size_t before = mc_ipc_writer_pending(&w);
+	errno = 0;
+	cr_assert_eq(mc_ipc_send_report(&w, MC_MAX_REPORT + 1, (const char *const *)ids), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(mc_ipc_writer_pending(&w), before);
+	mc_ipc_writer_free(&w);
+	free_ids(ids);
+
+	/* ... and the parser names the limit. */
+	char *text = report_text(MC_MAX_REPORT + 1);
+	errno = 0;
+	cr_assert_eq(parse_as(MC_IPC_REPORT, text, err, sizeof err), -1);
+	cr_assert_eq(errno, EPROTO);
+	cr_assert_str_eq(err, "runtime_ids: more than 1024 entries");
+	free(text);
+}
+
+/* n overrides whose paths, grown with fill, print to json_size bytes (0:
+ * as short as they go). Heap; the caller frees it. */
+static struct mc_profile_override *make_overrides(size_t n, size_t json_size, char fill)
+{
+	struct mc_profile_override *v = calloc(n, sizeof *v);
+	cr_assert_not_null(v);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(v[i].profile_id, sizeof v[i].profile_id, "a0000000-0000-4000-8000-%012zu", i);
+		v[i].path[0] = '/';
+	}
+	/* Grow the paths one character at a time, round robin, to the size. */
+	size_t size = mc_ipc_overrides_json_size(v, n), unit = fill == '"' ? 2 : 1;
+	for (size_t i = 0; size + unit <= json_size; i = (i + 1) % n) {
+		size_t len = strlen(v[i].path);
+		cr_assert_lt(len + 1, sizeof v[i].path);
+		v[i].path[len] = fill;
+		v[i].path[len + 1] = '\0';
+		size += unit;
+	}
+	cr_assert_eq(mc_ipc_overrides_json_size(v, n), size);
+	return v;
+}
+
+Test(ipc, overrides_limits_in_count_and_bytes)
+{
+	struct mc_worker_config c = sample_config();
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+
+	/* The count: MC_MAX_OVERRIDES go, one more is refused by both sides. */
+	c.overrides = make_overrides(MC_MAX_OVERRIDES + 1, 0, 'a');
+	c.n_overrides = MC_MAX_OVERRIDES;
+	cr_assert_eq(mc_ipc_send_config(&w, &c), 0);
+	c.n_overrides = MC_MAX_OVERRIDES + 1;
+	errno = 0;
+	cr_assert_eq(mc_ipc_send_config(&w, &c), -1);
+	cr_assert_eq(errno, EINVAL);
+	cJSON *o = cJSON_CreateObject();
+	cJSON *ov = cJSON_AddObjectToObject(o, "profile_commands");
+	for (size_t i = 0; i < c.n_overrides; i++)
+		cJSON_AddStringToObject(ov, c.overrides[i].profile_id, "/x");
+	char *text = cJSON_PrintUnformatted(ov);
+	char cfg[64 * 1024];
+	snprintf(cfg, sizeof cfg, "{\"proto\":1,\"workspace_id\":\"%s\",\"server_url\":\"http://h\","
+		 "\"daemon_id\":\"d\",\"device_name\":\"\",\"cli_version\":\"v\",\"log_level\":\"info\","
+		 "\"test_fault\":\"\",\"ca_file\":\"\",\"heartbeat_interval_ms\":1,"
+		 "\"profile_sync_interval_ms\":1,\"http_timeout_ms\":1,\"probe_timeout_ms\":1,"
+		 "\"profile_commands\":%s}", WS, text);
+	free(text);
+	cJSON_Delete(o);
+	char err[256] = "";
+	cr_assert_eq(parse_as(MC_IPC_CONFIG, cfg, err, sizeof err), -1);
+	cr_assert_str_eq(err, "profile_commands: more than 256 entries");
+	free(c.overrides);
+
+	/* The bytes: exactly MC_IPC_OVERRIDES_JSON_MAX go, one more does not. */
+	c.overrides = make_overrides(MC_MAX_OVERRIDES, MC_IPC_OVERRIDES_JSON_MAX, 'a');
+	c.n_overrides = MC_MAX_OVERRIDES;
+	cr_assert_eq(mc_ipc_send_config(&w, &c), 0);
+	size_t last = strlen(c.overrides[7].path);
+	c.overrides[7].path[last] = 'b';
+	c.overrides[7].path[last + 1] = '\0';
+	cr_assert_eq(mc_ipc_overrides_json_size(c.overrides, c.n_overrides),
+		     MC_IPC_OVERRIDES_JSON_MAX + 1);
+	errno = 0;
+	cr_assert_eq(mc_ipc_send_config(&w, &c), -1);
+	cr_assert_eq(errno, EINVAL);
+	free(c.overrides);
+	mc_ipc_writer_free(&w);
+}
+
+/* The bound MC_IPC_OVERRIDES_JSON_MAX rests on: every other field at its
+ * longest, made of the characters that print longest, and overrides at the
+ * budget (quotes: escaped) still make one frame, which the worker parses. */
+Test(ipc, longest_possible_config_fits_one_frame)
+{
+	struct mc_worker_config c = sample_config();
+	memset(c.server_url, '\x01', sizeof c.server_url - 1);
+	memset(c.daemon_id, '\x01', sizeof c.daemon_id - 1);
+	memset(c.device_name, '\x01', sizeof c.device_name - 1);
+	memset(c.cli_version, '\x01', sizeof c.cli_version - 1);
+	memset(c.log_level, '\x01', sizeof c.log_level - 1);
+	memset(c.test_fault, '\x01', sizeof c.test_fault - 1);
+	memset(c.ca_file, '\x01', sizeof c.ca_file - 1);
+	c.heartbeat_interval_ms = c.profile_sync_interval_ms = 86400000L;
+	c.http_timeout_ms = c.probe_timeout_ms = 3600000L;
+	c.overrides = make_overrides(MC_MAX_OVERRIDES, MC_IPC_OVERRIDES_JSON_MAX, '"');
+	c.n_overrides = MC_MAX_OVERRIDES;
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_config(&w, &c), 0, "%s", strerror(errno));
+	cr_log_info("longest CONFIG: %zu of %u bytes", mc_ipc_writer_pending(&w) - MC_IPC_HEADER_SIZE,
+		    MC_IPC_MAX_PAYLOAD);
+	mc_ipc_writer_free(&w);
+
+	/* The same with fields a worker accepts: it parses them back. */
+	struct mc_worker_config v = sample_config();
+	memset(v.device_name, '"', sizeof v.device_name - 1);
+	memset(v.ca_file, '"', sizeof v.ca_file - 1);
+	v.ca_file[0] = '/';
+	v.overrides = c.overrides;
+	v.n_overrides = c.n_overrides;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_config(&w, &v), 0, "%s", strerror(errno));
+	struct mc_ipc_frame f = { .type = MC_IPC_CONFIG,
+				  .len = (uint32_t)(mc_ipc_writer_pending(&w) - MC_IPC_HEADER_SIZE),
+				  .payload = w.buf + w.head + MC_IPC_HEADER_SIZE };
+	struct mc_worker_config got;
+	char err[256] = "";
+	cr_assert_eq(mc_ipc_parse_config(&f, &got, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(got.n_overrides, MC_MAX_OVERRIDES);
+	cr_assert_str_eq(got.overrides[3].path, c.overrides[3].path);
+	mc_worker_config_clear(&got);
+	mc_ipc_writer_free(&w);
+	free(c.overrides);
+}
