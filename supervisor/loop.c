@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "supervisor/forkserver.h"
 #include "supervisor/notify.h"
 #include "supervisor/sv.h"
 
@@ -94,6 +95,9 @@ static void dispatch(struct mc_sv *sv, struct mc_src *src, uint32_t events)
 		break;
 	case SRC_LEDGER:
 		mc_ledger_on_ready(sv->ledger);
+		break;
+	case SRC_FORKSERVER:
+		mc_fs_on_exit(sv);
 		break;
 	default:
 		break;

@@ -21,6 +21,7 @@
 #include "common/api.h"
 #include "common/log.h"
 #include "common/proctitle.h"
+#include "supervisor/forkserver.h"
 #include "supervisor/notify.h"
 #include "supervisor/sv.h"
 
@@ -217,6 +218,7 @@ static void sv_free(struct mc_sv *sv)
 		mc_wk_free(sv, wk);
 	mc_wk_reap_graveyard(sv);
 	mc_helper_kill_all(sv);
+	mc_fs_stop(sv);
 	mc_control_close(sv);
 	mc_probes_free(sv);
 	mc_timerq_free(&sv->timers);
@@ -251,9 +253,18 @@ static int run(const struct options *o)
 	char err[512];
 	mc_log_set_context("supervisor", NULL);
 	raise_fd_limit();
+	/* The libraries, then the fork server, before anything per-workspace
+	 * exists here (configuration, ledger, token): what a worker inherits
+	 * from it is the same whatever the fleet and the start order. */
+	if (mc_api_global_init() < 0) {
+		mc_log(MC_LOG_ERROR, "initialisation failed", "error", strerror(errno), NULL);
+		return EXIT_RUNTIME;
+	}
+	mc_fs_start();
 	if (sv_init(&sv, o, err, sizeof err) < 0) {
 		mc_log(MC_LOG_ERROR, "cannot start", "error", err, NULL);
 		sv_free(&sv);
+		mc_api_global_cleanup();
 		return EXIT_CONFIG;
 	}
 	int rc = EXIT_RUNTIME;
@@ -271,11 +282,11 @@ static int run(const struct options *o)
 	}
 	if ((sv.gen_fd = take_generation_lock(&sv)) < 0)
 		goto out;
-	if (mc_api_global_init() < 0 || (sv.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    setup_signals(&sv) < 0) {
+	if ((sv.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || setup_signals(&sv) < 0) {
 		mc_log(MC_LOG_ERROR, "initialisation failed", "error", strerror(errno), NULL);
 		goto out;
 	}
+	mc_fs_watch(&sv);
 	if (mc_control_open(&sv, err, sizeof err) < 0) {
 		mc_log(MC_LOG_ERROR, "cannot open the control socket", "error", err, NULL);
 		goto out;
@@ -303,6 +314,8 @@ int main(int argc, char *argv[], char *envp[])
 	 * is read (-t reads it too); every worker and helper inherits it. */
 	mc_secret_forbid_dumps();
 	mc_proctitle_init(argc, argv, envp); /* before any use of argv or environ: they move */
+	if (argc == 2 && strcmp(argv[1], MC_FS_EXEC_ARG) == 0)
+		mc_fs_exec_main(); /* a restarted fork server (supervisor/forkserver.c) */
 	struct options o;
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;

@@ -34,6 +34,7 @@ enum mc_src_kind {
 	SRC_CONTROL_LISTEN,
 	SRC_CONTROL_CLIENT,
 	SRC_LEDGER,          /* the ledger's writer finished a batch */
+	SRC_FORKSERVER,      /* the fork server's pidfd (forkserver.c) */
 };
 
 struct mc_src {

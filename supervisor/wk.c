@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "common/child.h"
+#include "supervisor/forkserver.h"
 #include "supervisor/wk_int.h"
 #include "worker/worker.h"
 
@@ -212,30 +213,54 @@ static void unwatchable(struct mc_sv *sv, struct mc_wk *wk, pid_t pid)
 	mc_wk_set_error(wk, "cannot watch the worker process");
 }
 
-void mc_wk_spawn(struct mc_sv *sv, struct mc_wk *wk)
+/* Without the fork server: forked here, inheriting the whole supervisor
+ * (its heap grows with the fleet). 0 with *pid and *fd set, or -1. */
+static int fork_directly(struct mc_sv *sv, struct mc_wk *wk, pid_t *pid, int *fd)
 {
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) < 0) {
 		mc_wk_set_error(wk, "socketpair failed");
-		goto fail;
+		return -1;
 	}
 	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid < 0) {
+	*pid = fork();
+	if (*pid < 0) {
 		close(sp[0]);
 		close(sp[1]);
 		mc_wk_set_error(wk, "fork failed");
-		goto fail;
+		return -1;
 	}
-	if (pid == 0) {
+	if (*pid == 0) {
 		close(sp[0]);
 		mc_sv_child_forget(sv);
 		mc_child_exit(mc_worker_main(sp[1], parent, sv->gen_fd));
 	}
 	close(sp[1]);
+	*fd = sp[0];
+	return 0;
+}
+
+void mc_wk_spawn(struct mc_sv *sv, struct mc_wk *wk)
+{
+	/* From the fork server (our child all the same, with its pidfd), or,
+	 * while there is none, forked here. */
+	pid_t pid = 0;
+	int fd = -1, pidfd = -1;
+	const char *via = "forkserver";
+	int got = mc_fs_spawn(sv, &pid, &fd, &pidfd);
+	if (got < 0) {
+		mc_wk_set_error(wk, "the fork server could not start the worker");
+		goto fail;
+	}
+	if (got == 0) {
+		via = "direct";
+		if (fork_directly(sv, wk, &pid, &fd) < 0)
+			goto fail;
+		pidfd = mc_pidfd_open(pid);
+	}
 	wk->pid = pid;
-	wk->fd = sp[0];
-	wk->pidfd = mc_pidfd_open(pid);
+	wk->fd = fd;
+	wk->pidfd = pidfd;
 	mc_ipc_writer_init(&wk->wr);
 	wk->rd_ready = mc_ipc_reader_init(&wk->rd, mc_ipc_type_ok_for_supervisor) == 0;
 	if (wk->pidfd < 0 || !wk->rd_ready ||
@@ -249,7 +274,7 @@ void mc_wk_spawn(struct mc_sv *sv, struct mc_wk *wk)
 	wk->stopped_msg = wk->fatal_msg = false;
 	mc_wk_frames_reset(wk, wk->started_at);
 	mc_wk_arm(sv, wk, wk->started_at + HANDSHAKE_TIMEOUT_MS);
-	mc_wk_log(MC_LOG_INFO, wk, "worker started", NULL, NULL);
+	mc_wk_log(MC_LOG_INFO, wk, "worker started", "spawn", via);
 	return;
 fail:
 	mc_log(MC_LOG_ERROR, "cannot start worker", "ws", wk->ws, "error", wk->last_error,

@@ -15,7 +15,8 @@
 /* Runs the worker on ipc_fd in a freshly forked child: moves the socket to
  * fd 3 and hold_fd (if >= 0) to fd 4, closes every other fd but stdio,
  * resets signal handlers and mask, sets PR_SET_PDEATHSIG (stopping at once
- * if parent, the pid of the process that forked us, is already gone), then
+ * if parent, the supervisor's pid, is already gone: the fork server clones
+ * workers with CLONE_PARENT, so the supervisor is the parent either way), then
  * serves until stopped. hold_fd is the supervisor's generation lock: held
  * (shared) until this process exits, so a new supervisor can wait for the
  * last DEREG of the old workers. Returns the exit code; the caller

@@ -15,8 +15,11 @@
  *       (self-signed cert with subjectAltName IP:127.0.0.1, ca_file = that
  *       cert; and again with ca_file = the system CA bundle + that cert, the
  *       size of CA store a production host loads). smaps_rollup of every
- *       worker and of the supervisor after an idle period; per-mapping
- *       breakdown of the median worker. Also start -> all N registered.
+ *       worker, of the supervisor and of the fork server after an idle
+ *       period; per-worker mean/median/p99 and means by start order (a
+ *       worker's share must not depend on when it started); how many workers
+ *       the fork server made (daemon log, spawn=); per-mapping breakdown of
+ *       the median worker. Also start -> all N registered.
  *   [3] reload of one workspace among N (HTTP fleet): a [workspace] section
  *       with a profile_command override is added, SIGHUP; time to the new
  *       worker's REG, and how many worker pids changed (must be 1).
@@ -439,6 +442,21 @@ static int worker_pids(const struct dp *d, int n, pid_t *pids)
 	return found;
 }
 
+/* The supervisor's child titled "multicad: forkserver", or 0 (none, or
+ * a multicad from before the fork server). */
+static pid_t forkserver_pid(const struct dp *d)
+{
+	static pid_t kids[4 * MAX_WORKERS];
+	size_t nk = dp_children(d, kids, sizeof kids / sizeof kids[0]);
+	for (size_t i = 0; i < nk && i < sizeof kids / sizeof kids[0]; i++) {
+		char title[64];
+		if (dp_proc_title(kids[i], title, sizeof title) == 0 &&
+		    strcmp(title, "multicad: forkserver") == 0 && dp_pid_alive(kids[i]))
+			return kids[i];
+	}
+	return 0;
+}
+
 /* Runs argv (PATH lookup) with stdout/stderr to /dev/null; exit status or -1. */
 static int run_quiet(const char *const *argv)
 {
@@ -845,8 +863,11 @@ struct memfig {
 	bool ok;
 	int workers;
 	int exits, liveness_kills, left_online;
-	int over_goal;       /* workers with Pss >= the goal */
-	double goal_kb;
+	int over_goal;       /* workers with Pss > the goal */
+	double goal_kb;      /* mean Pss per worker at most this, p99 at most 1.5 x mean */
+	int via_fs, via_direct;  /* worker starts by the fork server / forked directly */
+	bool have_fs;
+	struct rollup fs;    /* the fork server */
 	double load;
 	double start_all_ms, start_first_ms;
 	struct stats pss, pd, rss, sockets;
@@ -942,21 +963,33 @@ static int measure_memory(struct fleet *f, const pid_t *pids, struct memfig *m)
 	bool have_mr = read_rollup(median_pid, &mr) == 0;
 	m->workers = got;
 	for (int i = 0; i < got; i++)
-		m->over_goal += pss[i] >= m->goal_kb;
+		m->over_goal += pss[i] > m->goal_kb;
 	m->pss = stats_of(pss, got);
 	m->pd = stats_of(pd, got);
 	m->rss = stats_of(rss, got);
 	m->sockets = stats_of(sk, got);
-	printf("    %d workers, kB per worker:   %8s %8s %8s %8s\n", got, "mean", "median", "min",
-	       "max");
-	printf("      Pss                        %8.0f %8.0f %8.0f %8.0f\n", m->pss.mean,
-	       m->pss.median, m->pss.min, m->pss.max);
-	printf("      Private_Dirty              %8.0f %8.0f %8.0f %8.0f\n", m->pd.mean,
-	       m->pd.median, m->pd.min, m->pd.max);
-	printf("      Rss                        %8.0f %8.0f %8.0f %8.0f\n", m->rss.mean,
-	       m->rss.median, m->rss.min, m->rss.max);
-	printf("      socket fds (IPC included)  %8.1f %8.0f %8.0f %8.0f\n", m->sockets.mean,
-	       m->sockets.median, m->sockets.min, m->sockets.max);
+	printf("    %d workers, kB per worker:   %8s %8s %8s %8s %8s\n", got, "mean", "median",
+	       "min", "p99", "max");
+	printf("      Pss                        %8.0f %8.0f %8.0f %8.0f %8.0f\n", m->pss.mean,
+	       m->pss.median, m->pss.min, m->pss.p99, m->pss.max);
+	printf("      Private_Dirty              %8.0f %8.0f %8.0f %8.0f %8.0f\n", m->pd.mean,
+	       m->pd.median, m->pd.min, m->pd.p99, m->pd.max);
+	printf("      Rss                        %8.0f %8.0f %8.0f %8.0f %8.0f\n", m->rss.mean,
+	       m->rss.median, m->rss.min, m->rss.p99, m->rss.max);
+	printf("      socket fds (IPC included)  %8.1f %8.0f %8.0f %8.0f %8.0f\n", m->sockets.mean,
+	       m->sockets.median, m->sockets.min, m->sockets.p99, m->sockets.max);
+	m->via_fs = dp_log_count(&f->d, "msg=\"worker started\"", "spawn=forkserver", NULL, NULL);
+	m->via_direct = dp_log_count(&f->d, "msg=\"worker started\"", "spawn=direct", NULL, NULL);
+	printf("    worker starts (daemon log): %d by the fork server, %d forked directly by the "
+	       "supervisor\n", m->via_fs, m->via_direct);
+	pid_t fs = forkserver_pid(&f->d);
+	m->have_fs = fs > 0 && read_rollup(fs, &m->fs) == 0;
+	if (m->have_fs)
+		printf("    fork server (pid %d): Rss %ld kB, Pss %ld kB, Private_Dirty %ld kB, "
+		       "Anonymous %ld kB\n", (int)fs, m->fs.rss, m->fs.pss, m->fs.private_dirty,
+		       m->fs.anon);
+	else
+		printf("    fork server: none\n");
 	printf("    workers in total: Pss %.1f MiB\n", m->pss.mean * got / 1024.0);
 	printf("    supervisor (pid %d): Rss %ld kB, Pss %ld kB, Private_Dirty %ld kB, "
 	       "Anonymous %ld kB\n", (int)f->d.pid, m->sv.rss, m->sv.pss, m->sv.private_dirty,
@@ -1290,12 +1323,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 static void print_mem_summary(const char *label, const struct memfig *m)
 {
 	double goal_kb = m->goal_kb;
-	printf("SUMMARY [2] %-12s %d workers: Pss/worker mean %.0f median %.0f max %.0f kB; "
-	       "Private_Dirty mean %.0f max %.0f kB; Rss mean %.0f kB; supervisor Rss %ld Pss %ld "
-	       "kB; start->all registered %.0f ms; goal mean Pss < %.0f KiB: %s (%d workers "
-	       "over)%s\n", label, m->workers, m->pss.mean, m->pss.median, m->pss.max, m->pd.mean,
-	       m->pd.max, m->rss.mean, m->sv.rss, m->sv.pss, m->start_all_ms, goal_kb,
-	       verdict(m->workers > 0 && m->pss.mean < goal_kb), m->over_goal,
+	bool flat = m->pss.p99 <= 1.5 * m->pss.mean;
+	printf("SUMMARY [2] %-12s %d workers: Pss/worker mean %.0f median %.0f p99 %.0f max %.0f "
+	       "kB (p99/mean %.2f); Private_Dirty mean %.0f max %.0f kB; Rss mean %.0f kB; "
+	       "supervisor Rss %ld Pss %ld kB; fork server Pss %ld kB; start->all registered "
+	       "%.0f ms; goal mean Pss <= %.0f KiB and p99 <= 1.5 x mean: %s (%d workers "
+	       "over)%s\n", label, m->workers, m->pss.mean, m->pss.median, m->pss.p99, m->pss.max,
+	       m->pss.mean > 0 ? m->pss.p99 / m->pss.mean : 0, m->pd.mean, m->pd.max, m->rss.mean,
+	       m->sv.rss, m->sv.pss, m->have_fs ? m->fs.pss : -1L, m->start_all_ms, goal_kb,
+	       verdict(m->workers > 0 && m->pss.mean <= goal_kb && flat), m->over_goal,
 	       m->ok ? "" : " (run not clean: see above)");
 	printf("            %-12s worker exits %d (liveness kills %d), rows online after the "
 	       "graceful stop %d, load average %.1f\n", "", m->exits, m->liveness_kills,
@@ -1333,7 +1369,7 @@ int main(int argc, char **argv)
 	bool have_h = false, have_s = false, have_b = false, have_rl = false;
 	memset(&rl, 0, sizeof rl);
 	if (!o.skip_http && !interrupted) {
-		have_h = phase_fleet(&o, "HTTP", NULL, NULL, NULL, 512, &mh, &rl) == 0;
+		have_h = phase_fleet(&o, "HTTP", NULL, NULL, NULL, 350, &mh, &rl) == 0;
 		have_rl = have_h;
 	}
 	struct tls t;

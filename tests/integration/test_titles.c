@@ -1,7 +1,8 @@
 /* What an operator sees of the daemon from outside, with the build's
  * multicad against multica-fakeplane:
- *  - titles: /proc/PID/cmdline of the supervisor, every worker and a
- *    cleanup helper is exactly the title (INTERFACE.md "Process titles")
+ *  - titles: /proc/PID/cmdline of the supervisor, the fork server (the
+ *    first one and a restarted one), every worker and a cleanup helper is
+ *    exactly the title (INTERFACE.md "Process titles")
  *    and one NUL, started from a deep path with a large environment, with a
  *    title longer than the original argv, and with one that fills it exactly;
  *  - cli: --help and --version of multicad and multicactl, and multicad -t
@@ -80,12 +81,14 @@ static void prepare_daemon(int n)
 	cr_assert_eq(dp_write_config(&D, &c), 0);
 }
 
-/* Every workspace 1..n online and n children: found without titles, so
- * that a broken title fails the title assertions, not this wait. */
+/* Every workspace 1..n online and n + 1 children (the workers and the
+ * fork server): found without titles, so that a broken title fails the
+ * title assertions, not this wait. */
 static void wait_up(int n)
 {
-	cr_assert(DP_WAIT((dp_count_online(&FP, NULL) == n && dp_children(&D, NULL, 0) == (size_t)n) ||
-			  !dp_alive(&D), READY_MS) && dp_alive(&D),
+	cr_assert(DP_WAIT((dp_count_online(&FP, NULL) == n &&
+			   dp_children(&D, NULL, 0) == (size_t)n + 1) || !dp_alive(&D), READY_MS) &&
+		  dp_alive(&D),
 		  "the daemon did not bring %d workspaces online with one worker each", n);
 }
 
@@ -167,11 +170,21 @@ static pid_t child_with_prefix(const char *prefix)
 	return 0;
 }
 
-/* The supervisor and its n workers (workspaces 1..n) have clean titles. */
+static void assert_forkserver_title(void)
+{
+	pid_t fs = child_with_prefix("multicad: forkserver");
+	cr_assert_neq(fs, 0, "no child's cmdline starts with \"multicad: forkserver\"");
+	assert_cmdline(fs, "multicad: forkserver");
+	assert_comm(fs, "mc-forkserver");
+}
+
+/* The supervisor, the fork server and the n workers (workspaces 1..n)
+ * have clean titles. */
 static void assert_all_titles(int n)
 {
 	assert_cmdline(D.pid, "multicad: supervisor");
 	assert_comm(D.pid, "multicad");
+	assert_forkserver_title();
 	for (int i = 1; i <= n; i++) {
 		char title[128];
 		snprintf(title, sizeof title, "multicad: worker %s", WS[i]);
@@ -224,6 +237,15 @@ Test(titles, deep_binary_path_and_large_environment)
 		  "no cleanup helper for the killed worker");
 	assert_cmdline(h, title);
 	assert_comm(h, "mc-cleanup");
+
+	/* A restarted fork server is multicad executed anew: its title too. */
+	pid_t fs = child_with_prefix("multicad: forkserver");
+	cr_assert_neq(fs, 0);
+	cr_assert_eq(kill(fs, SIGKILL), 0);
+	pid_t fs2 = 0;
+	cr_assert(DP_WAIT((fs2 = child_with_prefix("multicad: forkserver")) != 0 && fs2 != fs, 5000),
+		  "the killed fork server was not restarted");
+	assert_forkserver_title();
 }
 
 /* Writes the daemon's config to a file with a short path (mkstemp in /tmp),
