@@ -1,10 +1,22 @@
 #include "common/child.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #ifdef MC_SANITIZE
 #include <sanitizer/lsan_interface.h>
 #endif
+
+void mc_child_reset_signals(void)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+}
 
 void mc_child_exit(int code)
 {

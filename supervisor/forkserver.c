@@ -238,13 +238,7 @@ static void child_setup(int sock, pid_t parent)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1); /* the supervisor died before PDEATHSIG was armed */
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGPIPE, SIG_IGN);
+	mc_child_reset_signals();
 	/* dup2 clears close-on-exec; a socket already on FS_EXEC_FD keeps it. */
 	if ((sock != FS_EXEC_FD && dup2(sock, FS_EXEC_FD) < 0) ||
 	    fcntl(FS_EXEC_FD, F_SETFD, 0) < 0)

@@ -30,13 +30,7 @@
 
 static void child_setup(struct mc_sv *sv, const char *title_ws, int keep_fd)
 {
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGPIPE, SIG_IGN);
+	mc_child_reset_signals();
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	mc_secret_forbid_dumps(); /* holds the token: inherited, and said again */
 	/* stdio stays for logging; keep_fd is the result pipe. */

@@ -25,59 +25,36 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/support/daemon_proc.h"
-#include "tests/support/fakeplane_proc.h"
+#include "tests/support/daemon_fixture.h"
 
 #define HB_MS 500            /* heartbeat_interval of the default config */
 #define READY_MS 15000       /* bound on a start-up to everything online */
 #define FS_TITLE "multicad: forkserver"
 
-static struct fp_proc FP;
-static bool fp_up;
-static struct dp D;
-static char *LIST;
-static char WS[4][DP_ID_LEN + 1];   /* WS[i]: workspace i (1-based) */
+TestSuite(forkserver, .timeout = 120, .fini = dfx_fini);
 
-static void fx_fini(void)
+/* ---- fixture (tests/support/daemon_fixture.h) ---- */
+
+/* n online rows in all and a worker for each of workspaces 1..n. */
+static bool all_up(int n)
 {
-	free(LIST);
-	LIST = NULL;
-	dp_free(&D);
-	if (fp_up)
-		fp_stop(&FP);
-	fp_up = false;
+	bool up = dp_count_online(&FP, NULL) == n;
+	for (int i = 1; i <= n && up; i++)
+		up = dp_worker_pid(&D, WS[i]) != 0;
+	return up;
 }
-
-TestSuite(forkserver, .timeout = 120, .fini = fx_fini);
-
-/* ---- fixture ---- */
 
 /* Emulator with workspaces 1..n, daemon serving them (extra environment
  * env, NULL-terminated, or NULL), everything online. */
 static void start_up(int n, const char *const *env)
 {
-	for (int i = 1; i <= n && i < 4; i++)
-		dp_ws_id(i, WS[i]);
-	char *seed = dp_seed(n, NULL, NULL);
-	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, NULL);
-	free(seed);
-	cr_assert_eq(rc, 0, "the emulator did not start");
-	fp_up = true;
-	cr_assert_eq(dp_init(&D, NULL, NULL, NULL), 0);
-	LIST = dp_ws_list(1, n);
-	cr_assert_not_null(LIST);
-	struct dp_config c = { .server_url = FP.url, .workspaces = LIST };
-	cr_assert_eq(dp_write_config(&D, &c), 0);
+	dfx_start_plane(n, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, n) };
+	dfx_prepare_daemon(&c, NULL);
 	D.extra_env = env;
 	cr_assert_eq(dp_start(&D), 0);
-	cr_assert(DP_WAIT(({
-		bool up = dp_count_online(&FP, NULL) == n;
-		for (int i = 1; i <= n && up; i++)
-			up = dp_worker_pid(&D, WS[i]) != 0;
-		up;
-	}) || !dp_alive(&D), READY_MS) && dp_alive(&D),
-		  "the daemon did not bring %d workspaces online with a worker each", n);
+	DFX_WAIT_UP(all_up(n), READY_MS,
+		   "the daemon did not bring %d workspaces online with a worker each", n);
 }
 
 /* The live child of the supervisor titled FS_TITLE, or 0. */
@@ -101,33 +78,6 @@ static pid_t must_find_forkserver(void)
 		  "no fork server process: no child of the supervisor %d is titled \"" FS_TITLE
 		  "\"", (int)D.pid);
 	return fs;
-}
-
-/* Field 4 of /proc/PID/stat (after the parenthesised comm), or -1. */
-static pid_t ppid_of(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t r = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (r <= 0)
-		return -1;
-	buf[r] = '\0';
-	char *p = strrchr(buf, ')');
-	char state;
-	int ppid;
-	if (p == NULL || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
-		return -1;
-	return (pid_t)ppid;
-}
-
-static void runtime_of(int i, char out[DP_ID_LEN + 1])
-{
-	cr_assert(dp_runtime_id(&FP, WS[i], "claude", NULL, out),
-		  "no claude runtime row for workspace %d", i);
 }
 
 /* Whether needle is anywhere in the readable memory of pid (-1: cannot
@@ -207,7 +157,7 @@ static int spawned(const char *how)
 static pid_t kill_and_respawn(int i)
 {
 	char rt[DP_ID_LEN + 1];
-	runtime_of(i, rt);
+	dfx_runtime_of(i, rt);
 	pid_t old = dp_worker_pid(&D, WS[i]);
 	cr_assert_neq(old, 0);
 	cr_assert_eq(kill(old, SIGKILL), 0);
@@ -218,7 +168,7 @@ static pid_t kill_and_respawn(int i)
 		  "workspace %d was not respawned", i);
 	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt, "online"), 10000),
 		  "the respawned worker did not bring %s back online", rt);
-	cr_expect_eq(ppid_of(now), D.pid, "the respawned worker %d is not the supervisor's child",
+	cr_expect_eq(dp_proc_ppid(now), D.pid, "the respawned worker %d is not the supervisor's child",
 		     (int)now);
 	return now;
 }
@@ -229,11 +179,11 @@ Test(forkserver, workers_are_the_supervisors_children_made_by_a_stateless_fork_s
 {
 	start_up(2, NULL);
 	pid_t fs = must_find_forkserver();
-	cr_expect_eq(ppid_of(fs), D.pid, "the fork server is not the supervisor's child");
+	cr_expect_eq(dp_proc_ppid(fs), D.pid, "the fork server is not the supervisor's child");
 	for (int i = 1; i <= 2; i++) {
 		pid_t w = dp_worker_pid(&D, WS[i]);
-		cr_expect_eq(ppid_of(w), D.pid, "worker %d (pid %d) has ppid %d, not the supervisor "
-			     "%d", i, (int)w, (int)ppid_of(w), (int)D.pid);
+		cr_expect_eq(dp_proc_ppid(w), D.pid, "worker %d (pid %d) has ppid %d, not the supervisor "
+			     "%d", i, (int)w, (int)dp_proc_ppid(w), (int)D.pid);
 	}
 	cr_expect_eq(spawned("spawn=forkserver"), 2, "not every worker came from the fork server");
 	cr_expect_eq(spawned("spawn=direct"), 0);
@@ -261,7 +211,7 @@ Test(forkserver, sigkilled_fork_server_disturbs_no_worker_and_its_successor_serv
 	pid_t fs = must_find_forkserver();
 	pid_t w1 = dp_worker_pid(&D, WS[1]), w2 = dp_worker_pid(&D, WS[2]);
 	char rt2[DP_ID_LEN + 1];
-	runtime_of(2, rt2);
+	dfx_runtime_of(2, rt2);
 	cr_assert_eq(kill(fs, SIGKILL), 0);
 	int64_t wall0 = dp_wall_ms();
 	pid_t fs2 = 0;
@@ -271,7 +221,7 @@ Test(forkserver, sigkilled_fork_server_disturbs_no_worker_and_its_successor_serv
 	cr_expect(dp_log_has(&D, "fork server restarted", NULL, NULL, NULL));
 	cr_expect(DP_WAIT(!dp_pid_alive(fs), 3000), "the killed fork server %d was not reaped",
 		  (int)fs);
-	cr_expect_eq(ppid_of(fs2), D.pid);
+	cr_expect_eq(dp_proc_ppid(fs2), D.pid);
 	dp_sleep_ms(4 * HB_MS);
 	cr_expect_eq(dp_worker_pid(&D, WS[1]), w1, "worker 1 was disturbed");
 	cr_expect_eq(dp_worker_pid(&D, WS[2]), w2, "worker 2 was disturbed");

@@ -22,63 +22,27 @@
 #include "common/api.h"
 #include "ipc/messages.h"
 #include "tests/integration/test_limits.h"
-#include "tests/support/daemon_proc.h"
-#include "tests/support/fakeplane_proc.h"
+#include "tests/support/daemon_fixture.h"
 #include "worker/payload.h"
 
 #define READY_MS 30000
 
-static struct fp_proc FP;
-static bool fp_up;
-static struct dp D;
-static char WSID[8][DP_ID_LEN + 1];
-static char *LIST;
+static char *LIST;   /* workspaces 1..n of start_plane (the fixture's) */
 
-static void dp_fini(void)
-{
-	free(LIST);
-	LIST = NULL;
-	dp_free(&D);
-	if (fp_up)
-		fp_stop(&FP);
-	fp_up = false;
-}
+TestSuite(limits, .timeout = SUITE_TIMEOUT, .fini = dfx_fini);
 
-TestSuite(limits, .timeout = SUITE_TIMEOUT, .fini = dp_fini);
+/* ---- fixture (tests/support/daemon_fixture.h) ---- */
 
 static void start_plane(int n_ws, const char *profiles)
 {
-	for (int i = 1; i < 8; i++)
-		dp_ws_id(i, WSID[i]);
-	char *seed = dp_seed(n_ws, NULL, profiles);
-	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, NULL);
-	free(seed);
-	cr_assert_eq(rc, 0, "the emulator did not start");
-	fp_up = true;
-	LIST = dp_ws_list(1, n_ws);
-	cr_assert_not_null(LIST);
+	dfx_start_plane(n_ws, NULL, profiles, NULL);
+	LIST = dfx_ws_list(1, n_ws);
 }
 
 static void start_daemon(struct dp_config *c)
 {
-	cr_assert_eq(dp_init(&D, NULL, NULL, NULL), 0);
-	c->server_url = FP.url;
 	c->workspaces = LIST;
-	cr_assert_eq(dp_write_config(&D, c), 0);
-	cr_assert_eq(dp_start(&D), 0);
-}
-
-static bool ws_ready(int i, int n)
-{
-	return dp_worker_pid(&D, WSID[i]) != 0 && dp_count_online(&FP, WSID[i]) == n;
-}
-
-static void wait_ws_ready(int i, int n)
-{
-	cr_assert(DP_WAIT(ws_ready(i, n) || !dp_alive(&D), READY_MS) && dp_alive(&D),
-		  "workspace %d did not come up with %d online rows (%d)", i, n,
-		  dp_count_online(&FP, WSID[i]));
+	dfx_start_daemon(c, NULL);
 }
 
 /* The supervisor answers a status request within 3 s, and it is ok. */
@@ -99,9 +63,9 @@ static void assert_control_answers(void)
 /* The healthy workspace i kept its worker and its n online rows. */
 static void assert_untouched(int i, pid_t pid, int n)
 {
-	cr_expect_eq(dp_worker_pid(&D, WSID[i]), pid, "workspace %d's worker was replaced", i);
-	cr_expect_eq(dp_count_online(&FP, WSID[i]), n, "workspace %d's rows changed", i);
-	cr_expect_eq(dp_log_count(&D, "killing worker", WSID[i], NULL, NULL), 0);
+	cr_expect_eq(dp_worker_pid(&D, WS[i]), pid, "workspace %d's worker was replaced", i);
+	cr_expect_eq(dp_count_online(&FP, WS[i]), n, "workspace %d's rows changed", i);
+	cr_expect_eq(dp_log_count(&D, "killing worker", WS[i], NULL, NULL), 0);
 }
 
 /* n claude-family profiles (command claude: the fake CLI on the daemon's
@@ -173,25 +137,25 @@ Test(limits, workspace_with_too_many_profiles_registers_the_limit_and_keeps_its_
 	free(profiles);
 	struct dp_config c = { .heartbeat_interval = "30s", .profile_sync_interval = "3s" };
 	start_daemon(&c);
-	wait_ws_ready(1, 1);
-	wait_ws_ready(2, MC_MAX_RUNTIMES);
-	pid_t p1 = dp_worker_pid(&D, WSID[1]), p2 = dp_worker_pid(&D, WSID[2]);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	dfx_wait_ws_ready(2, MC_MAX_RUNTIMES, READY_MS);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 
-	cr_assert(DP_WAIT(over_limit_rows(WSID[2]) == MC_MAX_FAILED_PROFILES, 10000),
-		  "%d rows say why they are offline, want %d", over_limit_rows(WSID[2]),
+	cr_assert(DP_WAIT(over_limit_rows(WS[2]) == MC_MAX_FAILED_PROFILES, 10000),
+		  "%d rows say why they are offline, want %d", over_limit_rows(WS[2]),
 		  MC_MAX_FAILED_PROFILES);
-	cr_expect(dp_log_has(&D, "more runtime profiles than one registration holds", WSID[2],
+	cr_expect(dp_log_has(&D, "more runtime profiles than one registration holds", WS[2],
 			     "runtimes_max=512 over_runtimes_max=589", "not_sent=77"),
 		  "no log line naming the limits");
 	static char ledger[2 * MC_MAX_REPORT][DP_ID_LEN + 1];
-	cr_assert(DP_WAIT(dp_ledger_ids(&D, WSID[2], ledger, 2 * MC_MAX_REPORT) == MC_MAX_RUNTIMES,
+	cr_assert(DP_WAIT(dp_ledger_ids(&D, WS[2], ledger, 2 * MC_MAX_REPORT) == MC_MAX_RUNTIMES,
 			  10000), "the ledger holds %d ids of workspace 2, want %d",
-		  dp_ledger_ids(&D, WSID[2], ledger, 2 * MC_MAX_REPORT), MC_MAX_RUNTIMES);
+		  dp_ledger_ids(&D, WS[2], ledger, 2 * MC_MAX_REPORT), MC_MAX_RUNTIMES);
 
 	/* Some drift checks later: nothing restarted, nothing re-registered. */
 	long seq = dp_journal_last_seq(&FP);
 	dp_sleep_ms(7000);
-	cr_expect_eq(dp_worker_pid(&D, WSID[2]), p2, "the worker of the big workspace restarted");
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2, "the worker of the big workspace restarted");
 	cr_expect_eq(dp_journal_match(&FP, seq, "POST", "/api/daemon/register", NULL, 0), 0,
 		     "the same profiles were registered again");
 	assert_untouched(1, p1, 1);
@@ -200,7 +164,7 @@ Test(limits, workspace_with_too_many_profiles_registers_the_limit_and_keeps_its_
 	/* Its death: the supervisor's cleanup takes every one of its ids. */
 	struct dp_rt *rows = calloc(2 * MC_MAX_REPORT, sizeof *rows);
 	cr_assert_not_null(rows);
-	int n = dp_runtimes(&FP, WSID[2], true, rows, 2 * MC_MAX_REPORT);
+	int n = dp_runtimes(&FP, WS[2], true, rows, 2 * MC_MAX_REPORT);
 	cr_assert_eq(n, MC_MAX_RUNTIMES);
 	seq = dp_journal_last_seq(&FP);
 	cr_assert_eq(kill(p2, SIGKILL), 0);
@@ -221,36 +185,36 @@ Test(limits, oversized_answers_fail_only_their_request_and_name_the_limit)
 	free(profiles);
 	char spec[512];
 	snprintf(spec, sizeof spec, "{\"path_prefix\":\"/api/daemon/workspaces/%s/runtime-profiles\","
-		 "\"status\":200,\"body_size\":%u,\"count\":-1}", WSID[2], MC_API_DEFAULT_MAX_BODY + 1);
+		 "\"status\":200,\"body_size\":%u,\"count\":-1}", WS[2], MC_API_DEFAULT_MAX_BODY + 1);
 	cr_assert_eq(fp_fault(&FP, spec), 200);
 	snprintf(spec, sizeof spec, "{\"path_prefix\":\"/api/daemon/workspaces/%s/runtime-profiles\","
-		 "\"status\":200,\"body\":\"{}\",\"header_size\":%d,\"count\":-1}", WSID[3],
+		 "\"status\":200,\"body\":\"{}\",\"header_size\":%d,\"count\":-1}", WS[3],
 		 CURL_MAX_HTTP_HEADER - 22);
 	cr_assert_eq(fp_fault(&FP, spec), 200);
 	struct dp_config c = { 0 };
 	start_daemon(&c);
-	wait_ws_ready(1, 2);
-	wait_ws_ready(2, 1);
-	wait_ws_ready(3, 1);
-	pid_t p1 = dp_worker_pid(&D, WSID[1]), p2 = dp_worker_pid(&D, WSID[2]),
-	      p3 = dp_worker_pid(&D, WSID[3]);
-	cr_assert(DP_WAIT(dp_log_has(&D, "fetching runtime profiles failed", WSID[2],
+	dfx_wait_ws_ready(1, 2, READY_MS);
+	dfx_wait_ws_ready(2, 1, READY_MS);
+	dfx_wait_ws_ready(3, 1, READY_MS);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]),
+	      p3 = dp_worker_pid(&D, WS[3]);
+	cr_assert(DP_WAIT(dp_log_has(&D, "fetching runtime profiles failed", WS[2],
 				     "response body larger than the 4194304-byte limit", "too-large"),
 			  10000), "workspace 2's log does not name the body limit");
-	cr_assert(DP_WAIT(dp_log_has(&D, "fetching runtime profiles failed", WSID[3],
+	cr_assert(DP_WAIT(dp_log_has(&D, "fetching runtime profiles failed", WS[3],
 				     "response header line longer than libcurl's 102400-byte limit",
 				     "too-large"), 10000),
 		  "workspace 3's log does not name the header limit");
 	/* Several failed drift checks later (every second): still the same. */
 	long seq = dp_journal_last_seq(&FP);
 	char path3[128];
-	snprintf(path3, sizeof path3, "/api/daemon/workspaces/%s/runtime-profiles", WSID[3]);
+	snprintf(path3, sizeof path3, "/api/daemon/workspaces/%s/runtime-profiles", WS[3]);
 	cr_assert(DP_WAIT(dp_journal_match(&FP, seq, "GET", path3, NULL, 0) >= 3, 15000),
 		  "workspace 3 stopped asking for its profiles");
-	cr_expect_eq(dp_worker_pid(&D, WSID[2]), p2);
-	cr_expect_eq(dp_worker_pid(&D, WSID[3]), p3);
-	cr_expect_eq(dp_count_online(&FP, WSID[2]), 1, "workspace 2's built-in went offline");
-	cr_expect_eq(dp_count_online(&FP, WSID[3]), 1, "workspace 3's built-in went offline");
+	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2);
+	cr_expect_eq(dp_worker_pid(&D, WS[3]), p3);
+	cr_expect_eq(dp_count_online(&FP, WS[2]), 1, "workspace 2's built-in went offline");
+	cr_expect_eq(dp_count_online(&FP, WS[3]), 1, "workspace 3's built-in went offline");
 	assert_untouched(1, p1, 2);
 	assert_control_answers();
 }
@@ -306,8 +270,8 @@ Test(limits, control_socket_limits_are_named_and_the_daemon_keeps_serving)
 	start_plane(1, NULL);
 	struct dp_config c = { 0 };
 	start_daemon(&c);
-	wait_ws_ready(1, 1);
-	pid_t p1 = dp_worker_pid(&D, WSID[1]);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	pid_t p1 = dp_worker_pid(&D, WS[1]);
 
 	int fds[CTL_MAX_CLIENTS];
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
@@ -354,15 +318,15 @@ Test(limits, reload_with_profile_commands_past_the_config_frame_is_refused_by_na
 	start_plane(2, NULL);
 	struct dp_config c = { 0 };
 	start_daemon(&c);
-	wait_ws_ready(1, 1);
-	wait_ws_ready(2, 1);
-	pid_t p1 = dp_worker_pid(&D, WSID[1]), p2 = dp_worker_pid(&D, WSID[2]);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	dfx_wait_ws_ready(2, 1, READY_MS);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 
 	char *tail = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&tail, &len);
 	cr_assert_not_null(f);
-	fprintf(f, "\n[workspace %s]\n", WSID[2]);
+	fprintf(f, "\n[workspace %s]\n", WS[2]);
 	char quotes[144];
 	memset(quotes, '"', sizeof quotes);
 	quotes[sizeof quotes - 1] = '\0';
@@ -391,15 +355,15 @@ static void ipc_limit(const char *hook, const char *reason)
 	NEED_HOOKS();
 	start_plane(2, NULL);
 	char tail[256];
-	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = %s\n", WSID[2], hook);
+	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = %s\n", WS[2], hook);
 	struct dp_config c = { .tail = tail };
 	start_daemon(&c);
-	wait_ws_ready(1, 1);
-	pid_t p1 = dp_worker_pid(&D, WSID[1]);
-	cr_assert(DP_WAIT(dp_log_has(&D, "killing worker", WSID[2], reason, NULL), 10000),
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	pid_t p1 = dp_worker_pid(&D, WS[1]);
+	cr_assert(DP_WAIT(dp_log_has(&D, "killing worker", WS[2], reason, NULL), 10000),
 		  "the %s worker was not killed for \"%s\"", hook, reason);
 	char rt2[DP_ID_LEN + 1];
-	cr_assert(DP_WAIT(dp_runtime_id(&FP, WSID[2], "claude", NULL, rt2), 5000));
+	cr_assert(DP_WAIT(dp_runtime_id(&FP, WS[2], "claude", NULL, rt2), 5000));
 	cr_assert(DP_WAIT(dp_journal_match(&FP, 0, "POST", "/api/daemon/deregister", rt2, 200) >= 1,
 			  10000), "the killed worker's runtime was not deregistered");
 	assert_untouched(1, p1, 1);
@@ -423,19 +387,19 @@ Test(limits, worker_report_frame_of_exactly_the_ipc_limit_is_accepted)
 	NEED_HOOKS();
 	start_plane(2, NULL);
 	char tail[256];
-	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = ipc_report_at_max\n", WSID[2]);
+	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = ipc_report_at_max\n", WS[2]);
 	struct dp_config c = { .tail = tail };
 	start_daemon(&c);
-	wait_ws_ready(1, 1);
-	wait_ws_ready(2, 1);
-	pid_t p1 = dp_worker_pid(&D, WSID[1]), p2 = dp_worker_pid(&D, WSID[2]);
-	cr_assert(DP_WAIT(dp_log_has(&D, "test hook: raw report queued", WSID[2], "bytes=65536",
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	dfx_wait_ws_ready(2, 1, READY_MS);
+	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
+	cr_assert(DP_WAIT(dp_log_has(&D, "test hook: raw report queued", WS[2], "bytes=65536",
 				     NULL), 10000), "the padded report was never sent");
 	dp_sleep_ms(2000);
-	cr_expect_eq(dp_log_count(&D, "killing worker", WSID[2], NULL, NULL), 0);
+	cr_expect_eq(dp_log_count(&D, "killing worker", WS[2], NULL, NULL), 0);
 	assert_untouched(2, p2, 1);
 	assert_untouched(1, p1, 1);
 	static char ledger[4][DP_ID_LEN + 1];
-	cr_expect_eq(dp_ledger_ids(&D, WSID[2], ledger, 4), 1);
+	cr_expect_eq(dp_ledger_ids(&D, WS[2], ledger, 4), 1);
 	assert_control_answers();
 }

@@ -41,8 +41,7 @@
 
 #include "common/api.h"
 #include "common/secret.h"
-#include "tests/support/daemon_proc.h"
-#include "tests/support/fakeplane_proc.h"
+#include "tests/support/daemon_fixture.h"
 
 #define OLD_TOKEN "mul_h7old_5f3c9a2e7b1d40868c"
 #define NEW_TOKEN "mul_h7new_c41e8b07d2a95f3611"
@@ -50,23 +49,9 @@
 #define READY_MS 15000
 #define MAX_PROCS 64
 
-static struct fp_proc FP;
-static bool fp_up;
-static struct dp D;
-static char *LIST;
-static char WS[3][DP_ID_LEN + 1];
+static char *LIST;   /* workspaces 1..2 (the fixture's) */
 
-static void fx_fini(void)
-{
-	free(LIST);
-	LIST = NULL;
-	dp_free(&D);
-	if (fp_up)
-		fp_stop(&FP);
-	fp_up = false;
-}
-
-TestSuite(secrets, .timeout = 120, .fini = fx_fini);
+TestSuite(secrets, .timeout = 120, .fini = dfx_fini);
 
 /* ---- looking for the tokens ---- */
 
@@ -292,25 +277,6 @@ static int look_state_entry(const char *path, const struct stat *st, int flag, s
 
 /* ---- the scenario ---- */
 
-static long admin(const char *method, const char *path, const char *body)
-{
-	char *out = NULL;
-	long st = fp_http(&FP, method, path, body, NULL, &out);
-	free(out);
-	return st;
-}
-
-static bool ws_ready(int i, int n)
-{
-	return dp_worker_pid(&D, WS[i]) != 0 && dp_count_online(&FP, WS[i]) == n;
-}
-
-static void wait_ready(int i, int n)
-{
-	cr_assert(DP_WAIT(ws_ready(i, n) || !dp_alive(&D), READY_MS) && dp_alive(&D),
-		  "workspace %d did not come up with %d online rows", i, n);
-}
-
 static void write_config(void)
 {
 	struct dp_config c = { .server_url = FP.url, .workspaces = LIST,
@@ -327,23 +293,17 @@ static void write_config(void)
  * OLD_TOKEN, as nobody when we are root. */
 static void start_all(void)
 {
-	for (int i = 1; i <= 2; i++)
-		dp_ws_id(i, WS[i]);
+	dfx_ws_ids(); /* the profile names workspace 1 */
 	char profiles[512];
 	snprintf(profiles, sizeof profiles,
 		 "[{\"id\":\"" PROF1 "\",\"workspace_id\":\"%s\",\"display_name\":\"Team\","
 		 "\"protocol_family\":\"claude\",\"command_name\":\"my-claude\",\"fixed_args\":[],"
 		 "\"visibility\":\"workspace\",\"enabled\":true}]",
 		 WS[1]);
-	char *seed = dp_seed(2, NULL, profiles);
-	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, NULL);
-	free(seed);
-	cr_assert_eq(rc, 0, "the emulator did not start");
-	fp_up = true;
-	cr_assert_eq(admin("POST", "/_admin/tokens",
+	dfx_start_plane(2, NULL, profiles, NULL);
+	cr_assert_eq(dfx_admin("POST", "/_admin/tokens",
 			   "{\"token\":\"" OLD_TOKEN "\",\"user\":\"" DP_USER "\"}"), 200);
-	cr_assert_eq(admin("POST", "/_admin/tokens",
+	cr_assert_eq(dfx_admin("POST", "/_admin/tokens",
 			   "{\"token\":\"" NEW_TOKEN "\",\"user\":\"" DP_USER "\"}"), 200);
 
 	const char *clis[] = { "claude", "my-claude", NULL };
@@ -355,12 +315,11 @@ static void start_all(void)
 			cr_skip_test("running as root and there is no user nobody to run the daemon as");
 		cr_assert_eq(dp_run_as(&D, pw->pw_uid, pw->pw_gid), 0);
 	}
-	LIST = dp_ws_list(1, 2);
-	cr_assert_not_null(LIST);
+	LIST = dfx_ws_list(1, 2);
 	write_config();
 	cr_assert_eq(dp_start(&D), 0);
-	wait_ready(1, 2);
-	wait_ready(2, 1);
+	dfx_wait_ws_ready(1, 2, READY_MS);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 }
 
 /* A reload; waits for its result in the log. */
@@ -386,7 +345,7 @@ static struct scan crash_with_helper_alive(void)
 		  "no cleanup helper for the killed worker");
 	struct scan s = scan_tree();
 	cr_expect_geq(s.helpers, 1, "the helper was gone before it was looked at");
-	wait_ready(2, 1);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 	return s;
 }
 
@@ -402,7 +361,7 @@ static void rotate(void)
 		  "the supervisor did not pick up the rewritten token file");
 	cr_assert(DP_WAIT(dp_log_count(&D, "token updated", NULL, NULL, NULL) >= 2, 5000),
 		  "the workers did not get the new token");
-	cr_assert_eq(admin("DELETE", "/_admin/tokens/" OLD_TOKEN, NULL), 200);
+	cr_assert_eq(dfx_admin("DELETE", "/_admin/tokens/" OLD_TOKEN, NULL), 200);
 	long seq = dp_journal_last_seq(&FP);
 	for (int i = 1; i <= 2; i++) {
 		char rt[DP_ID_LEN + 1];

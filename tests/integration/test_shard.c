@@ -11,28 +11,22 @@
 #include <criterion/criterion.h>
 
 #include "supervisor/config.h"
-#include "tests/support/daemon_proc.h"
-#include "tests/support/fakeplane_proc.h"
+#include "tests/support/daemon_fixture.h"
 
 #define N_WS 10
 #define READY_MS 20000
 
-static struct fp_proc FP;
-static bool fp_up;
+/* Two daemons of their own; the fixture's emulator (daemon_fixture.h). */
 static struct dp HOST[2];
 
-static void fx_fini(void)
+static void suite_fini(void)
 {
 	dp_free(&HOST[0]);
 	dp_free(&HOST[1]);
-	if (fp_up)
-		fp_stop(&FP);
-	fp_up = false;
+	dfx_fini();
 }
 
-TestSuite(shard, .timeout = 120, .fini = fx_fini);
-
-static char WS[N_WS + 2][DP_ID_LEN + 1];
+TestSuite(shard, .timeout = 120, .fini = suite_fini);
 
 static void start_host(int k)
 {
@@ -89,14 +83,7 @@ static void row_daemon(const char *ws, char *out, size_t n)
 
 Test(shard, two_hosts_split_the_workspaces_and_a_new_one_moves_nothing)
 {
-	for (int i = 1; i <= N_WS + 1; i++)
-		dp_ws_id(i, WS[i]);
-	char *seed = dp_seed(N_WS, NULL, NULL);
-	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, NULL);
-	free(seed);
-	cr_assert_eq(rc, 0);
-	fp_up = true;
+	dfx_start_plane(N_WS, NULL, NULL, NULL);
 	/* both shards must be non-empty for the test to mean anything */
 	int on0 = 0;
 	for (int i = 1; i <= N_WS; i++)

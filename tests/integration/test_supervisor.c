@@ -20,100 +20,37 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/support/daemon_proc.h"
-#include "tests/support/fakeplane_proc.h"
+#include "tests/support/daemon_fixture.h"
 
 #define HB_MS 500            /* heartbeat_interval of the default config */
 #define READY_MS 15000       /* bound on a start-up to everything online */
 
-static struct fp_proc FP;
-static bool fp_up;
-static struct dp D;
-
-/* Workspace lists handed out by ws_list, freed by fx_fini (so that a
- * failed assertion leaks nothing). */
-static char *LISTS[8];
-static size_t n_lists;
 static char *FDS_BEFORE, *FDS_AFTER;  /* the crash-cycle test's fd listings */
 
-static char *ws_list(int first, int last)
+static void suite_fini(void)
 {
-	char *l = dp_ws_list(first, last);
-	cr_assert_not_null(l);
-	cr_assert_lt(n_lists, sizeof LISTS / sizeof LISTS[0]);
-	LISTS[n_lists++] = l;
-	return l;
-}
-
-static void fx_fini(void)
-{
-	while (n_lists > 0)
-		free(LISTS[--n_lists]);
 	free(FDS_BEFORE);
 	free(FDS_AFTER);
-	dp_free(&D);
-	if (fp_up)
-		fp_stop(&FP);
-	fp_up = false;
+	dfx_fini();
 }
 
-TestSuite(supervisor, .timeout = 90, .fini = fx_fini);
+TestSuite(supervisor, .timeout = 90, .fini = suite_fini);
 
-/* ---- fixture ---- */
-
-static char WS[64][DP_ID_LEN + 1];   /* WS[i]: workspace i (1-based) */
-
-static void ids_init(int n)
-{
-	for (int i = 1; i <= n && i < 64; i++)
-		dp_ws_id(i, WS[i]);
-}
-
-static void start_plane(int n_ws, const char *extra_ws, const char *profiles)
-{
-	ids_init(n_ws + 1);
-	char *seed = dp_seed(n_ws, extra_ws, profiles);
-	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, NULL);
-	free(seed);
-	cr_assert_eq(rc, 0, "the emulator did not start");
-	fp_up = true;
-}
-
-/* Config c (server_url filled in) written, daemon started. */
-static void start_daemon(struct dp_config *c)
-{
-	cr_assert_eq(dp_init(&D, NULL, NULL, NULL), 0);
-	c->server_url = FP.url;
-	cr_assert_eq(dp_write_config(&D, c), 0);
-	cr_assert_eq(dp_start(&D), 0);
-}
-
-/* Workspace i has a live worker and exactly n online rows. */
-static bool ws_ready(int i, int n)
-{
-	return dp_worker_pid(&D, WS[i]) != 0 && dp_count_online(&FP, WS[i]) == n;
-}
+/* ---- fixture (tests/support/daemon_fixture.h) ---- */
 
 static bool all_ready(int first, int last)
 {
 	for (int i = first; i <= last; i++)
-		if (!ws_ready(i, 1))
+		if (!dfx_ws_ready(i, 1))
 			return false;
 	return true;
 }
 
 static void wait_ready(int first, int last)
 {
-	cr_assert(DP_WAIT(all_ready(first, last) || !dp_alive(&D), READY_MS) && dp_alive(&D),
-		  "workspaces %d..%d did not all come up (a worker and one online row each)",
-		  first, last);
-}
-
-static void runtime_of(int i, char out[DP_ID_LEN + 1])
-{
-	cr_assert(dp_runtime_id(&FP, WS[i], "claude", NULL, out),
-		  "no claude runtime row for workspace %d", i);
+	DFX_WAIT_UP(all_ready(first, last), READY_MS,
+		   "workspaces %d..%d did not all come up (a worker and one online row each)",
+		   first, last);
 }
 
 /* Every online row of ws was heartbeated within the last window_ms: its
@@ -142,21 +79,21 @@ static bool online_rows_beating(const char *ws, int window_ms, int *n_online)
 
 Test(supervisor, sigkill_one_of_three_workers_isolated_cleaned_up_and_respawned)
 {
-	start_plane(3, NULL, NULL);
+	dfx_start_plane(3, NULL, NULL, NULL);
 	/* A slow respawn keeps the dead worker's rows offline long enough to
 	 * be seen by polling. */
 	struct dp_config c = { .workspaces = "", .restart_backoff_min = "1500ms",
 			       .restart_backoff_max = "3s" };
-	char *list = ws_list(1, 3);
+	char *list = dfx_ws_list(1, 3);
 	c.workspaces = list;
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 
 	pid_t pid[4];
 	char rt[4][DP_ID_LEN + 1];
 	for (int i = 1; i <= 3; i++) {
 		pid[i] = dp_worker_pid(&D, WS[i]);
-		runtime_of(i, rt[i]);
+		dfx_runtime_of(i, rt[i]);
 	}
 	dp_sleep_ms(2 * HB_MS); /* the bystanders' heartbeats settle in */
 	long seq0 = dp_journal_last_seq(&FP);
@@ -213,14 +150,14 @@ Test(supervisor, sigkill_one_of_three_workers_isolated_cleaned_up_and_respawned)
 
 Test(supervisor, sigstopped_worker_killed_at_liveness_deadline_and_respawned)
 {
-	start_plane(2, NULL, NULL);
-	char *list = ws_list(1, 2);
+	dfx_start_plane(2, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 2);
 	struct dp_config c = { .workspaces = list };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 2);
 	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 	char rt1[DP_ID_LEN + 1];
-	runtime_of(1, rt1);
+	dfx_runtime_of(1, rt1);
 	long seq0 = dp_journal_last_seq(&FP);
 
 	int64_t t0 = dp_now_ms();
@@ -249,16 +186,16 @@ Test(supervisor, sigstopped_worker_killed_at_liveness_deadline_and_respawned)
 
 Test(supervisor, sigkill_supervisor_workers_deregister_and_exit_then_restart_converges)
 {
-	start_plane(3, NULL, NULL);
-	char *list = ws_list(1, 3);
+	dfx_start_plane(3, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 3);
 	struct dp_config c = { .workspaces = list };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	pid_t pid[4];
 	char rt[4][DP_ID_LEN + 1];
 	for (int i = 1; i <= 3; i++) {
 		pid[i] = dp_worker_pid(&D, WS[i]);
-		runtime_of(i, rt[i]);
+		dfx_runtime_of(i, rt[i]);
 	}
 	long seq0 = dp_journal_last_seq(&FP);
 
@@ -297,17 +234,17 @@ Test(supervisor, sigkill_supervisor_workers_deregister_and_exit_then_restart_con
  * supervisor's workers do not register before the old workers are gone. */
 Test(supervisor, sigkill_supervisor_immediate_restart_old_workers_dereg_does_not_hit_new_rows)
 {
-	start_plane(3, NULL, NULL);
+	dfx_start_plane(3, NULL, NULL, NULL);
 	/* A long heartbeat: a row taken offline stays offline long enough to
 	 * be seen. */
-	struct dp_config c = { .workspaces = ws_list(1, 3), .heartbeat_interval = "5s" };
-	start_daemon(&c);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 3), .heartbeat_interval = "5s" };
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	pid_t old[4];
 	char rt[4][DP_ID_LEN + 1];
 	for (int i = 1; i <= 3; i++) {
 		old[i] = dp_worker_pid(&D, WS[i]);
-		runtime_of(i, rt[i]);
+		dfx_runtime_of(i, rt[i]);
 	}
 	cr_assert_eq(fp_fault(&FP, "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\","
 				   "\"delay_ms\":1500,\"count\":3}"), 200);
@@ -345,14 +282,14 @@ Test(supervisor, sigkill_supervisor_immediate_restart_old_workers_dereg_does_not
 
 Test(supervisor, host_crash_ledger_leftovers_deregistered_on_next_start)
 {
-	start_plane(3, NULL, NULL);
-	char *list = ws_list(1, 3);
+	dfx_start_plane(3, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 3);
 	struct dp_config c = { .workspaces = list };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	char rt[4][DP_ID_LEN + 1];
 	for (int i = 1; i <= 3; i++)
-		runtime_of(i, rt[i]);
+		dfx_runtime_of(i, rt[i]);
 	cr_assert(DP_WAIT(dp_ledger_ids(&D, WS[3], NULL, 0) == 1, 3000),
 		  "workspace 3's runtime is not in the ledger");
 	long seq0 = dp_journal_last_seq(&FP);
@@ -364,7 +301,7 @@ Test(supervisor, host_crash_ledger_leftovers_deregistered_on_next_start)
 	cr_assert_eq(dp_count_online(&FP, NULL), 3, "rows should stay online: nobody deregistered");
 
 	/* Next start: workspace 3 is no longer listed. */
-	char *list12 = ws_list(1, 2);
+	char *list12 = dfx_ws_list(1, 2);
 	c.workspaces = list12;
 	cr_assert_eq(dp_write_config(&D, &c), 0);
 	long seq1 = dp_journal_last_seq(&FP);
@@ -404,16 +341,16 @@ static void expect_same_pids(int first, int last, const pid_t *pid, int except)
 
 Test(supervisor, hup_adding_a_workspace_starts_only_its_worker)
 {
-	start_plane(4, NULL, NULL);
-	char *list = ws_list(1, 3), *list4 = ws_list(1, 4);
+	dfx_start_plane(4, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 3), *list4 = dfx_ws_list(1, 4);
 	struct dp_config c = { .workspaces = list };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	pid_t pid[5];
 	snapshot_pids(1, 3, pid);
 	c.workspaces = list4;
 	cr_assert_eq(dp_reload(&D, &c), 0);
-	cr_assert(DP_WAIT(ws_ready(4, 1), 8000), "the added workspace did not come up");
+	cr_assert(DP_WAIT(dfx_ws_ready(4, 1), 8000), "the added workspace did not come up");
 	dp_sleep_ms(HB_MS);
 	expect_same_pids(1, 3, pid, 0);
 	cr_expect(dp_log_has(&D, "configuration reloaded", NULL, NULL, NULL));
@@ -422,15 +359,15 @@ Test(supervisor, hup_adding_a_workspace_starts_only_its_worker)
 
 Test(supervisor, hup_removing_a_workspace_takes_its_rows_offline_and_stops_its_worker)
 {
-	start_plane(3, NULL, NULL);
-	char *list = ws_list(1, 3), *list12 = ws_list(1, 2);
+	dfx_start_plane(3, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 3), *list12 = dfx_ws_list(1, 2);
 	struct dp_config c = { .workspaces = list };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	pid_t pid[4];
 	snapshot_pids(1, 3, pid);
 	char rt3[DP_ID_LEN + 1];
-	runtime_of(3, rt3);
+	dfx_runtime_of(3, rt3);
 	long seq0 = dp_journal_last_seq(&FP);
 	c.workspaces = list12;
 	cr_assert_eq(dp_reload(&D, &c), 0);
@@ -447,10 +384,10 @@ Test(supervisor, hup_removing_a_workspace_takes_its_rows_offline_and_stops_its_w
 
 Test(supervisor, hup_changing_a_workspace_restarts_only_its_worker)
 {
-	start_plane(3, NULL, NULL);
-	char *list = ws_list(1, 3);
+	dfx_start_plane(3, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 3);
 	struct dp_config c = { .workspaces = list };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	pid_t pid[4];
 	snapshot_pids(1, 3, pid);
@@ -463,7 +400,7 @@ Test(supervisor, hup_changing_a_workspace_restarts_only_its_worker)
 	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[2]) != 0 && dp_worker_pid(&D, WS[2]) != pid[2], 8000),
 		  "the changed workspace's worker was not restarted");
 	pid_t p2 = dp_worker_pid(&D, WS[2]);
-	cr_assert(DP_WAIT(ws_ready(2, 1), 8000));
+	cr_assert(DP_WAIT(dfx_ws_ready(2, 1), 8000));
 	dp_sleep_ms(2 * HB_MS);
 	expect_same_pids(1, 3, pid, 2);
 	cr_expect_eq(dp_worker_pid(&D, WS[2]), p2, "the changed worker restarted more than once");
@@ -472,10 +409,10 @@ Test(supervisor, hup_changing_a_workspace_restarts_only_its_worker)
 
 Test(supervisor, hup_burst_of_50_same_config_restarts_nothing)
 {
-	start_plane(3, NULL, NULL);
-	char *list = ws_list(1, 3);
+	dfx_start_plane(3, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 3);
 	struct dp_config c = { .workspaces = list };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	pid_t pid[4];
 	snapshot_pids(1, 3, pid);
@@ -496,10 +433,10 @@ Test(supervisor, hup_burst_of_50_same_config_restarts_nothing)
 
 Test(supervisor, hup_with_broken_file_keeps_old_config_and_names_file_line_key)
 {
-	start_plane(3, NULL, NULL);
-	char *list = ws_list(1, 3), *list12 = ws_list(1, 2);
+	dfx_start_plane(3, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 3), *list12 = dfx_ws_list(1, 2);
 	struct dp_config c = { .workspaces = list };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	pid_t pid[4];
 	snapshot_pids(1, 3, pid);
@@ -542,11 +479,11 @@ Test(supervisor, hup_with_broken_file_keeps_old_config_and_names_file_line_key)
 
 Test(supervisor, sigterm_with_50_workers_everything_offline_exit_0_in_time)
 {
-	start_plane(50, NULL, NULL);
-	char *list = ws_list(1, 50);
+	dfx_start_plane(50, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 50);
 	struct dp_config c = { .workspaces = list, .stop_timeout = "3s",
 			       .heartbeat_interval = "1s" };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	cr_assert(DP_WAIT((dp_count_online(&FP, NULL) == 50 &&
 			   dp_count_children_titled(&D, "multicad: worker ") == 50) || !dp_alive(&D),
 			  40000) && dp_alive(&D),
@@ -567,16 +504,16 @@ Test(supervisor, sigterm_with_50_workers_everything_offline_exit_0_in_time)
 
 Test(supervisor, sigterm_with_a_hung_worker_kills_it_at_stop_timeout_and_deregisters_it)
 {
-	start_plane(3, NULL, NULL);
+	dfx_start_plane(3, NULL, NULL, NULL);
 	/* A long liveness timeout: the hung worker is still "running" when the
 	 * shutdown starts. */
-	struct dp_config c = { .workspaces = ws_list(1, 3), .stop_timeout = "2s",
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 3), .stop_timeout = "2s",
 			       .worker_liveness_timeout = "30s" };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 3);
 	pid_t p2 = dp_worker_pid(&D, WS[2]);
 	char rt2[DP_ID_LEN + 1];
-	runtime_of(2, rt2);
+	dfx_runtime_of(2, rt2);
 	cr_assert(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) == 1, 3000));
 	long seq0 = dp_journal_last_seq(&FP);
 	cr_assert_eq(kill(p2, SIGSTOP), 0);
@@ -610,14 +547,14 @@ static bool quiet(pid_t bystander)
 
 Test(supervisor, crash_respawn_200_cycles_fds_children_stable_no_zombies)
 {
-	start_plane(2, NULL, NULL);
-	char *list = ws_list(1, 2);
+	dfx_start_plane(2, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 2);
 	/* Five quick crashes park the workspace (failed), whose retry then
 	 * doubles per life up to 16 x restart_backoff_max: the shortest
 	 * backoff (10 ms) keeps 200 cycles well within the suite's timeout. */
 	struct dp_config c = { .workspaces = list, .restart_backoff_min = "10ms",
 			       .restart_backoff_max = "10ms" };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 2);
 	pid_t bystander = dp_worker_pid(&D, WS[2]);
 	cr_assert(DP_WAIT(quiet(bystander), 5000));
@@ -658,7 +595,7 @@ Test(supervisor, crash_respawn_200_cycles_fds_children_stable_no_zombies)
 	cr_expect_eq(dp_count_zombies(&D), 0);
 	cr_expect_eq(dp_worker_pid(&D, WS[2]), bystander, "the bystander was restarted");
 	cr_expect_geq(dp_log_count(&D, "worker exited", WS[1], NULL, NULL), 200);
-	cr_expect(DP_WAIT(ws_ready(1, 1), 10000), "workspace 1 did not settle online");
+	cr_expect(DP_WAIT(dfx_ws_ready(1, 1), 10000), "workspace 1 did not settle online");
 	cr_expect(dp_alive(&D));
 }
 
@@ -720,13 +657,13 @@ static int64_t last_beat_at(long after_seq, const char *id, long *seq)
  * death, takes it down for good. */
 Test(supervisor, killed_mid_beat_then_removed_late_beat_is_followed_by_a_confirming_dereg)
 {
-	start_plane(2, NULL, NULL);
-	struct dp_config c = { .workspaces = ws_list(1, 2) }; /* http_timeout 2s */
-	start_daemon(&c);
+	dfx_start_plane(2, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 2) }; /* http_timeout 2s */
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 2);
 	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 	char rt2[DP_ID_LEN + 1];
-	runtime_of(2, rt2);
+	dfx_runtime_of(2, rt2);
 	long seq_f = dp_journal_last_seq(&FP);
 	int64_t fault_wall = dp_wall_ms();
 	cr_assert_eq(fp_fault(&FP, HB_SLOW), 200);
@@ -749,7 +686,7 @@ Test(supervisor, killed_mid_beat_then_removed_late_beat_is_followed_by_a_confirm
 	dp_sleep_ms((long)(kill_at - dp_wall_ms()));
 	long seq_k = dp_journal_last_seq(&FP);
 	cr_assert_eq(kill(p2, SIGKILL), 0);
-	c.workspaces = ws_list(1, 1);
+	c.workspaces = dfx_ws_list(1, 1);
 	cr_assert_eq(dp_reload(&D, &c), 0);
 
 	struct late_view v;
@@ -800,10 +737,10 @@ static void release_tracee(pid_t p)
  * would report a use after free). */
 Test(supervisor, shutdown_helper_outliving_its_freed_worker_while_a_straggler_lingers)
 {
-	start_plane(2, NULL, NULL);
-	struct dp_config c = { .workspaces = ws_list(1, 2), .stop_timeout = "1s",
+	dfx_start_plane(2, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 2), .stop_timeout = "1s",
 			       .http_timeout = "2s" };
-	start_daemon(&c);
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 2);
 	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 	cr_assert_eq(fp_fault(&FP, DEREG_HANG), 200);
@@ -837,19 +774,19 @@ Test(supervisor, shutdown_helper_outliving_its_freed_worker_while_a_straggler_li
  * backoff (no reload or membership answer needed) until it goes through. */
 Test(supervisor, orphan_leftovers_whose_dereg_fails_are_retried_until_offline)
 {
-	start_plane(2, NULL, NULL);
-	struct dp_config c = { .workspaces = ws_list(1, 2) };
-	start_daemon(&c);
+	dfx_start_plane(2, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 2) };
+	dfx_start_daemon(&c, NULL);
 	wait_ready(1, 2);
 	char rt2[DP_ID_LEN + 1];
-	runtime_of(2, rt2);
+	dfx_runtime_of(2, rt2);
 	cr_assert(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) == 1, 3000));
 	dp_kill_all(&D);
 	cr_assert(dp_runtime_is(&FP, rt2, "online"));
 
 	cr_assert_eq(fp_fault(&FP, DEREG_503_X4), 200);
 	long seq0 = dp_journal_last_seq(&FP);
-	c.workspaces = ws_list(1, 1);
+	c.workspaces = dfx_ws_list(1, 1);
 	cr_assert_eq(dp_write_config(&D, &c), 0);
 	cr_assert_eq(dp_start(&D), 0);
 	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 503) >= 1,

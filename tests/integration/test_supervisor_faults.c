@@ -19,8 +19,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/support/daemon_proc.h"
-#include "tests/support/fakeplane_proc.h"
+#include "tests/support/daemon_fixture.h"
 
 #define HB_MS 500
 #define READY_MS 15000
@@ -29,35 +28,7 @@
 #define DEREG_503 "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/deregister\"," \
 		  "\"status\":503,\"count\":-1}"
 
-static struct fp_proc FP;
-static bool fp_up;
-static struct dp D;
-
-/* Workspace lists handed out by ws_list, freed by fx_fini (so that a
- * failed assertion leaks nothing). */
-static char *LISTS[8];
-static size_t n_lists;
-
-static char *ws_list(int first, int last)
-{
-	char *l = dp_ws_list(first, last);
-	cr_assert_not_null(l);
-	cr_assert_lt(n_lists, sizeof LISTS / sizeof LISTS[0]);
-	LISTS[n_lists++] = l;
-	return l;
-}
-
-static void fx_fini(void)
-{
-	while (n_lists > 0)
-		free(LISTS[--n_lists]);
-	dp_free(&D);
-	if (fp_up)
-		fp_stop(&FP);
-	fp_up = false;
-}
-
-TestSuite(supervisor_faults, .timeout = 90, .fini = fx_fini);
+TestSuite(supervisor_faults, .timeout = 90, .fini = dfx_fini);
 
 /* test_fault lines take effect only in -DMC_TEST_HOOKS=ON builds. */
 #ifdef MC_TEST_HOOKS
@@ -65,62 +36,6 @@ TestSuite(supervisor_faults, .timeout = 90, .fini = fx_fini);
 #else
 #define NEED_HOOKS() cr_skip_test("needs a build configured with -DMC_TEST_HOOKS=ON")
 #endif
-
-/* ---- fixture (as in test_supervisor.c) ---- */
-
-static char WS[16][DP_ID_LEN + 1];
-
-/* args: more emulator flags (NULL-terminated), or NULL. */
-static void start_plane_args(int n_ws, const char *extra_ws, const char *profiles,
-			     const char *const *args)
-{
-	for (int i = 1; i < 16; i++)
-		dp_ws_id(i, WS[i]);
-	char *seed = dp_seed(n_ws, extra_ws, profiles);
-	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, args);
-	free(seed);
-	cr_assert_eq(rc, 0, "the emulator did not start");
-	fp_up = true;
-}
-
-static void start_plane(int n_ws, const char *extra_ws, const char *profiles)
-{
-	start_plane_args(n_ws, extra_ws, profiles, NULL);
-}
-
-static void start_daemon(struct dp_config *c, const char *const *clis)
-{
-	cr_assert_eq(dp_init(&D, NULL, clis, NULL), 0);
-	c->server_url = FP.url;
-	cr_assert_eq(dp_write_config(&D, c), 0);
-	cr_assert_eq(dp_start(&D), 0);
-}
-
-static bool ws_ready(int i, int n)
-{
-	return dp_worker_pid(&D, WS[i]) != 0 && dp_count_online(&FP, WS[i]) == n;
-}
-
-static void wait_ws_ready(int i, int n)
-{
-	cr_assert(DP_WAIT(ws_ready(i, n) || !dp_alive(&D), READY_MS) && dp_alive(&D),
-		  "workspace %d did not come up with %d online rows", i, n);
-}
-
-static void runtime_of(int i, char out[DP_ID_LEN + 1])
-{
-	cr_assert(dp_runtime_id(&FP, WS[i], "claude", NULL, out),
-		  "no claude runtime row for workspace %d", i);
-}
-
-static long admin(const char *method, const char *path, const char *body)
-{
-	char *out = NULL;
-	long st = fp_http(&FP, method, path, body, NULL, &out);
-	free(out);
-	return st;
-}
 
 /* ---- a worker dies between the REG response and its report ---- */
 
@@ -148,20 +63,20 @@ Test(supervisor_faults, exit_after_register_then_reload_without_fault_leaves_not
 		 "\"protocol_family\":\"claude\",\"command_name\":\"my-claude\",\"fixed_args\":[],"
 		 "\"visibility\":\"workspace\",\"enabled\":true}]",
 		 "5e000000-0000-4000-8000-000000000001");
-	start_plane(2, NULL, profiles);
-	char *list = ws_list(1, 2);
+	dfx_start_plane(2, NULL, profiles, NULL);
+	char *list = dfx_ws_list(1, 2);
 	char tail[256];
 	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = exit_after_register\n", WS[1]);
 	struct dp_config c = { .workspaces = list, .tail = tail, .restart_backoff_min = "300ms" };
 	const char *clis[] = { "claude", "my-claude", NULL };
-	start_daemon(&c, clis);
+	dfx_start_daemon(&c, clis);
 
 	/* The first life registers (rows online at the server) and dies
 	 * before it reports: the ledger never hears of those ids. */
 	cr_assert(DP_WAIT(dp_log_has(&D, "worker exited", WS[1], "exited with status 99", NULL),
 			  READY_MS), "the faulty worker did not die after its REG");
 	cr_assert_geq(dp_journal_match(&FP, 0, "POST", "/api/daemon/register", WS[1], 200), 1);
-	wait_ws_ready(2, 1);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 	pid_t p2 = dp_worker_pid(&D, WS[2]);
 
 	/* Reload without the fault. */
@@ -169,7 +84,7 @@ Test(supervisor_faults, exit_after_register_then_reload_without_fault_leaves_not
 	long seq_h = dp_journal_last_seq(&FP);
 	cr_assert_eq(dp_reload(&D, &c), 0);
 	cr_assert(DP_WAIT(dp_journal_match(&FP, seq_h, "POST", "/api/daemon/register", WS[1], 200) >= 1
-			  && dp_ledger_ids(&D, WS[1], NULL, 0) == 2 && ws_ready(1, 2), READY_MS),
+			  && dp_ledger_ids(&D, WS[1], NULL, 0) == 2 && dfx_ws_ready(1, 2), READY_MS),
 		  "workspace 1 did not converge after the reload (ledger %d ids, %d online)",
 		  dp_ledger_ids(&D, WS[1], NULL, 0), dp_count_online(&FP, WS[1]));
 
@@ -199,18 +114,18 @@ Test(supervisor_faults, exit_after_register_then_reload_without_fault_leaves_not
 static void ipc_fault(const char *fault, const char *reason)
 {
 	NEED_HOOKS();
-	start_plane(3, NULL, NULL);
-	char *list = ws_list(1, 3);
+	dfx_start_plane(3, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 3);
 	char tail[256];
 	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = %s\n", WS[2], fault);
 	struct dp_config c = { .workspaces = list, .tail = tail };
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
-	wait_ws_ready(3, 1);
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	dfx_wait_ws_ready(3, 1, READY_MS);
 	pid_t p1 = dp_worker_pid(&D, WS[1]), p3 = dp_worker_pid(&D, WS[3]);
 	char rt1[DP_ID_LEN + 1], rt3[DP_ID_LEN + 1], rt2[DP_ID_LEN + 1];
-	runtime_of(1, rt1);
-	runtime_of(3, rt3);
+	dfx_runtime_of(1, rt1);
+	dfx_runtime_of(3, rt3);
 	int64_t t0_wall = dp_wall_ms();
 
 	cr_assert(DP_WAIT(dp_log_has(&D, "killing worker", WS[2], reason, NULL), 8000),
@@ -263,16 +178,16 @@ Test(supervisor_faults, silent_worker_is_killed_alone_at_liveness_deadline_and_c
 
 Test(supervisor_faults, cleanup_retried_while_server_down_respawn_waits_then_converges)
 {
-	start_plane(2, NULL, NULL);
-	char *list = ws_list(1, 2);
+	dfx_start_plane(2, NULL, NULL, NULL);
+	char *list = dfx_ws_list(1, 2);
 	struct dp_config c = { .workspaces = list, .restart_backoff_min = "100ms",
 			       .restart_backoff_max = "400ms" };
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
-	wait_ws_ready(2, 1);
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 	char rt1[DP_ID_LEN + 1];
-	runtime_of(1, rt1);
+	dfx_runtime_of(1, rt1);
 
 	cr_assert_eq(fp_fault(&FP, DEREG_503), 200);
 	long seq0 = dp_journal_last_seq(&FP);
@@ -293,7 +208,7 @@ Test(supervisor_faults, cleanup_retried_while_server_down_respawn_waits_then_con
 	cr_log_info("%d cleanup attempts while the server failed them", n2);
 
 	long seq1 = dp_journal_last_seq(&FP);
-	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(dfx_admin("DELETE", "/_admin/faults", NULL), 200);
 	cr_assert(DP_WAIT(dp_journal_match(&FP, seq1, "POST", "/api/daemon/deregister", rt1, 200) >= 1,
 			  5000), "the cleanup did not succeed once the server was back");
 	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[1]) != 0 && dp_worker_pid(&D, WS[1]) != p1, 8000),
@@ -325,20 +240,20 @@ Test(supervisor_faults, cleanup_retried_while_server_down_respawn_waits_then_con
 
 Test(supervisor_faults, hup_removing_workspace_while_server_refuses_dereg_converges_later)
 {
-	start_plane(3, NULL, NULL);
-	struct dp_config c = { .workspaces = ws_list(1, 3), .restart_backoff_min = "100ms",
+	dfx_start_plane(3, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 3), .restart_backoff_min = "100ms",
 			       .restart_backoff_max = "400ms" };
-	start_daemon(&c, NULL);
+	dfx_start_daemon(&c, NULL);
 	for (int i = 1; i <= 3; i++)
-		wait_ws_ready(i, 1);
+		dfx_wait_ws_ready(i, 1, READY_MS);
 	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 	pid_t p3 = dp_worker_pid(&D, WS[3]);
 	char rt3[DP_ID_LEN + 1];
-	runtime_of(3, rt3);
+	dfx_runtime_of(3, rt3);
 	cr_assert_eq(fp_fault(&FP, DEREG_503), 200);
 	long seq0 = dp_journal_last_seq(&FP);
 
-	c.workspaces = ws_list(1, 2);
+	c.workspaces = dfx_ws_list(1, 2);
 	cr_assert_eq(dp_reload(&D, &c), 0);
 	cr_assert(DP_WAIT(!dp_pid_alive(p3), 8000), "the removed workspace's worker did not stop");
 	/* Its rows could not go offline: the ledger must still hold them, and
@@ -351,7 +266,7 @@ Test(supervisor_faults, hup_removing_workspace_while_server_refuses_dereg_conver
 	cr_expect_eq(dp_worker_pid(&D, WS[3]), 0);
 
 	long seq1 = dp_journal_last_seq(&FP);
-	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(dfx_admin("DELETE", "/_admin/faults", NULL), 200);
 	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt3, "offline"), 8000),
 		  "the removed workspace's runtime %s stays online after the server came back", rt3);
 	cr_expect_geq(dp_journal_match(&FP, seq1, "POST", "/api/daemon/deregister", rt3, 200), 1);
@@ -365,14 +280,14 @@ Test(supervisor_faults, hup_removing_workspace_while_server_refuses_dereg_conver
 
 Test(supervisor_faults, sigterm_while_server_refuses_dereg_bounded_ledger_kept_next_start_cleans)
 {
-	start_plane(2, NULL, NULL);
-	struct dp_config c = { .workspaces = ws_list(1, 2), .stop_timeout = "2s" };
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
-	wait_ws_ready(2, 1);
+	dfx_start_plane(2, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 2), .stop_timeout = "2s" };
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 	char rt1[DP_ID_LEN + 1], rt2[DP_ID_LEN + 1];
-	runtime_of(1, rt1);
-	runtime_of(2, rt2);
+	dfx_runtime_of(1, rt1);
+	dfx_runtime_of(2, rt2);
 	cr_assert_eq(fp_fault(&FP, DEREG_503), 200);
 
 	int64_t t0 = dp_now_ms();
@@ -388,13 +303,13 @@ Test(supervisor_faults, sigterm_while_server_refuses_dereg_bounded_ledger_kept_n
 	cr_expect(dp_runtime_is(&FP, rt1, "online"));
 
 	/* The server is back; the next start no longer serves workspace 2. */
-	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
-	c.workspaces = ws_list(1, 1);
+	cr_assert_eq(dfx_admin("DELETE", "/_admin/faults", NULL), 200);
+	c.workspaces = dfx_ws_list(1, 1);
 	cr_assert_eq(dp_write_config(&D, &c), 0);
 	cr_assert_eq(dp_start(&D), 0);
 	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt2, "offline"), 8000),
 		  "workspace 2's leftover %s stays online", rt2);
-	wait_ws_ready(1, 1);
+	dfx_wait_ws_ready(1, 1, READY_MS);
 	cr_expect(DP_WAIT(dp_ledger_ids(&D, WS[2], NULL, 0) < 0, 3000));
 	dp_sleep_ms(2 * HB_MS);
 	cr_expect(dp_runtime_is(&FP, rt1, "online"));
@@ -428,34 +343,34 @@ static long find_seq(bool last, long after_seq, const char *method, const char *
  * worker's REG, it would take the same (upserted) row offline. */
 Test(supervisor_faults, workspace_readded_during_orphan_cleanup_registers_after_its_dereg)
 {
-	start_plane(2, NULL, NULL);
-	struct dp_config c = { .workspaces = ws_list(2, 2), .stop_timeout = "2s",
+	dfx_start_plane(2, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(2, 2), .stop_timeout = "2s",
 			       .http_timeout = "10s" };
-	start_daemon(&c, NULL);
-	wait_ws_ready(2, 1);
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 	char rt2[DP_ID_LEN + 1];
-	runtime_of(2, rt2);
+	dfx_runtime_of(2, rt2);
 	cr_assert_eq(fp_fault(&FP, DEREG_503), 200);
 	cr_assert_eq(dp_signal(&D, SIGTERM), 0);
 	cr_assert(dp_wait_exit(&D, 6000), "the supervisor did not exit");
 	cr_assert_eq(dp_ledger_ids(&D, WS[2], NULL, 0), 1, "no leftover for the next run");
 
-	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(dfx_admin("DELETE", "/_admin/faults", NULL), 200);
 	cr_assert_eq(fp_fault(&FP, DEREG_SLOW_ONCE), 200);
 	long seq0 = dp_journal_last_seq(&FP);
-	c.workspaces = ws_list(1, 1);
+	c.workspaces = dfx_ws_list(1, 1);
 	cr_assert_eq(dp_write_config(&D, &c), 0);
 	cr_assert_eq(dp_start(&D), 0);
-	wait_ws_ready(1, 1);
+	dfx_wait_ws_ready(1, 1, READY_MS);
 	cr_assert(DP_WAIT(dp_count_children_titled(&D, "multicad: cleanup") >= 1, 3000),
 		  "no orphan cleanup for workspace 2");
 	cr_assert(dp_runtime_is(&FP, rt2, "online"), "the slow DEREG landed before the reload");
 
-	c.workspaces = ws_list(1, 2);
+	c.workspaces = dfx_ws_list(1, 2);
 	cr_assert_eq(dp_reload(&D, &c), 0);
-	wait_ws_ready(2, 1);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 	char again[DP_ID_LEN + 1];
-	runtime_of(2, again);
+	dfx_runtime_of(2, again);
 	cr_assert_str_eq(again, rt2, "the server upserts: the same row comes back");
 	/* Every cleanup is over: no DEREG of rt2 is still on its way. */
 	cr_assert(DP_WAIT(dp_count_children_titled(&D, "multicad: cleanup") == 0, 8000),
@@ -479,12 +394,12 @@ Test(supervisor_faults, workspace_readded_during_orphan_cleanup_registers_after_
  * server delays neither reaping, nor a reload, nor the shutdown. */
 Test(supervisor_faults, hanging_server_delays_neither_reload_nor_shutdown)
 {
-	start_plane(3, NULL, NULL);
-	struct dp_config c = { .workspaces = ws_list(1, 2), .stop_timeout = "2s",
+	dfx_start_plane(3, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 2), .stop_timeout = "2s",
 			       .http_timeout = "10s" };
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
-	wait_ws_ready(2, 1);
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 	cr_assert_eq(fp_fault(&FP, DEREG_HANG), 200);
 	long seq0 = dp_journal_last_seq(&FP);
@@ -493,7 +408,7 @@ Test(supervisor_faults, hanging_server_delays_neither_reload_nor_shutdown)
 	cr_assert(DP_WAIT(dp_count_children_titled(&D, "multicad: cleanup") >= 1, 3000),
 		  "no cleanup helper for the dead worker");
 
-	c.workspaces = ws_list(1, 3);
+	c.workspaces = dfx_ws_list(1, 3);
 	int64_t t0 = dp_now_ms();
 	cr_assert_eq(dp_reload(&D, &c), 0);
 	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[3]) != 0, 3000),
@@ -539,13 +454,14 @@ static void exit_78(const char *liveness)
 {
 	/* Workspace 9 exists, but the token's user is no member: REG answers
 	 * 404 "workspace not found"; the worker gives up with 78. */
-	start_plane(1, "{\"id\":\"" WS_FOREIGN "\",\"name\":\"foreign\",\"members\":[\"u2\"]}", NULL);
+	dfx_start_plane(1, "{\"id\":\"" WS_FOREIGN "\",\"name\":\"foreign\",\"members\":[\"u2\"]}",
+			NULL, NULL);
 	char list[128];
 	snprintf(list, sizeof list, "%s %s", WS[1], WS_FOREIGN);
 	struct dp_config c = { .workspaces = list, .profile_sync_interval = "300ms",
 			       .worker_liveness_timeout = liveness };
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
 	pid_t p1 = dp_worker_pid(&D, WS[1]);
 
 	cr_assert(foreign_exits_78(),
@@ -608,11 +524,11 @@ Test(supervisor_faults, parked_crash_loop_backs_off_further_so_unreported_rows_g
 	NEED_HOOKS();
 	static const char *const args[] = { "--stale-after", "3s", "--sweep-interval", "500ms",
 					    NULL };
-	start_plane_args(1, NULL, NULL, args);
+	dfx_start_plane(1, NULL, NULL, args);
 	char tail[256];
 	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = exit_after_register\n", WS[1]);
 	struct dp_config c = { .workspaces = WS[1], .tail = tail, .restart_backoff_max = "1s" };
-	start_daemon(&c, NULL);
+	dfx_start_daemon(&c, NULL);
 	cr_assert(DP_WAIT(dp_log_has(&D, "crash-looping", WS[1], NULL, NULL), 20000),
 		  "the crash loop was not parked");
 	long seq0 = dp_journal_last_seq(&FP);
@@ -654,12 +570,12 @@ static bool exited_78(const char *ws)
  * retried by itself, slowly, without a reload. */
 Test(supervisor_faults, config_error_from_sustained_403_cleans_up_and_recovers_by_itself)
 {
-	start_plane(1, NULL, NULL);
+	dfx_start_plane(1, NULL, NULL, NULL);
 	struct dp_config c = { .workspaces = WS[1] }; /* restart_backoff_max 2s: retry ~10 s */
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
 	char rt[DP_ID_LEN + 1];
-	runtime_of(1, rt);
+	dfx_runtime_of(1, rt);
 	cr_assert_eq(fp_fault(&FP, ALL_403), 200);
 	cr_assert(DP_WAIT(exited_78(WS[1]), 30000), "the worker did not give up on the refused token");
 	int64_t t_exit = dp_now_ms();
@@ -672,7 +588,7 @@ Test(supervisor_faults, config_error_from_sustained_403_cleans_up_and_recovers_b
 	cr_expect_eq(dp_worker_pid(&D, WS[1]), 0, "respawned before its cleanup");
 
 	long seq1 = dp_journal_last_seq(&FP);
-	cr_assert_eq(admin("DELETE", "/_admin/faults", NULL), 200);
+	cr_assert_eq(dfx_admin("DELETE", "/_admin/faults", NULL), 200);
 	cr_assert(DP_WAIT(dp_runtime_is(&FP, rt, "offline"), 6000),
 		  "the cleanup did not take %s offline once the server accepted the token", rt);
 	cr_assert(DP_WAIT(dp_journal_match(&FP, seq1, "POST", "/api/daemon/register", WS[1], 200) >= 1,
@@ -680,7 +596,7 @@ Test(supervisor_faults, config_error_from_sustained_403_cleans_up_and_recovers_b
 	int64_t took = dp_now_ms() - t_exit;
 	cr_log_info("config-error workspace retried %lld ms after its exit", (long long)took);
 	cr_expect_geq(took, 4000, "retried after %lld ms: not slowly", (long long)took);
-	wait_ws_ready(1, 1);
+	dfx_wait_ws_ready(1, 1, READY_MS);
 	long dereg = find_seq(false, seq1, "POST", "/api/daemon/deregister", rt);
 	long reg = find_seq(false, seq1, "POST", "/api/daemon/register", WS[1]);
 	cr_expect(dereg >= 0 && dereg < reg, "REG (seq %ld) before the cleanup DEREG (seq %ld)", reg,
@@ -693,14 +609,14 @@ Test(supervisor_faults, config_error_from_sustained_403_cleans_up_and_recovers_b
  * first with the new token. */
 Test(supervisor_faults, config_error_restarted_at_once_when_the_token_file_changes)
 {
-	start_plane(1, NULL, NULL);
+	dfx_start_plane(1, NULL, NULL, NULL);
 	/* restart_backoff_max 10s: the slow retry (about 50 s) is out of the way. */
 	struct dp_config c = { .workspaces = WS[1], .restart_backoff_max = "10s" };
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
 	char rt[DP_ID_LEN + 1];
-	runtime_of(1, rt);
-	cr_assert_eq(admin("DELETE", "/_admin/tokens/" DP_TOKEN, NULL), 200);
+	dfx_runtime_of(1, rt);
+	cr_assert_eq(dfx_admin("DELETE", "/_admin/tokens/" DP_TOKEN, NULL), 200);
 	cr_assert(DP_WAIT(exited_78(WS[1]), 30000), "the worker did not give up on the revoked token");
 	cr_assert(DP_WAIT(dp_worker_pid(&D, WS[1]) == 0, 3000));
 	int started = dp_log_count(&D, "worker started", WS[1], NULL, NULL);
@@ -714,7 +630,7 @@ Test(supervisor_faults, config_error_restarted_at_once_when_the_token_file_chang
 	cr_expect_eq(dp_log_count(&D, "worker started", WS[1], NULL, NULL), started,
 		     "an unusable token file restarted the workspace");
 
-	cr_assert_eq(admin("POST", "/_admin/tokens",
+	cr_assert_eq(dfx_admin("POST", "/_admin/tokens",
 			   "{\"token\":\"mul_rotated_token\",\"user\":\"" DP_USER "\"}"), 200);
 	long seq1 = dp_journal_last_seq(&FP);
 	int64_t t0 = dp_now_ms();
@@ -722,7 +638,7 @@ Test(supervisor_faults, config_error_restarted_at_once_when_the_token_file_chang
 	cr_assert(DP_WAIT(dp_log_count(&D, "worker started", WS[1], NULL, NULL) > started, 5000),
 		  "the config-error workspace was not restarted when the token file changed");
 	cr_log_info("restarted %lld ms after the token file changed", (long long)(dp_now_ms() - t0));
-	wait_ws_ready(1, 1);
+	dfx_wait_ws_ready(1, 1, READY_MS);
 	long dereg = find_seq(false, seq1, "POST", "/api/daemon/deregister", rt);
 	long reg = find_seq(false, seq1, "POST", "/api/daemon/register", WS[1]);
 	cr_expect_geq(dereg, 0, "the leftover %s was not deregistered with the new token", rt);
@@ -734,18 +650,18 @@ Test(supervisor_faults, config_error_restarted_at_once_when_the_token_file_chang
  * retried (with backoff) until it goes through: the rows end offline. */
 Test(supervisor_faults, cleanup_dereg_refused_403_is_retried_until_rows_offline)
 {
-	start_plane(2, NULL, NULL);
-	struct dp_config c = { .workspaces = ws_list(1, 2) };
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
-	wait_ws_ready(2, 1);
+	dfx_start_plane(2, NULL, NULL, NULL);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 2) };
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+	dfx_wait_ws_ready(2, 1, READY_MS);
 	pid_t p1 = dp_worker_pid(&D, WS[1]), p2 = dp_worker_pid(&D, WS[2]);
 	char rt2[DP_ID_LEN + 1];
-	runtime_of(2, rt2);
+	dfx_runtime_of(2, rt2);
 	long seq0 = dp_journal_last_seq(&FP);
 	cr_assert_eq(fp_fault(&FP, DEREG_403_X3), 200);
 	cr_assert_eq(kill(p2, SIGKILL), 0);
-	c.workspaces = ws_list(1, 1);
+	c.workspaces = dfx_ws_list(1, 1);
 	cr_assert_eq(dp_reload(&D, &c), 0);
 	cr_assert(DP_WAIT(dp_journal_match(&FP, seq0, "POST", "/api/daemon/deregister", rt2, 403) >= 1,
 			  5000), "no refused DEREG of the dead worker's runtime");
@@ -768,15 +684,15 @@ Test(supervisor_faults, cleanup_dereg_refused_403_is_retried_until_rows_offline)
 static void flood_fault(const char *fault, const char *reason)
 {
 	NEED_HOOKS();
-	start_plane(2, NULL, NULL);
+	dfx_start_plane(2, NULL, NULL, NULL);
 	char tail[256];
 	snprintf(tail, sizeof tail, "\n[workspace %s]\ntest_fault = %s\n", WS[2], fault);
-	struct dp_config c = { .workspaces = ws_list(1, 2), .tail = tail };
-	start_daemon(&c, NULL);
-	wait_ws_ready(1, 1);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 2), .tail = tail };
+	dfx_start_daemon(&c, NULL);
+	dfx_wait_ws_ready(1, 1, READY_MS);
 	pid_t p1 = dp_worker_pid(&D, WS[1]);
 	char rt1[DP_ID_LEN + 1];
-	runtime_of(1, rt1);
+	dfx_runtime_of(1, rt1);
 	cr_assert(DP_WAIT(dp_log_has(&D, "killing worker", WS[2], reason, NULL), 8000),
 		  "the %s worker was not killed (reason \"%s\")", fault, reason);
 

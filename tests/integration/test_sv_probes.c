@@ -19,8 +19,7 @@
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 
-#include "tests/support/daemon_proc.h"
-#include "tests/support/fakeplane_proc.h"
+#include "tests/support/daemon_fixture.h"
 
 #define READY_MS 15000
 #define V_CLAUDE "claude-1.0.0"
@@ -29,10 +28,7 @@
 #define REG_PATH "/api/daemon/register"
 #define DEREG_PATH "/api/daemon/deregister"
 
-static struct fp_proc FP;
-static bool fp_up;
-static struct dp D;
-static char *LIST;
+static char *LIST;   /* workspaces 1..n of start_plane (the fixture's) */
 
 static pid_t pid_file(const char *name);
 
@@ -47,19 +43,14 @@ static void kill_hung_cli(const char *file)
 		kill(pid, SIGKILL);
 }
 
-static void fx_fini(void)
+static void suite_fini(void)
 {
 	kill_hung_cli("claude.hang-child.pid");
 	kill_hung_cli("claude.hang.pid");
-	free(LIST);
-	LIST = NULL;
-	dp_free(&D);
-	if (fp_up)
-		fp_stop(&FP);
-	fp_up = false;
+	dfx_fini();
 }
 
-TestSuite(sv_probes, .timeout = 120, .fini = fx_fini);
+TestSuite(sv_probes, .timeout = 120, .fini = suite_fini);
 
 #ifdef MC_TEST_HOOKS
 #define NEED_HOOKS() ((void)0)
@@ -67,22 +58,12 @@ TestSuite(sv_probes, .timeout = 120, .fini = fx_fini);
 #define NEED_HOOKS() cr_skip_test("needs a build configured with -DMC_TEST_HOOKS=ON")
 #endif
 
-/* ---- fixture ---- */
-
-static char WS[16][DP_ID_LEN + 1];
+/* ---- fixture (tests/support/daemon_fixture.h) ---- */
 
 static void start_plane(int n_ws)
 {
-	for (int i = 1; i < 16; i++)
-		dp_ws_id(i, WS[i]);
-	char *seed = dp_seed(n_ws, NULL, NULL);
-	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, NULL);
-	free(seed);
-	cr_assert_eq(rc, 0, "the emulator did not start");
-	fp_up = true;
-	LIST = dp_ws_list(1, n_ws);
-	cr_assert_not_null(LIST);
+	dfx_start_plane(n_ws, NULL, NULL, NULL);
+	LIST = dfx_ws_list(1, n_ws);
 }
 
 /* A fake CLI printing version, obeying the marker files (see the top). */
@@ -155,18 +136,22 @@ static pid_t pid_file(const char *name)
 	return end != buf && v > 0 ? (pid_t)v : 0;
 }
 
-/* Writes the config (providers as given), the fake CLIs, starts. */
-static void start_daemon(struct dp_config *c, const char *providers, bool with_codex)
+/* Writes the config (providers as given) and the fake CLIs. */
+static void prepare_daemon(struct dp_config *c, const char *providers, bool with_codex)
 {
 	const char *none[] = { NULL };
-	cr_assert_eq(dp_init(&D, NULL, none, NULL), 0);
+	c->workspaces = LIST;
+	c->providers = providers;
+	dfx_prepare_daemon(c, none);
 	write_cli("claude", V_CLAUDE);
 	if (with_codex)
 		write_cli("codex", V_CODEX);
-	c->server_url = FP.url;
-	c->workspaces = LIST;
-	c->providers = providers;
-	cr_assert_eq(dp_write_config(&D, c), 0);
+}
+
+/* prepare_daemon, and the daemon started. */
+static void start_daemon(struct dp_config *c, const char *providers, bool with_codex)
+{
+	prepare_daemon(c, providers, with_codex);
 	cr_assert_eq(dp_start(&D), 0);
 }
 
@@ -350,13 +335,8 @@ Test(sv_probes, a_fast_failure_is_retried_within_the_first_round)
 {
 	start_plane(2);
 	struct dp_config c = { 0 };
-	const char *none[] = { NULL };
-	cr_assert_eq(dp_init(&D, NULL, none, NULL), 0);
-	write_cli("claude", V_CLAUDE);
+	prepare_daemon(&c, NULL, false);
 	marker("claude.fail-once", true);
-	c.server_url = FP.url;
-	c.workspaces = LIST;
-	cr_assert_eq(dp_write_config(&D, &c), 0);
 	cr_assert_eq(dp_start(&D), 0);
 	cr_assert(DP_WAIT(row_right(1, "claude", "Claude", V_CLAUDE) &&
 			  row_right(2, "claude", "Claude", V_CLAUDE), READY_MS),

@@ -23,8 +23,7 @@
 #include <bsd/string.h>
 #include <criterion/criterion.h>
 
-#include "tests/support/daemon_proc.h"
-#include "tests/support/fakeplane_proc.h"
+#include "tests/support/daemon_fixture.h"
 
 #define READY_MS 15000       /* bound on a start-up to everything online */
 #define RUN_MS 15000         /* bound on a multicad that should exit by itself */
@@ -33,52 +32,31 @@
 
 extern char **environ;
 
-static struct fp_proc FP;
-static bool fp_up;
-static struct dp D;
 static char SHORT_CONF[32];          /* a config file with a short path, or "" */
-static char *LIST;                   /* the workspaces = value in use */
-static char WS[8][DP_ID_LEN + 1];   /* WS[i]: workspace i (1-based) */
+static char *LIST;                   /* the workspaces = value in use (the fixture's) */
 
-static void fx_fini(void)
+static void suite_fini(void)
 {
-	free(LIST);
-	LIST = NULL;
-	dp_free(&D);
-	if (fp_up)
-		fp_stop(&FP);
-	fp_up = false;
+	dfx_fini();
 	if (SHORT_CONF[0] != '\0')
 		unlink(SHORT_CONF);
 	SHORT_CONF[0] = '\0';
 }
 
-TestSuite(titles, .timeout = 120, .fini = fx_fini);
-TestSuite(cli, .timeout = 60, .fini = fx_fini);
-TestSuite(lock, .timeout = 90, .fini = fx_fini);
+TestSuite(titles, .timeout = 120, .fini = suite_fini);
+TestSuite(cli, .timeout = 60, .fini = suite_fini);
+TestSuite(lock, .timeout = 90, .fini = suite_fini);
 
-/* ---- fixture ---- */
+/* ---- fixture (tests/support/daemon_fixture.h) ---- */
 
-static void start_plane(int n_ws)
-{
-	for (int i = 1; i <= n_ws + 1 && i < 8; i++)
-		dp_ws_id(i, WS[i]);
-	char *seed = dp_seed(n_ws, NULL, NULL);
-	cr_assert_not_null(seed);
-	int rc = fp_start(&FP, seed, NULL);
-	free(seed);
-	cr_assert_eq(rc, 0, "the emulator did not start");
-	fp_up = true;
-}
-
-/* dp_init and the config for workspaces 1..n (not started yet). */
+/* The emulator with workspaces 1..n, and dp_init and the config for them
+ * (the daemon not started yet: each test sets how it runs). */
 static void prepare_daemon(int n)
 {
-	cr_assert_eq(dp_init(&D, NULL, NULL, NULL), 0);
-	LIST = dp_ws_list(1, n);
-	cr_assert_not_null(LIST);
-	struct dp_config c = { .server_url = FP.url, .workspaces = LIST };
-	cr_assert_eq(dp_write_config(&D, &c), 0);
+	dfx_start_plane(n, NULL, NULL, NULL);
+	LIST = dfx_ws_list(1, n);
+	struct dp_config c = { .workspaces = LIST };
+	dfx_prepare_daemon(&c, NULL);
 }
 
 /* Every workspace 1..n online and n + 1 children (the workers and the
@@ -86,10 +64,9 @@ static void prepare_daemon(int n)
  * title assertions, not this wait. */
 static void wait_up(int n)
 {
-	cr_assert(DP_WAIT((dp_count_online(&FP, NULL) == n &&
-			   dp_children(&D, NULL, 0) == (size_t)n + 1) || !dp_alive(&D), READY_MS) &&
-		  dp_alive(&D),
-		  "the daemon did not bring %d workspaces online with one worker each", n);
+	DFX_WAIT_UP(dp_count_online(&FP, NULL) == n && dp_children(&D, NULL, 0) == (size_t)n + 1,
+		   READY_MS, "the daemon did not bring %d workspaces online with one worker each",
+		   n);
 }
 
 /* ---- /proc ---- */
@@ -203,7 +180,6 @@ static void assert_all_titles(int n)
  * helper's title, kept alive by a server that never answers its DEREG. */
 Test(titles, deep_binary_path_and_large_environment)
 {
-	start_plane(2);
 	prepare_daemon(2);
 	char deep[1024];
 	strlcpy(deep, D.dir, sizeof deep);
@@ -270,7 +246,6 @@ static void short_conf(void)
  * each title continues into the environment strings. */
 Test(titles, title_longer_than_the_argv_area)
 {
-	start_plane(2);
 	prepare_daemon(2);
 	short_conf();
 	D.argv0 = "m";
@@ -283,7 +258,6 @@ Test(titles, title_longer_than_the_argv_area)
  * "multicad: supervisor" and its NUL (the workers' titles are longer). */
 Test(titles, title_exactly_filling_the_argv_area)
 {
-	start_plane(1);
 	prepare_daemon(1);
 	short_conf();
 	D.argv0 = "mcad1";
@@ -495,7 +469,6 @@ static bool file_is(const char *path, const char *text)
  * *.tmp, and only then found the lock taken). */
 Test(lock, second_instance_exits_and_touches_nothing)
 {
-	start_plane(1);
 	prepare_daemon(1);
 	cr_assert_eq(dp_start(&D), 0);
 	wait_up(1);

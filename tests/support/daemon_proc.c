@@ -405,6 +405,12 @@ static int proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp)
 	return 0;
 }
 
+pid_t dp_proc_ppid(pid_t pid)
+{
+	pid_t ppid;
+	return proc_stat(pid, NULL, &ppid, NULL) == 0 ? ppid : -1;
+}
+
 char dp_proc_state(pid_t pid)
 {
 	char st;

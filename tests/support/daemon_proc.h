@@ -147,6 +147,8 @@ int dp_fd_count(pid_t pid);
 char *dp_fd_list(pid_t pid);
 /* The process's title (cmdline, NULs as spaces, trimmed) into buf; -1 if gone. */
 int dp_proc_title(pid_t pid, char *buf, size_t n);
+/* The parent's pid from /proc/PID/stat, or -1 when gone. */
+pid_t dp_proc_ppid(pid_t pid);
 /* State letter from /proc/PID/stat ('R', 'S', 'T', 'Z', ...), or 0 when gone. */
 char dp_proc_state(pid_t pid);
 /* Exists and is not a zombie. */

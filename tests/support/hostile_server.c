@@ -22,6 +22,8 @@
 
 #include <bsd/string.h>
 
+#include "tests/support/tcp_relay.h"
+
 #define MAX_CONNS 512
 #define MAX_RULES 32
 #define MAX_REQS 8192
@@ -323,20 +325,6 @@ static void copy_headers(FILE *out, const char *head, size_t head_len)
 	}
 }
 
-static int connect_upstream(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Reads fd to EOF (bounded in time and size). Allocates *out. */
 static bool read_to_eof(struct hs *s, int fd, char **out, size_t *len)
 {
@@ -373,7 +361,7 @@ static bool forward(struct hs *s, const struct request *q, char **resp, size_t *
 	fprintf(f, "Connection: close\r\nContent-Length: %zu\r\n\r\n", q->body_len);
 	fwrite(q->body, 1, q->body_len, f);
 	fclose(f);
-	int fd = s->upstream_port > 0 ? connect_upstream(s->upstream_port) : -1;
+	int fd = s->upstream_port > 0 ? tcp_connect_loopback(s->upstream_port) : -1;
 	bool ok = fd >= 0 && send_all(fd, req, req_len) && read_to_eof(s, fd, &raw, &raw_len);
 	free(req);
 	if (fd >= 0)
@@ -659,14 +647,9 @@ struct hs *hs_start(int upstream_port)
 	}
 	s->upstream_port = upstream_port;
 	pthread_mutex_init(&s->mu, NULL);
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sin;
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
-	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
-	    listen(s->lfd, 128) < 0 || getsockname(s->lfd, (struct sockaddr *)&sin, &sl) < 0 ||
-	    pipe2(s->stop_pipe, O_CLOEXEC) < 0 ||
+	s->lfd = tcp_listen_loopback(128, &s->port);
+	if (s->lfd < 0 || pipe2(s->stop_pipe, O_CLOEXEC) < 0 ||
 	    pthread_create(&s->accept_thread, NULL, accept_main, s) != 0) {
 		fprintf(stderr, "hostile_server: set-up failed: %s\n", strerror(errno));
 		if (s->lfd >= 0)
@@ -680,7 +663,6 @@ struct hs *hs_start(int upstream_port)
 		free(s);
 		return NULL;
 	}
-	s->port = ntohs(sin.sin_port);
 	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
 	/* A thread still starting up holds the sanitizers' locks: a worker
 	 * forked at that moment would hang in its exit-time leak check. */

@@ -12,20 +12,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int connect_upstream(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static void close_pair(int *pair)
 {
 	for (int k = 0; k < 2; k++) {
@@ -44,7 +30,7 @@ static void accept_one(struct relay *r)
 	for (int i = 0; i < RELAY_MAX_CONNS; i++) {
 		if (r->fds[i][0] >= 0)
 			continue;
-		int u = connect_upstream(r->upstream_port);
+		int u = tcp_connect_loopback(r->upstream_port);
 		if (u < 0)
 			break;
 		r->fds[i][0] = c;
@@ -115,19 +101,13 @@ int relay_start(struct relay *r, int upstream_port)
 	r->upstream_port = upstream_port;
 	for (int i = 0; i < RELAY_MAX_CONNS; i++)
 		r->fds[i][0] = r->fds[i][1] = -1;
-	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sin;
-	if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
-	    listen(r->lfd, 64) < 0 || getsockname(r->lfd, (struct sockaddr *)&sin, &sl) < 0 ||
-	    pipe2(r->stop_pipe, O_CLOEXEC) < 0) {
+	r->lfd = tcp_listen_loopback(64, &r->port);
+	if (r->lfd < 0 || pipe2(r->stop_pipe, O_CLOEXEC) < 0) {
 		fprintf(stderr, "tcp_relay: set-up failed: %s\n", strerror(errno));
 		if (r->lfd >= 0)
 			close(r->lfd);
 		return -1;
 	}
-	r->port = ntohs(sin.sin_port);
 	if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
 		close(r->lfd);
 		close(r->stop_pipe[0]);
