@@ -9,7 +9,7 @@ FUZZBUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_LONG_SECONDS ?= 600
 
-.PHONY: all deps build build-san build-fuzz test test-plain test-san test-fuzz fuzz clean demo package
+.PHONY: all deps build build-san build-fuzz test test-plain test-san test-fuzz fuzz clean demo package bench
 
 all: build
 
@@ -68,3 +68,13 @@ package: deps
 demo: build
 	@MC_EXTRA_PKGS="curl jq" sh scripts/install-deps.sh
 	@sh scripts/demo.sh $(BUILD)
+
+# Benchmarks (never part of `make test`): sv_bench at N = 10, 100, 1000
+# workspaces over HTTP and HTTPS; writes docs/PERFORMANCE.md and docs/perf/
+# (CSV + gnuplot PNGs). About 3 minutes of runs on the 2-CPU VM, plus the build.
+BENCHBUILD ?= build-bench
+bench: deps
+	@MC_EXTRA_PKGS="gnuplot-nox" sh scripts/install-deps.sh
+	cmake -S . -B $(BENCHBUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMC_WERROR=ON -DMC_TEST_HOOKS=ON -DMC_BENCH=ON
+	cmake --build $(BENCHBUILD) -j$(NPROC) --target sv_bench
+	sh tests/bench/run.sh $(BENCHBUILD)

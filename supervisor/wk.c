@@ -29,7 +29,7 @@
 #include "worker/worker.h"
 
 #define HANDSHAKE_TIMEOUT_MS  10000
-#define SPAWN_SPACING_MS      5       /* start-up: at most ~200 workers/s */
+#define SPAWN_SPACING_MS      2       /* start-up: at most ~500 workers/s (docs/PERFORMANCE.md) */
 #define SPAWN_JITTER_MS       5
 
 int mc_wk_cmp(const struct mc_wk *a, const struct mc_wk *b)

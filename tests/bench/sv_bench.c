@@ -48,6 +48,7 @@
 #include <curl/curl.h>
 
 #include "tests/bench/smaps.h"
+#include "tests/bench/sv_extra.h"
 #include "tests/support/daemon_proc.h"
 #include "tests/support/fakeplane_proc.h"
 
@@ -69,7 +70,12 @@ struct opts {
 	int workers;        /* [2], [3] */
 	int idle_s;
 	bool skip_kill, skip_http, skip_https, skip_bundle;
+	bool system_store;      /* an HTTPS fleet without ca_file, "system" store = bundle */
+	bool default_intervals; /* fleets at the production intervals (15s/30s/5s/20s) */
+	const char *csv_dir;    /* --csv: CSVs for docs/PERFORMANCE.md */
 };
+
+static const char *csv_dir;  /* o.csv_dir, for the phases' CSV output */
 
 static volatile sig_atomic_t interrupted;
 
@@ -546,6 +552,8 @@ struct fleet {
 	const char *hb, *sync, *ping, *liveness, *bmin, *bmax;
 	const char *tail;
 	int left_online;     /* rows online after the graceful stop */
+	int64_t stop_ms;     /* SIGTERM -> supervisor exited */
+	bool stop_clean;
 };
 
 static void fleet_config(const struct fleet *f, struct dp_config *c)
@@ -632,6 +640,8 @@ static void fleet_stop(struct fleet *f, const char *label)
 	       "online at the server: %d\n", label, (long long)dt,
 	       clean ? "by itself" : "killed after 15 s", f->d.status, left);
 	f->left_online = left;
+	f->stop_ms = dt;
+	f->stop_clean = clean;
 	if (left <= 0)
 		return;
 	/* Why: the journal's order (seq = the order the server handled them)
@@ -745,7 +755,7 @@ static int phase_kill(const struct opts *o, struct killfig *kf)
 		fprintf(stderr, "sv_bench: [1] set-up failed\n");
 		goto out;
 	}
-	if (!wait_online(&f, NULL, 2 * o->kill_ws, 30000, 50)) {
+	if (!wait_online(&f, NULL, 2 * o->kill_ws, 30000 + 60 * o->kill_ws, 50)) {
 		fprintf(stderr, "sv_bench: [1] the workspaces did not register\n");
 		goto out;
 	}
@@ -821,6 +831,15 @@ static int phase_kill(const struct opts *o, struct killfig *kf)
 			vb[nb++] = k[n].back_ms;
 	}
 	free(log);
+	char name[64];
+	snprintf(name, sizeof name, "kill_dereg_N%d.csv", o->kill_ws);
+	FILE *cf = csv_open(csv_dir, name, "kill,kill_to_dereg_ms,kill_to_exit_seen_ms,"
+			    "kill_to_respawned_reg_ms");
+	for (int n = 0; cf != NULL && n < done; n++)
+		fprintf(cf, "%d,%.1f,%.1f,%.1f\n", n + 1, k[n].dereg_ms,
+			k[n].exit_ms, k[n].back_ms);
+	if (cf != NULL)
+		fclose(cf);
 	struct stats s = stats_of(v, nv), se = stats_of(ve, ne), sb = stats_of(vb, nb);
 	struct stats sh = stats_of(vh, nh);
 	free(ve);
@@ -848,6 +867,14 @@ static int phase_kill(const struct opts *o, struct killfig *kf)
 	kf->s = s;
 	kf->missing = missing;
 	kf->ok = ok;
+	csv_figure(csv_dir, o->kill_ws, "http", "kill_dereg_median", s.median, "ms");
+	csv_figure(csv_dir, o->kill_ws, "http", "kill_dereg_p99", s.p99, "ms");
+	csv_figure(csv_dir, o->kill_ws, "http", "kill_dereg_max", s.max, "ms");
+	csv_figure(csv_dir, o->kill_ws, "http", "kill_n", s.n, "kills");
+	csv_figure(csv_dir, o->kill_ws, "http", "kill_missing", missing, "kills");
+	csv_figure(csv_dir, o->kill_ws, "http", "kill_exit_seen_median", se.median, "ms");
+	csv_figure(csv_dir, o->kill_ws, "http", "kill_exit_to_dereg_median", sh.median, "ms");
+	csv_figure(csv_dir, o->kill_ws, "http", "kill_load", loadavg1(), "");
 	fleet_stop(&f, "stop");
 	rc = 0;
 out:
@@ -870,8 +897,9 @@ struct memfig {
 	struct rollup fs;    /* the fork server */
 	double load;
 	double start_all_ms, start_first_ms;
-	struct stats pss, pd, rss, sockets;
+	struct stats pss, pd, rss, sockets, conns;
 	struct rollup sv;
+	const char *proto;   /* CSV label: http, https */
 };
 
 /* Start -> first REG and start -> the last workspace's first REG, from the
@@ -909,8 +937,16 @@ static int measure_memory(struct fleet *f, const pid_t *pids, struct memfig *m)
 	double *rss = calloc((size_t)n, sizeof *rss), *sk = calloc((size_t)n, sizeof *sk);
 	double *pss_by = calloc((size_t)n, sizeof *pss_by);
 	pid_t *by = calloc((size_t)n, sizeof *by);
+	double *cn = calloc((size_t)n, sizeof *cn);
+	unsigned long *ino = NULL;
+	int n_ino = tcp_inodes_to_port(f->emu.fp.port, &ino);
+	char name[96];
+	snprintf(name, sizeof name, "pss_by_start_order_N%d_%s.csv", n, m->proto);
+	FILE *cf = csv_open(csv_dir, name, "start_order,pss_kib,private_dirty_kib,rss_kib,"
+			    "tcp_conns_to_server");
 	int rc = -1;
-	if (pss == NULL || pd == NULL || rss == NULL || sk == NULL || by == NULL || pss_by == NULL)
+	if (pss == NULL || pd == NULL || rss == NULL || sk == NULL || by == NULL || pss_by == NULL ||
+	    cn == NULL)
 		goto out;
 	for (int i = 0; i < n; i++) {
 		struct rollup r;
@@ -920,7 +956,11 @@ static int measure_memory(struct fleet *f, const pid_t *pids, struct memfig *m)
 		pd[got] = (double)r.private_dirty;
 		rss[got] = (double)r.rss;
 		sk[got] = socket_fds(pids[i]);
+		cn[got] = n_ino > 0 ? pid_sockets_in(pids[i], ino, n_ino) : 0;
 		by[got] = pids[i];
+		if (cf != NULL)
+			fprintf(cf, "%d,%ld,%ld,%ld,%.0f\n", i + 1, r.pss, r.private_dirty, r.rss,
+				cn[got]);
 		got++;
 	}
 	if (got == 0 || read_rollup(f->d.pid, &m->sv) < 0)
@@ -968,6 +1008,7 @@ static int measure_memory(struct fleet *f, const pid_t *pids, struct memfig *m)
 	m->pd = stats_of(pd, got);
 	m->rss = stats_of(rss, got);
 	m->sockets = stats_of(sk, got);
+	m->conns = stats_of(cn, got);
 	printf("    %d workers, kB per worker:   %8s %8s %8s %8s %8s\n", got, "mean", "median",
 	       "min", "p99", "max");
 	printf("      Pss                        %8.0f %8.0f %8.0f %8.0f %8.0f\n", m->pss.mean,
@@ -978,6 +1019,8 @@ static int measure_memory(struct fleet *f, const pid_t *pids, struct memfig *m)
 	       m->rss.median, m->rss.min, m->rss.p99, m->rss.max);
 	printf("      socket fds (IPC included)  %8.1f %8.0f %8.0f %8.0f %8.0f\n", m->sockets.mean,
 	       m->sockets.median, m->sockets.min, m->sockets.p99, m->sockets.max);
+	printf("      TCP conns to the server    %8.2f %8.0f %8.0f %8.0f %8.0f\n", m->conns.mean,
+	       m->conns.median, m->conns.min, m->conns.p99, m->conns.max);
 	m->via_fs = dp_log_count(&f->d, "msg=\"worker started\"", "spawn=forkserver", NULL, NULL);
 	m->via_direct = dp_log_count(&f->d, "msg=\"worker started\"", "spawn=direct", NULL, NULL);
 	printf("    worker starts (daemon log): %d by the fork server, %d forked directly by the "
@@ -1003,6 +1046,10 @@ static int measure_memory(struct fleet *f, const pid_t *pids, struct memfig *m)
 	}
 	rc = 0;
 out:
+	if (cf != NULL)
+		fclose(cf);
+	free(cn);
+	free(ino);
 	free(pss);
 	free(pd);
 	free(rss);
@@ -1112,17 +1159,162 @@ out:
 	return rc;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Requests the emulator handled since t_start (wall ms), per 100 ms, to
+ * DIR/startup_rate_N<n>_<proto>.csv; returns the most handled within any
+ * 1 s, or -1. */
+static int startup_burst(struct fleet *f, double t_start, const char *proto)
+{
+	struct dp_journal j;
+	if (emu_journal(&f->emu, &j) < 0)
+		return -1;
+	int64_t *t = calloc(j.n > 0 ? j.n : 1, sizeof *t);
+	int nt = 0;
+	for (size_t i = 0; t != NULL && i < j.n; i++)
+		if (j.v[i].time_ms >= (int64_t)t_start && strncmp(j.v[i].path, "/_admin", 7) != 0)
+			t[nt++] = j.v[i].time_ms;
+	dp_journal_free(&j);
+	if (t == NULL)
+		return -1;
+	qsort(t, (size_t)nt, sizeof *t, cmp_i64);
+	int peak = peak_in_window(t, nt, 1000);
+	char name[96];
+	snprintf(name, sizeof name, "startup_rate_N%d_%s.csv", f->n, proto);
+	FILE *cf = csv_open(csv_dir, name, "t_ms,requests_in_100ms,rate_per_s");
+	for (int i = 0, b = 0; cf != NULL && i < nt; b++) {
+		int c = 0;
+		while (i < nt && t[i] < (int64_t)t_start + 100 * (b + 1)) {
+			i++;
+			c++;
+		}
+		fprintf(cf, "%d,%d,%d\n", 100 * b, c, 10 * c);
+	}
+	if (cf != NULL)
+		fclose(cf);
+	free(t);
+	return peak;
+}
+
+struct idlefig {
+	double window_s, cpu_tree_pct, cpu_emu_pct;
+	int procs, gone;
+	int beats, polls, other;
+};
+
+/* The supervisor and its children (fork server, workers, helpers). */
+static size_t tree_pids(const struct fleet *f, pid_t *out, size_t max)
+{
+	out[0] = f->d.pid;
+	return 1 + dp_children(&f->d, out + 1, max - 1);
+}
+
+/* idle_s seconds of idle: CPU time (utime + stime, /proc/PID/stat) of
+ * every process of the tree and of the emulator; requests the emulator
+ * handled in the window (journal cleared at its start). */
+static int idle_window(struct fleet *f, int idle_s, struct idlefig *x)
+{
+	static pid_t tp[4 * MAX_WORKERS + 8];
+	static long long t0[4 * MAX_WORKERS + 8];
+	memset(x, 0, sizeof *x);
+	size_t np = tree_pids(f, tp, sizeof tp / sizeof tp[0]);
+	if (emu_journal_clear(&f->emu) < 0)
+		return -1;
+	int64_t m0 = dp_now_ms();
+	long long e0 = proc_cpu_ticks(f->emu.fp.pid);
+	for (size_t i = 0; i < np; i++)
+		t0[i] = proc_cpu_ticks(tp[i]);
+	if (!nap(idle_s * 1000L))
+		return -1;
+	long long sum = 0, e1 = proc_cpu_ticks(f->emu.fp.pid);
+	for (size_t i = 0; i < np; i++) {
+		long long t1 = proc_cpu_ticks(tp[i]);
+		if (t0[i] < 0 || t1 < 0) {
+			x->gone++;
+			continue;
+		}
+		sum += t1 - t0[i];
+	}
+	int64_t m1 = dp_now_ms();
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	x->window_s = (double)(m1 - m0) / 1000.0;
+	x->procs = (int)np;
+	x->cpu_tree_pct = 100.0 * (double)sum / hz / x->window_s;
+	x->cpu_emu_pct = 100.0 * (double)(e1 - e0) / hz / x->window_s;
+	struct dp_journal j;
+	if (emu_journal(&f->emu, &j) < 0)
+		return -1;
+	for (size_t i = 0; i < j.n; i++) {
+		if (strcmp(j.v[i].path, "/api/daemon/heartbeat") == 0)
+			x->beats++;
+		else if (strstr(j.v[i].path, "runtime-profiles") != NULL)
+			x->polls++;
+		else
+			x->other++;
+	}
+	dp_journal_free(&j);
+	return 0;
+}
+
+/* What a fleet run measured, to figures.csv. */
+static void fleet_figures(const struct fleet *f, const struct memfig *m, const struct idlefig *x,
+			  int burst, const char *hb_s, const char *sync_s)
+{
+	int n = f->n;
+	const char *p = m->proto;
+	double hb = strtod(hb_s, NULL), sync = strtod(sync_s, NULL);
+	csv_figure(csv_dir, n, p, "start_first_reg", m->start_first_ms, "ms");
+	csv_figure(csv_dir, n, p, "start_all_registered", m->start_all_ms, "ms");
+	csv_figure(csv_dir, n, p, "startup_peak_requests_1s", burst, "req/s");
+	csv_figure(csv_dir, n, p, "pss_mean", m->pss.mean, "KiB");
+	csv_figure(csv_dir, n, p, "pss_median", m->pss.median, "KiB");
+	csv_figure(csv_dir, n, p, "pss_p99", m->pss.p99, "KiB");
+	csv_figure(csv_dir, n, p, "pss_max", m->pss.max, "KiB");
+	csv_figure(csv_dir, n, p, "private_dirty_mean", m->pd.mean, "KiB");
+	csv_figure(csv_dir, n, p, "rss_mean", m->rss.mean, "KiB");
+	csv_figure(csv_dir, n, p, "workers_total_pss", m->pss.mean * m->workers / 1024.0, "MiB");
+	csv_figure(csv_dir, n, p, "supervisor_pss", (double)m->sv.pss, "KiB");
+	csv_figure(csv_dir, n, p, "supervisor_rss", (double)m->sv.rss, "KiB");
+	csv_figure(csv_dir, n, p, "supervisor_private_dirty", (double)m->sv.private_dirty, "KiB");
+	csv_figure(csv_dir, n, p, "forkserver_pss", m->have_fs ? (double)m->fs.pss : -1, "KiB");
+	csv_figure(csv_dir, n, p, "conns_per_worker_mean", m->conns.mean, "");
+	csv_figure(csv_dir, n, p, "conns_per_worker_max", m->conns.max, "");
+	csv_figure(csv_dir, n, p, "worker_exits", m->exits, "");
+	csv_figure(csv_dir, n, p, "load_at_measure", m->load, "");
+	csv_figure(csv_dir, n, p, "idle_window", x->window_s, "s");
+	csv_figure(csv_dir, n, p, "idle_cpu_tree", x->cpu_tree_pct, "% of one CPU");
+	csv_figure(csv_dir, n, p, "idle_cpu_emulator", x->cpu_emu_pct, "% of one CPU");
+	csv_figure(csv_dir, n, p, "idle_tree_procs", x->procs, "");
+	double per = x->window_s * n;
+	csv_figure(csv_dir, n, p, "idle_req_per_ws_s", (x->beats + x->polls + x->other) / per,
+		   "req/s");
+	csv_figure(csv_dir, n, p, "idle_beats_per_ws_s", x->beats / per, "req/s");
+	csv_figure(csv_dir, n, p, "idle_polls_per_ws_s", x->polls / per, "req/s");
+	csv_figure(csv_dir, n, p, "idle_other_requests", x->other, "");
+	csv_figure(csv_dir, n, p, "idle_expected_per_ws_s", 2.0 / hb + 1.0 / sync, "req/s");
+	csv_figure(csv_dir, n, p, "idle_server_rps", (x->beats + x->polls + x->other) / x->window_s,
+		   "req/s");
+	csv_figure(csv_dir, n, p, "sigterm_exit", (double)f->stop_ms, "ms");
+	csv_figure(csv_dir, n, p, "sigterm_clean", f->stop_clean, "");
+	csv_figure(csv_dir, n, p, "sigterm_rows_left_online", f->left_online, "rows");
+}
+
 /* One fleet of n workers: start, idle, memory; [3] on the HTTP fleet. */
-static int phase_fleet(const struct opts *o, const char *label, const char *cert,
-		       const char *key, const char *ca_file, double goal_kb, struct memfig *m,
-		       struct reloadfig *rl)
+static int phase_fleet(const struct opts *o, const char *label, const char *proto,
+		       const char *cert, const char *key, const char *ca_file, double goal_kb,
+		       struct memfig *m, struct reloadfig *rl)
 {
 	struct fleet f;
 	memset(&f, 0, sizeof f);
 	memset(m, 0, sizeof *m);
 	m->goal_kb = goal_kb;
-	f.hb = "2s";
-	f.sync = "5s";
+	m->proto = proto;
+	f.hb = o->default_intervals ? "15s" : "2s";
+	f.sync = o->default_intervals ? "30s" : "5s";
 	f.ping = "5s";          /* the production defaults */
 	f.liveness = "20s";
 	f.bmin = "100ms";
@@ -1130,7 +1322,7 @@ static int phase_fleet(const struct opts *o, const char *label, const char *cert
 	int rc = -1, n = o->workers;
 	pid_t *pids = calloc((size_t)n, sizeof *pids), *pids2 = calloc((size_t)n, sizeof *pids2);
 	printf("\n[2] %s: %d workspaces x 2 runtimes (claude built-in + custom profile -> "
-	       CLI_CUSTOM " on PATH), heartbeat 2s, profile_sync 5s, ping 5s, liveness 20s%s%s\n", label, n,
+	       CLI_CUSTOM " on PATH), heartbeat %s, profile_sync %s, ping 5s, liveness 20s%s%s\n", label, n, f.hb, f.sync,
 	       ca_file ? ", ca_file = " : "", ca_file ? ca_file : "");
 	if (pids == NULL || pids2 == NULL || fleet_init(&f, n, cert, key, ca_file) < 0) {
 		fprintf(stderr, "sv_bench: [2] set-up failed\n");
@@ -1159,9 +1351,17 @@ static int phase_fleet(const struct opts *o, const char *label, const char *cert
 			goto out;
 		}
 	}
+	int burst = startup_burst(&f, t_start, proto);
+	printf("    start-up: at most %d requests handled by the server within any 1 s\n", burst);
 	printf("    idle for %d s ...\n", o->idle_s);
-	if (!nap(o->idle_s * 1000L))
+	struct idlefig x;
+	if (idle_window(&f, o->idle_s, &x) < 0)
 		goto out;
+	printf("    idle %.1f s: CPU of the tree (%d processes) %.2f %% of one CPU, of the emulator "
+	       "%.2f %%; the server handled %d heartbeats, %d profile polls, %d other = %.4f "
+	       "req/s per workspace (expected 2/%s + 1/%s)\n", x.window_s, x.procs, x.cpu_tree_pct,
+	       x.cpu_emu_pct, x.beats, x.polls, x.other,
+	       (x.beats + x.polls + x.other) / (x.window_s * n), f.hb, f.sync);
 	int now_running = worker_pids(&f.d, n, pids2), restarted = 0;
 	for (int i = 0; i < n; i++)
 		restarted += pids[i] != pids2[i];
@@ -1179,6 +1379,12 @@ static int phase_fleet(const struct opts *o, const char *label, const char *cert
 		goto out;
 	fleet_stop(&f, "stop");
 	m->left_online = f.left_online;
+	fleet_figures(&f, m, &x, burst, f.hb, f.sync);
+	if (rl != NULL) {
+		csv_figure(csv_dir, n, proto, "reload_to_reg", rl->done_ms, "ms");
+		csv_figure(csv_dir, n, proto, "reload_workers_restarted", rl->changed, "");
+		csv_figure(csv_dir, n, proto, "reload_other_regs", rl->other_regs, "");
+	}
 	rc = 0;
 out:
 	fleet_free(&f);
@@ -1270,6 +1476,11 @@ static void usage(FILE *f)
 {
 	fputs("usage: sv_bench [-k KILLS] [-K KILL_WORKSPACES] [-n WORKERS] [-i IDLE_SECONDS]\n"
 	      "                [--skip-kill] [--skip-http] [--skip-https] [--skip-bundle]\n"
+	      "                [--system-store] [--default-intervals] [--csv DIR]\n"
+	      "--system-store: one more HTTPS fleet without ca_file, its system store pointed\n"
+	      "  at the system bundle + the test cert (MC_TEST_SYSTEM_CA_FILE; test-hook builds).\n"
+	      "--default-intervals: fleets at heartbeat 15s, profile_sync 30s (the defaults).\n"
+	      "--csv DIR: figures.csv (appended) and per-run CSVs into DIR (tests/bench/run.sh).\n"
 	      "Defaults: -k 100 -K 5 -n 200 -i 15 (1.5-2.5 minutes; 270 s budget).\n"
 	      "Runs " MULTICAD_BIN "\n"
 	      "against its own " FAKEPLANE_BIN " on 127.0.0.1.\n"
@@ -1289,12 +1500,16 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_SKIP_KILL = 256, O_SKIP_HTTP, O_SKIP_HTTPS, O_SKIP_BUNDLE };
+	enum { O_SKIP_KILL = 256, O_SKIP_HTTP, O_SKIP_HTTPS, O_SKIP_BUNDLE, O_SYSTEM, O_DEFAULTS,
+	       O_CSV };
 	static const struct option lo[] = {
 		{ "skip-kill", no_argument, NULL, O_SKIP_KILL },
 		{ "skip-http", no_argument, NULL, O_SKIP_HTTP },
 		{ "skip-https", no_argument, NULL, O_SKIP_HTTPS },
 		{ "skip-bundle", no_argument, NULL, O_SKIP_BUNDLE },
+		{ "system-store", no_argument, NULL, O_SYSTEM },
+		{ "default-intervals", no_argument, NULL, O_DEFAULTS },
+		{ "csv", required_argument, NULL, O_CSV },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1304,13 +1519,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		int bad = 0;
 		switch (c) {
 		case 'k': bad = parse_int(optarg, 1, MAX_KILLS, &o->kills); break;
-		case 'K': bad = parse_int(optarg, 1, 50, &o->kill_ws); break;
+		case 'K': bad = parse_int(optarg, 1, MAX_WORKERS, &o->kill_ws); break;
 		case 'n': bad = parse_int(optarg, 1, MAX_WORKERS, &o->workers); break;
 		case 'i': bad = parse_int(optarg, 1, 120, &o->idle_s); break;
 		case O_SKIP_KILL: o->skip_kill = true; break;
 		case O_SKIP_HTTP: o->skip_http = true; break;
 		case O_SKIP_HTTPS: o->skip_https = true; break;
 		case O_SKIP_BUNDLE: o->skip_bundle = true; break;
+		case O_SYSTEM: o->system_store = true; break;
+		case O_DEFAULTS: o->default_intervals = true; break;
+		case O_CSV: o->csv_dir = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
@@ -1353,6 +1571,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned)getpid());
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	csv_dir = o.csv_dir;
 	int64_t t0 = dp_now_ms();
 	budget_end = t0 + BUDGET_MS;
 	int rc = 0;
@@ -1369,23 +1588,37 @@ int main(int argc, char **argv)
 	bool have_h = false, have_s = false, have_b = false, have_rl = false;
 	memset(&rl, 0, sizeof rl);
 	if (!o.skip_http && !interrupted) {
-		have_h = phase_fleet(&o, "HTTP", NULL, NULL, NULL, 350, &mh, &rl) == 0;
+		have_h = phase_fleet(&o, "HTTP", "http", NULL, NULL, NULL, 350, &mh, &rl) == 0;
 		have_rl = have_h;
 	}
 	struct tls t;
 	memset(&t, 0, sizeof t);
-	if ((!o.skip_https || !o.skip_bundle) && !interrupted && tls_make(&t) < 0) {
+	struct memfig msys;
+	bool have_sys = false;
+	if ((!o.skip_https || !o.skip_bundle || o.system_store) && !interrupted && tls_make(&t) < 0) {
 		fprintf(stderr, "sv_bench: cannot make the TLS material\n");
 		rc = 1;
 	} else {
 		if (!o.skip_https && !interrupted)
-			have_s = phase_fleet(&o, "HTTPS", t.cert, t.key, t.cert, 1024, &ms, NULL) == 0;
+			have_s = phase_fleet(&o, "HTTPS", "https-cert", t.cert, t.key, t.cert, 1024, &ms,
+					     NULL) == 0;
 		if (!o.skip_bundle && !interrupted && t.bundle[0]) {
 			char label[64];
 			snprintf(label, sizeof label, "HTTPS, ca_file = system bundle + test cert "
 				 "(%d certs)", count_certs(t.bundle));
-			have_b = phase_fleet(&o, label, t.cert, t.key, t.bundle, 1024, &mb,
-					     NULL) == 0;
+			have_b = phase_fleet(&o, label, "https-bundle", t.cert, t.key, t.bundle, 800,
+					     &mb, NULL) == 0;
+		}
+		/* No ca_file: the daemon's shared system store, pointed at the
+		 * bundle by the test hook (MC_TEST_HOOKS builds, common/api_tls.c). */
+		if (o.system_store && !interrupted && t.bundle[0]) {
+			char label[96];
+			snprintf(label, sizeof label, "HTTPS, no ca_file, system store = "
+				 "MC_TEST_SYSTEM_CA_FILE (%d certs)", count_certs(t.bundle));
+			setenv("MC_TEST_SYSTEM_CA_FILE", t.bundle, 1);
+			have_sys = phase_fleet(&o, label, "https", t.cert, t.key, NULL, 800, &msys,
+					       NULL) == 0;
+			unsetenv("MC_TEST_SYSTEM_CA_FILE");
 		}
 	}
 	tls_free(&t);
@@ -1404,12 +1637,14 @@ int main(int argc, char **argv)
 		print_mem_summary("HTTPS", &ms);
 	if (have_b)
 		print_mem_summary("HTTPS+bundle", &mb);
+	if (have_sys)
+		print_mem_summary("HTTPS+system", &msys);
 	if (have_rl)
 		printf("SUMMARY [3] reload of 1 of %d: SIGHUP -> new worker's REG %.0f ms; worker "
 		       "pids changed %d (must be 1): %s\n", o.workers, rl.done_ms, rl.changed,
 		       verdict(rl.ok));
 	if ((!o.skip_kill && !kf.done) || (!o.skip_http && (!have_h || !have_rl)) || (!o.skip_https && !have_s) ||
-	    (!o.skip_bundle && !have_b) || interrupted)
+	    (!o.skip_bundle && !have_b) || (o.system_store && !have_sys) || interrupted)
 		rc = 1;
 	return rc;
 }

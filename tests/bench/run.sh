@@ -1,0 +1,171 @@
+#!/bin/sh
+# `make bench`: sv_bench at N = 10, 100, 1000 workspaces (2 runtimes each)
+# over HTTP and HTTPS, CSVs into docs/perf/, PNG plots (gnuplot), and
+# docs/PERFORMANCE.md from tests/bench/PERFORMANCE.md.in. Not part of
+# `make test`; about 3 minutes of runs on the 2-CPU VM (plus the build).
+#   tests/bench/run.sh BUILD_DIR
+set -eu
+BUILD=${1:-build-bench}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=$SRC/docs/perf
+LOG=${BENCH_LOG:-$SRC/$BUILD/bench-logs}
+BENCH=$SRC/$BUILD/sv_bench
+mkdir -p "$OUT" "$LOG"
+# BENCH_REPORT_ONLY=1: no runs, the plots and docs/PERFORMANCE.md again from
+# the CSVs already in docs/perf/.
+[ -n "${BENCH_REPORT_ONLY:-}" ] || rm -f "$OUT"/*.csv "$OUT"/*.png
+T0=$(date +%s)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# HTTPS "with a system-size trust store": no ca_file, the daemon's shared
+# system store pointed at the system bundle + the test CA by the test hook
+# (MC_TEST_SYSTEM_CA_FILE, test-hook builds); without the hook, ca_file =
+# that bundle.
+if grep -q MC_TEST_SYSTEM_CA_FILE "$SRC/$BUILD/multicad"; then
+	HTTPS_ARGS="--skip-https --skip-bundle --system-store"; HTTPS=https
+	STORE="no \`ca_file\`; the daemon's system store (loaded once, common/api_tls.c) pointed by the test hook \`MC_TEST_SYSTEM_CA_FILE\` at /etc/ssl/certs/ca-certificates.crt + the test CA"
+else
+	HTTPS_ARGS="--skip-https"; HTTPS=https-bundle
+	STORE="\`ca_file\` = /etc/ssl/certs/ca-certificates.crt + the test CA (the hook MC_TEST_SYSTEM_CA_FILE is not in this build)"
+fi
+CERTS=$(( $(grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt) + 1 ))
+
+run() { # name args...
+	name=$1; shift
+	echo "bench: sv_bench $* (log: $LOG/$name.*)"
+	if ! "$BENCH" --csv "$OUT" --default-intervals "$@" >"$LOG/$name.out" 2>"$LOG/$name.err"; then
+		echo "bench: $name did not finish cleanly (see $LOG/$name.out)" >&2
+		FAILED="$FAILED $name"
+	fi
+	grep '^SUMMARY' "$LOG/$name.out" || true
+}
+FAILED=""
+if [ -z "${BENCH_REPORT_ONLY:-}" ]; then
+	for n in 10 100; do
+		run "n$n" -n "$n" -i 15 --skip-kill $HTTPS_ARGS
+	done
+	run n1000_http -n 1000 -i 35 -K 1000 -k 100 --skip-https --skip-bundle
+	run n1000_https -n 1000 -i 35 --skip-kill --skip-http $HTTPS_ARGS
+fi
+T1=$(date +%s)
+if [ -z "${BENCH_REPORT_ONLY:-}" ]; then
+	printf 'T0=%s\nT1=%s\nLOAD0="%s"\nLOAD1="%s"\nFAILED="%s"\n' "$T0" "$T1" "$LOAD0" \
+		"$(cut -d' ' -f1-3 /proc/loadavg)" "$FAILED" > "$OUT/run.env"
+fi
+. "$OUT/run.env"
+
+# ---- figures ----
+F=$OUT/figures.csv
+fig() { # n proto figure -> value (or "n/a")
+	awk -F, -v n="$1" -v p="$2" -v f="$3" '$1==n && $2==p && $3==f { v=$4 } END { print (v=="" ? "n/a" : v) }' "$F"
+}
+r0() { awk -v v="$1" 'BEGIN { if (v=="n/a") print v; else printf "%.0f", v }'; }
+r1() { awk -v v="$1" 'BEGIN { if (v=="n/a") print v; else printf "%.1f", v }'; }
+r2() { awk -v v="$1" 'BEGIN { if (v=="n/a") print v; else printf "%.2f", v }'; }
+r4() { awk -v v="$1" 'BEGIN { if (v=="n/a") print v; else printf "%.4f", v }'; }
+met() { awk "BEGIN { print (($1) ? \"**met**\" : \"**missed**\") }"; }
+
+# start-up vs N
+{
+	echo "n,proto,start_all_registered_ms,start_first_reg_ms,peak_requests_1s"
+	for p in http $HTTPS; do for n in 10 100 1000; do
+		echo "$n,$p,$(fig $n $p start_all_registered),$(fig $n $p start_first_reg),$(fig $n $p startup_peak_requests_1s)"
+	done; done
+} > "$OUT/startup.csv"
+# memory vs N
+{
+	echo "n,proto,pss_mean_kib,pss_p99_kib,supervisor_pss_kib,supervisor_rss_kib,forkserver_pss_kib,workers_total_mib,conns_per_worker_max"
+	for p in http $HTTPS; do for n in 10 100 1000; do
+		echo "$n,$p,$(fig $n $p pss_mean),$(fig $n $p pss_p99),$(fig $n $p supervisor_pss),$(fig $n $p supervisor_rss),$(fig $n $p forkserver_pss),$(fig $n $p workers_total_pss),$(fig $n $p conns_per_worker_max)"
+	done; done
+} > "$OUT/memory.csv"
+
+# ---- plots ----
+cd "$OUT"
+[ -f "pss_by_start_order_N1000_$HTTPS.csv" ] || : > "pss_by_start_order_N1000_$HTTPS.csv"
+gnuplot <<GP
+set datafile separator ","
+set terminal pngcairo size 800,450 font ",10"
+set key bottom right
+set grid
+set output "pss_by_start_order_N1000.png"
+set title "PSS per idle worker by start order, N = 1000, 2 runtimes each"
+set xlabel "start order (workspace i is started i-th)"
+set ylabel "PSS (KiB)"
+set yrange [0:*]
+plot "pss_by_start_order_N1000_http.csv" every ::1 using 1:2 with points pt 7 ps 0.3 title "HTTP", \
+     "pss_by_start_order_N1000_$HTTPS.csv" every ::1 using 1:2 with points pt 7 ps 0.3 title "HTTPS, system-size store"
+set output "startup_vs_n.png"
+set title "start -> every workspace registered (journal)"
+set logscale x
+set xlabel "workspaces (N)"
+set ylabel "ms"
+plot "< grep ',http,' startup.csv" using 1:3 with linespoints title "HTTP", \
+     "< grep ',$HTTPS,' startup.csv" using 1:3 with linespoints title "HTTPS"
+unset logscale x
+set output "startup_rate_N1000.png"
+set title "requests handled by the server per 100 ms during start-up, N = 1000"
+set xlabel "ms since multicad was started"
+set ylabel "requests / s (100 ms buckets)"
+plot "startup_rate_N1000_http.csv" every ::1 using 1:3 with steps title "HTTP", \
+     "startup_rate_N1000_$HTTPS.csv" every ::1 using 1:3 with steps title "HTTPS"
+set output "kill_dereg_N1000.png"
+set title "SIGKILL of a worker -> DEREG at the server, N = 1000 (100 kills)"
+set xlabel "ms"
+set ylabel "fraction of kills"
+set yrange [0:1]
+set key bottom right
+plot "< tail -n +2 kill_dereg_N1000.csv | cut -d, -f2 | sort -g | awk '{ n[NR]=\$1 } END { for (i=1;i<=NR;i++) print n[i] \",\" i/NR }'" using 1:2 with steps title "kill -> DEREG (CDF)"
+GP
+cd "$SRC"
+
+# ---- docs/PERFORMANCE.md ----
+H=http; S=$HTTPS
+PSS_H=$(fig 1000 $H pss_mean); P99_H=$(fig 1000 $H pss_p99); PSS_S=$(fig 1000 $S pss_mean)
+CONN_MAX=$(awk -F, 'NR>1 && $3=="conns_per_worker_max" && $4>m { m=$4 } END { print m+0 }' "$F")
+CONN_MIN=$(awk -F, 'NR>1 && $3=="conns_per_worker_mean" { if (m=="" || $4<m) m=$4 } END { print m+0 }' "$F")
+ST=$(fig 1000 $H start_all_registered); PEAK=$(fig 1000 $H startup_peak_requests_1s)
+CPU=$(fig 1000 $H idle_cpu_tree); KM=$(fig 1000 http kill_dereg_median); KP=$(fig 1000 http kill_dereg_p99)
+RL=$(fig 1000 $H reload_to_reg); RR=$(fig 1000 $H reload_workers_restarted)
+SPACING=$(sed -n 's/^#define SPAWN_SPACING_MS *\([0-9]*\).*/\1/p' supervisor/wk.c)
+D=$(printf '\001')   # the sed delimiter: the tables' values hold '|'
+sub() { printf 's%s@%s@%s%s%sg\n' "$D" "$1" "$D" "$(printf '%s' "$2" | sed 's/[&\\]/\\&/g')" "$D"; }
+{
+	sub DATE "$(date -u -d "@$T0" '+%Y-%m-%d %H:%M UTC')"
+	sub NPROC "$(nproc)"; sub MEM "$(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')"
+	sub KERNEL "$(uname -sr)"; sub LOAD0 "$LOAD0"; sub LOAD1 "$LOAD1"
+	sub SECS "$((T1 - T0))"; sub BUILD "$BUILD"; sub STORE "$STORE"; sub CERTS "$CERTS"; sub HTTPS "$HTTPS"
+	sub FAILED "${FAILED:- none}"; sub SPACING "$SPACING"; sub RATE "$((1000 / SPACING))"
+	sub STEADY "$(r0 $(fig 1000 $H idle_server_rps))"
+	sub BURSTX "$(awk -v a="$PEAK" -v b="$(fig 1000 $H idle_server_rps)" 'BEGIN { printf "%.0f", a / b }')"
+	sub PERWS "$(awk -F, '$1==100 && $2=="http" && $3=="startup_peak_requests_1s" { printf "%.0f", $4 / 100 }' "$F")"
+	sub PSS_H "$(r0 $PSS_H)"; sub P99_H "$(r0 $P99_H)"; sub PSS_S "$(r0 $PSS_S)"
+	sub P99_S "$(r0 $(fig 1000 $S pss_p99))"
+	sub PSS_OK "$(met "$PSS_H <= 350 && $P99_H <= 1.5 * $PSS_H")"; sub PSSS_OK "$(met "$PSS_S <= 800")"
+	sub CONN "$CONN_MIN - $CONN_MAX"; sub CONN_OK "$(met "$CONN_MAX == 1 && $CONN_MIN == 1")"
+	sub ST "$(r0 $ST)"; sub PEAK "$(r0 $PEAK)"; sub ST_OK "$(met "$ST <= 3000")"
+	sub ST_S "$(r0 $(fig 1000 $S start_all_registered))"; sub PEAK_S "$(r0 $(fig 1000 $S startup_peak_requests_1s))"
+	sub CPU "$(r2 $CPU)"; sub CPU_OK "$(met "$CPU <= 2")"; sub CPU_EMU "$(r2 $(fig 1000 $H idle_cpu_emulator))"
+	sub CPU_S "$(r2 $(fig 1000 $S idle_cpu_tree))"; sub WIN "$(r1 $(fig 1000 $H idle_window))"
+	sub PROCS "$(r0 $(fig 1000 $H idle_tree_procs))"
+	sub KM "$(r1 $KM)"; sub KP "$(r1 $KP)"; sub KMAX "$(r1 $(fig 1000 http kill_dereg_max))"
+	sub KN "$(r0 $(fig 1000 http kill_n))"; sub KMISS "$(r0 $(fig 1000 http kill_missing))"
+	sub KEX "$(r1 $(fig 1000 http kill_exit_seen_median))"; sub KHE "$(r1 $(fig 1000 http kill_exit_to_dereg_median))"
+	sub K_OK "$(met "$KM < 20 && $KP < 100")"
+	sub RL "$(r0 $RL)"; sub RR "$(r0 $RR)"; sub RL_OK "$(met "$RL < 50 && $RR == 1")"
+	sub RLO "$(r0 $(fig 1000 $H reload_other_regs))"
+	for p in $H $S; do P=HTTPS; [ "$p" = http ] && P=HTTP
+		sub "TERM_$P" "$(r0 $(fig 1000 $p sigterm_exit))"; sub "LEFT_$P" "$(r0 $(fig 1000 $p sigterm_rows_left_online))"
+		sub "RPS_$P" "$(r4 $(fig 1000 $p idle_req_per_ws_s))"; sub "BEATS_$P" "$(r4 $(fig 1000 $p idle_beats_per_ws_s))"
+		sub "POLLS_$P" "$(r4 $(fig 1000 $p idle_polls_per_ws_s))"; sub "OTHER_$P" "$(r0 $(fig 1000 $p idle_other_requests))"
+		sub "SRPS_$P" "$(r1 $(fig 1000 $p idle_server_rps))"
+		sub "SVPSS_$P" "$(r0 $(fig 1000 $p supervisor_pss))"; sub "SVRSS_$P" "$(r0 $(fig 1000 $p supervisor_rss))"
+		sub "FSPSS_$P" "$(r0 $(fig 1000 $p forkserver_pss))"; sub "TOT_$P" "$(r0 $(fig 1000 $p workers_total_pss))"
+	done
+	sub EXP "$(r4 $(fig 1000 $H idle_expected_per_ws_s))"
+	sub STARTUP_TABLE "$(awk -F, 'NR>1 { printf "| %s | %s | %.0f | %.0f | %.0f |<br>", $1, $2, $3, $4, $5 }' "$OUT/startup.csv")"
+	sub MEMORY_TABLE "$(awk -F, 'NR>1 { printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %s |<br>", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$OUT/memory.csv")"
+} > "$LOG/subst.sed"
+sed -f "$LOG/subst.sed" tests/bench/PERFORMANCE.md.in | sed 's/|<br>/|\n/g' > docs/PERFORMANCE.md
+echo "bench: wrote docs/PERFORMANCE.md and docs/perf/ (runs: $((T1 - T0)) s);${FAILED:+ runs not clean:$FAILED}"
+[ -z "$FAILED" ]
