@@ -4,8 +4,8 @@
  *
  * Not thread-safe: one thread drives an mc_api and all of its calls (the
  * worker is a single-threaded event loop), which is also why the share
- * handle needs no lock callbacks and the running-call registry below is a
- * plain static list. */
+ * handle needs no lock callbacks and the running-call registry and the
+ * queue of waiting calls below are plain static lists. */
 #include "common/api.h"
 
 #include <errno.h>
@@ -19,10 +19,10 @@
 
 #include <bsd/string.h>
 #include <cjson/cJSON.h>
-#include <openssl/ssl.h>
 #include <sodium.h>
 
 #include "common/api_codec.h"
+#include "common/api_tls.h"
 
 #ifndef MC_VERSION
 #define MC_VERSION "0.0.0"
@@ -47,17 +47,25 @@ struct mc_api {
 	CURLSH *share;              /* keep-alive pool + DNS; NULL: make it lazily */
 	unsigned in_flight;         /* calls whose easy is attached to share */
 	bool drop_idle_pending;     /* close_idle asked while calls were running */
+	struct mc_call *on_wire;    /* the mc_call_enqueue'd call running, or NULL */
+	unsigned n_waiting;         /* enqueued calls waiting their turn */
 	char *etag;                 /* of the cached workspace list, or NULL */
 	bool have_ws_cache;
 	struct mc_workspace_list ws_cache;
 };
 
-enum call_state { CALL_IDLE, CALL_RUNNING, CALL_DONE };
+/* WAITING: enqueued behind another call of its api, not yet handed to
+ * libcurl (mc_call_enqueue). */
+enum call_state { CALL_IDLE, CALL_WAITING, CALL_RUNNING, CALL_DONE };
 
 struct mc_call {
 	uint64_t magic;             /* CALL_MAGIC while allocated */
 	struct mc_call *run_prev;   /* registry of calls running in a multi */
 	struct mc_call *run_next;
+	struct mc_call *wait_prev;  /* FIFO of every waiting call, all apis */
+	struct mc_call *wait_next;
+	CURLM *wait_multi;          /* where a waiting call will run */
+	uint64_t wait_seq;          /* order of enqueueing */
 	struct mc_api *api;
 	enum mc_api_endpoint ep;
 	const char *method;         /* "GET" / "POST" (static strings) */
@@ -90,6 +98,8 @@ struct mc_call {
 };
 
 static struct mc_call *running_head;
+static struct mc_call *waiting_head, *waiting_tail;
+static uint64_t waiting_seq;
 
 /* ---- process-wide initialisation: an allocator that wipes ---- */
 
@@ -136,17 +146,6 @@ static void *wipe_calloc(size_t nmemb, size_t size)
 
 static bool global_ready;
 
-/* OpenSSL builds much of its library state (method tables, error strings,
- * providers) lazily, on the first SSL_CTX. Built here, in the supervisor
- * before it forks, that state is shared copy-on-write by every worker
- * instead of being rebuilt privately in each (about 130 KiB per worker
- * over HTTPS, measured with tests/bench/sv_bench). */
-static void prewarm_tls(void)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	SSL_CTX_free(ctx);
-}
-
 int mc_api_global_init(void)
 {
 	if (global_ready)
@@ -161,7 +160,9 @@ int mc_api_global_init(void)
 		errno = rc == CURLE_OUT_OF_MEMORY ? ENOMEM : EIO;
 		return -1;
 	}
-	prewarm_tls();
+	/* Before any fork: what it builds is shared by every process forked
+	 * afterwards (api_tls.h). */
+	mc_api_tls_init();
 	global_ready = true;
 	return 0;
 }
@@ -170,6 +171,7 @@ void mc_api_global_cleanup(void)
 {
 	if (!global_ready)
 		return;
+	mc_api_tls_cleanup();
 	curl_global_cleanup();
 	global_ready = false;
 }
@@ -417,6 +419,54 @@ static struct mc_call *running_find(CURL *easy, CURLM *multi)
 	return NULL;
 }
 
+/* ---- the per-api queue of mc_call_enqueue ---- */
+
+static void waiting_link(struct mc_call *c)
+{
+	c->wait_seq = ++waiting_seq;
+	c->wait_next = NULL;
+	c->wait_prev = waiting_tail;
+	if (waiting_tail != NULL)
+		waiting_tail->wait_next = c;
+	else
+		waiting_head = c;
+	waiting_tail = c;
+	c->api->n_waiting++;
+}
+
+static void waiting_unlink(struct mc_call *c)
+{
+	if (c->wait_prev != NULL)
+		c->wait_prev->wait_next = c->wait_next;
+	else
+		waiting_head = c->wait_next;
+	if (c->wait_next != NULL)
+		c->wait_next->wait_prev = c->wait_prev;
+	else
+		waiting_tail = c->wait_prev;
+	c->wait_prev = c->wait_next = NULL;
+	c->wait_multi = NULL;
+	c->api->n_waiting--;
+}
+
+/* The api's call on the wire is leaving it (finished or freed). Outside
+ * mc_multi_dispatch, the next one is started by the next dispatch: the
+ * wakeup makes curl_multi_poll return for it at once. */
+static void leave_wire(struct mc_call *c, CURLM *multi, bool in_dispatch)
+{
+	struct mc_api *api = c->api;
+	if (api->on_wire != c)
+		return;
+	api->on_wire = NULL;
+#if CURL_AT_LEAST_VERSION(7, 68, 0)
+	if (!in_dispatch && api->n_waiting > 0 && multi != NULL)
+		curl_multi_wakeup(multi);
+#else
+	(void)multi;
+	(void)in_dispatch;
+#endif
+}
+
 /* ---- building a call ---- */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -475,8 +525,12 @@ static bool set_common_options(struct mc_call *c)
 	/* Ids are escaped; keep curl from folding "/../" in an odd id. */
 	ok &= curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, "multicad/" MC_VERSION) == CURLE_OK;
+	/* Verification itself (VERIFYPEER, VERIFYHOST) keeps libcurl's strict
+	 * defaults; only where the trusted CAs come from differs. */
 	if (api->ca_file != NULL)
 		ok &= curl_easy_setopt(e, CURLOPT_CAINFO, api->ca_file) == CURLE_OK;
+	else
+		ok &= mc_api_tls_use_system_store(e);
 	return ok;
 }
 
@@ -773,10 +827,10 @@ static void reset_outcome(struct mc_call *c)
 }
 
 /* Attaches headers and the api's share. 0, or -1 with errno (EBUSY when
- * already running, ENOMEM). */
+ * already running or waiting, ENOMEM). */
 static int call_prepare(struct mc_call *c)
 {
-	if (c->state == CALL_RUNNING) {
+	if (c->state == CALL_RUNNING || c->state == CALL_WAITING) {
 		errno = EBUSY;
 		return -1;
 	}
@@ -1127,12 +1181,10 @@ int mc_call_perform(struct mc_call *call)
 	return call->err.kind == MC_API_OK ? 0 : -1;
 }
 
-int mc_call_start(struct mc_call *call, CURLM *multi)
+/* Hands call to libcurl in multi. 0, or -1 with errno (the call is then
+ * idle, its outcome reset). */
+static int start_in_multi(struct mc_call *call, CURLM *multi)
 {
-	if (call == NULL || multi == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
 	if (call_prepare(call) < 0)
 		return -1;
 	CURLMcode mrc = curl_multi_add_handle(multi, call->easy);
@@ -1145,6 +1197,74 @@ int mc_call_start(struct mc_call *call, CURLM *multi)
 	call->multi = multi;
 	running_link(call);
 	return 0;
+}
+
+int mc_call_start(struct mc_call *call, CURLM *multi)
+{
+	if (call == NULL || multi == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	return start_in_multi(call, multi);
+}
+
+int mc_call_enqueue(struct mc_call *call, CURLM *multi)
+{
+	if (call == NULL || multi == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (call->state == CALL_RUNNING || call->state == CALL_WAITING) {
+		errno = EBUSY;
+		return -1;
+	}
+	struct mc_api *api = call->api;
+	if (api->on_wire == NULL && api->n_waiting == 0) {
+		if (start_in_multi(call, multi) < 0)
+			return -1;
+		api->on_wire = call;
+		return 0;
+	}
+	reset_outcome(call);
+	call->state = CALL_WAITING;
+	waiting_link(call);
+	call->wait_multi = multi;
+	return 0;
+}
+
+/* Starts, oldest first, the waiting calls of multi whose api has nothing
+ * on the wire. One that cannot start finishes at once with the reason (its
+ * callback runs, and may free or enqueue calls: the walk starts over; what
+ * it enqueues waits for the next dispatch, so out of memory cannot spin).
+ * Returns how many calls finished. */
+static int start_waiting(CURLM *multi)
+{
+	int finished = 0;
+	uint64_t upto = waiting_seq;
+	struct mc_call *c = waiting_head;
+	while (c != NULL) {
+		struct mc_call *next = c->wait_next;
+		if (c->wait_seq > upto)
+			break; /* FIFO: everything after it is newer too */
+		if (c->wait_multi != multi || c->api->on_wire != NULL) {
+			c = next;
+			continue;
+		}
+		waiting_unlink(c);
+		c->state = CALL_IDLE;
+		if (start_in_multi(c, multi) == 0) {
+			c->api->on_wire = c;
+			c = next;
+			continue;
+		}
+		set_error(c, MC_API_ERR_TRANSPORT, "could not start: %s", strerror(errno));
+		c->state = CALL_DONE;
+		finished++;
+		if (c->done_fn != NULL)
+			c->done_fn(c, c->done_arg); /* may free c and others */
+		c = waiting_head;
+	}
+	return finished;
 }
 
 int mc_multi_dispatch(CURLM *multi)
@@ -1165,20 +1285,24 @@ int mc_multi_dispatch(CURLM *multi)
 		curl_multi_remove_handle(multi, easy);
 		running_unlink(c);
 		c->multi = NULL;
+		leave_wire(c, multi, true);
 		call_finish(c, rc);
 		finished++;
 		if (c->done_fn != NULL)
 			c->done_fn(c, c->done_arg); /* may free c */
 	}
-	return finished;
+	return finished + start_waiting(multi);
 }
 
 void mc_call_free(struct mc_call *call)
 {
 	if (call == NULL)
 		return;
+	if (call->state == CALL_WAITING)
+		waiting_unlink(call); /* never sent */
 	if (call->state == CALL_RUNNING) {
 		if (call->multi != NULL) {
+			leave_wire(call, call->multi, false);
 			curl_multi_remove_handle(call->multi, call->easy);
 			running_unlink(call);
 			call->multi = NULL;

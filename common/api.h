@@ -4,8 +4,9 @@
  * struct mc_call that owns its libcurl easy handle, request body, response
  * buffer and decoded result. A call can be driven two ways:
  *   - blocking:   mc_call_perform(call)          (tests, short helpers)
- *   - event loop: mc_call_start(call, multi), then mc_multi_dispatch(multi)
- *                 after curl_multi_perform/socket_action; the call's done
+ *   - event loop: mc_call_start(call, multi) or mc_call_enqueue (one at a
+ *                 time per api), then mc_multi_dispatch(multi) after
+ *                 curl_multi_perform/socket_action; the call's done
  *                 callback runs from there and may free the call or start
  *                 new ones.
  * All calls of one mc_api share a libcurl connection cache (keep-alive).
@@ -190,8 +191,22 @@ int mc_call_perform(struct mc_call *call);
 
 /* Event loop: adds the call to multi. 0, or -1 with errno. */
 int mc_call_start(struct mc_call *call, CURLM *multi);
+/* Event loop, one request at a time per api (so one keep-alive connection):
+ * starts the call in multi at once when no other enqueued call of its api
+ * is running or waiting, else it waits, unsent, in a FIFO, and the
+ * mc_multi_dispatch that sees the running one finish (or the next one
+ * after it was freed: curl_multi_poll is woken) starts it. Its timeout
+ * counts from then: libcurl's own queue (CURLMOPT_MAX_HOST_CONNECTIONS)
+ * counts the wait in CURLOPT_TIMEOUT and times out a transfer that never
+ * left it (libcurl 7.88.1). A waiting call may get mc_call_set_timeout;
+ * mc_call_free drops it unsent; one that cannot start when its turn comes
+ * finishes with a transport error from that dispatch. Calls started with
+ * mc_call_start ignore the queue. 0, or -1 with errno (EBUSY: running or
+ * waiting already; or mc_call_start's). */
+int mc_call_enqueue(struct mc_call *call, CURLM *multi);
 /* Reads every finished transfer of multi, decodes it and runs its call's done
- * callback, which may free the call and start others. Transfers that are not
+ * callback, which may free the call and start others; then starts the
+ * enqueued calls whose turn it is. Transfers that are not
  * mc_calls are left alone (not removed, not touched), but their CURLMSG_DONE
  * message is consumed: libcurl cannot put it back, so give mc_calls a multi
  * of their own. Returns how many calls finished. */
