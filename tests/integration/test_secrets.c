@@ -37,6 +37,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <grp.h>
+#include <sys/wait.h>
 #include <criterion/criterion.h>
 
 #include "common/api.h"
@@ -289,6 +291,21 @@ static void write_config(void)
 	cr_assert_eq(rc, 0);
 }
 
+/* Whether uid:gid can execute path (every directory above it traversable). */
+static bool can_exec_as(uid_t uid, gid_t gid, const char *path)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(2);
+		_exit(access(path, X_OK) == 0 ? 0 : 1);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return false;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 /* The emulator (both tokens valid for the test user) and a daemon holding
  * OLD_TOKEN, as nobody when we are root. */
 static void start_all(void)
@@ -313,6 +330,9 @@ static void start_all(void)
 		struct passwd *pw = getpwnam("nobody");
 		if (pw == NULL)
 			cr_skip_test("running as root and there is no user nobody to run the daemon as");
+		if (!can_exec_as(pw->pw_uid, pw->pw_gid, MULTICAD_BIN))
+			cr_skip_test("nobody cannot reach %s (a checkout under a 0700 directory, "
+				     "such as mktemp -d): the daemon cannot run unprivileged", MULTICAD_BIN);
 		cr_assert_eq(dp_run_as(&D, pw->pw_uid, pw->pw_gid), 0);
 	}
 	LIST = dfx_ws_list(1, 2);
