@@ -10,6 +10,7 @@
 #include "tests/fakeplane/journal.h"
 #include "tests/fakeplane/render.h"
 #include "tests/fakeplane/state.h"
+#include "tests/fakeplane/task_admin.h"
 
 #define ERRLEN 512
 
@@ -185,26 +186,6 @@ static void a_workspace_delete(struct fp_app *app, const cJSON *body, const char
 		reply_ok(out);
 }
 
-static void a_task_add(struct fp_app *app, const cJSON *body, const char *param,
-		       struct fp_reply *out)
-{
-	char err[ERRLEN];
-	struct fp_task *t;
-	if (fp_decode_task(body, "", &t, err, sizeof err) < 0) {
-		fp_reply_error(out, 400, err);
-		return;
-	}
-	fp_state_lock(app->st);
-	if (fp_state_task(app->st, t->id) != NULL) {
-		fp_reply_error(out, 409, "a task with this id exists");
-		fp_task_free(t);
-	} else {
-		fp_state_add_task(app->st, t);
-		fp_reply_json(out, 200, fp_render_task(t));
-	}
-	fp_state_unlock(app->st);
-}
-
 static void a_token_put(struct fp_app *app, const cJSON *body, const char *param,
 			struct fp_reply *out)
 {
@@ -278,7 +259,6 @@ static const struct admin_route admin_routes[] = {
 	{ "DELETE", "runtimes", false, false, a_runtimes_delete_all },
 	{ "POST", "workspaces", false, true, a_workspace_put },
 	{ "DELETE", "workspaces", true, false, a_workspace_delete },
-	{ "POST", "tasks", false, true, a_task_add },
 	{ "POST", "tokens", false, true, a_token_put },
 	{ "DELETE", "tokens", true, false, a_token_delete },
 	{ "GET", "faults", false, false, a_faults_list },
@@ -291,6 +271,10 @@ void fp_admin_handle(struct fp_app *app, const struct fp_request *rq, struct fp_
 	char buf[1024];
 	char *segs[4];
 	int n = fp_path_split(rq->path, buf, sizeof buf, segs, 4);
+	if (n >= 2 && strcmp(segs[1], "tasks") == 0) {
+		fp_task_admin_handle(app, rq, segs, n, out);
+		return;
+	}
 	const struct admin_route *hit = NULL;
 	for (size_t i = 0; n >= 2 && i < sizeof admin_routes / sizeof admin_routes[0]; i++) {
 		const struct admin_route *r = &admin_routes[i];

@@ -11,7 +11,7 @@
  *   DELETE /_admin/runtimes            delete every runtime row in one step -> {deleted_runtimes}
  *   POST   /_admin/workspaces          add, or replace name+members of, {id, name, members}
  *   DELETE /_admin/workspaces/{id}     remove it, its profiles and runtime rows
- *   POST   /_admin/tasks               add {id?, runtime_id, status, ...} -> the task
+ *   .../_admin/tasks...                 task rows: task_admin.h
  *   POST   /_admin/tokens              add or rebind {token, user}
  *   DELETE /_admin/tokens/{token}      revoke
  *   GET    /_admin/faults              pending faults

@@ -12,14 +12,11 @@
 #include "tests/fakeplane/register.h"
 #include "tests/fakeplane/render.h"
 #include "tests/fakeplane/state.h"
+#include "tests/fakeplane/tasks.h"
 #include "tests/fakeplane/util.h"
 
 #define MAX_SEGS 8
 
-/* Handlers run with the state lock held; user is the authenticated user id
- * and param the one wildcard path segment (or NULL). */
-typedef void (*handler_fn)(struct fp_app *app, const struct fp_request *rq, const char *user,
-			   const char *param, struct fp_reply *out);
 
 /* ---- auth and access (protocol 1.2) ---- */
 
@@ -42,10 +39,7 @@ static const char *authenticate(struct fp_app *app, const struct fp_request *rq,
 	return user;
 }
 
-/* A runtime path or body id: 400 invalid_msg when malformed, 404 "runtime
- * not found" when absent, 404 "not found" when the caller is no member of
- * its workspace. Returns the row or NULL after writing the error. */
-static struct fp_runtime *runtime_access(struct fp_app *app, const char *user, const char *id,
+struct fp_runtime *fp_api_runtime_access(struct fp_app *app, const char *user, const char *id,
 					 const char *invalid_msg, struct fp_reply *out)
 {
 	char canon[FP_UUID_LEN + 1];
@@ -230,7 +224,7 @@ static void h_heartbeat(struct fp_app *app, const struct fp_request *rq, const c
 		fp_reply_error(out, 400, "runtime_id is required");
 		goto done;
 	}
-	struct fp_runtime *r = runtime_access(app, user, id, "invalid runtime_id", out);
+	struct fp_runtime *r = fp_api_runtime_access(app, user, id, "invalid runtime_id", out);
 	if (r == NULL)
 		goto done;
 	int64_t now = fp_now_ms();
@@ -248,7 +242,7 @@ done:
 static void h_recover(struct fp_app *app, const struct fp_request *rq, const char *user,
 		      const char *param, struct fp_reply *out)
 {
-	struct fp_runtime *r = runtime_access(app, user, param, "invalid runtime_id", out);
+	struct fp_runtime *r = fp_api_runtime_access(app, user, param, "invalid runtime_id", out);
 	if (r == NULL)
 		return;
 	int n = fp_state_recover_orphans(app->st, r->id, fp_now_ms());
@@ -258,44 +252,7 @@ static void h_recover(struct fp_app *app, const struct fp_request *rq, const cha
 	fp_reply_json(out, 200, o);
 }
 
-/* ---- claims and token renewal (2.7, 2.8) ---- */
-
-static bool blank(const char *s)
-{
-	return s[strspn(s, " \t\r\n")] == '\0';
-}
-
-static void h_claim(struct fp_app *app, const struct fp_request *rq, const char *user,
-		    const char *param, struct fp_reply *out)
-{
-	cJSON *doc = fp_in_parse(rq);
-	const cJSON *max = cJSON_GetObjectItem(doc, "max_tasks");
-	if (doc == NULL || !fp_in_object_or_null(doc) || !fp_in_str_ok(doc, "daemon_id") ||
-	    !fp_in_array_ok(doc, "runtime_ids", fp_in_elem_string) ||
-	    (max != NULL && !cJSON_IsNull(max) && !cJSON_IsNumber(max))) {
-		fp_reply_error(out, 400, "invalid request body");
-	} else if (blank(fp_in_str(doc, "daemon_id"))) {
-		fp_reply_error(out, 400, "daemon_id is required");
-	} else if (cJSON_IsNumber(max) && max->valuedouble < 0) {
-		fp_reply_error(out, 400, "max_tasks must not be negative");
-	} else {
-		/* Task execution is out of scope: nothing to claim, ever. */
-		cJSON *o = fp_json_object();
-		fp_json_add(o, "tasks", fp_json_array());
-		fp_reply_json(out, 200, o);
-	}
-	cJSON_Delete(doc);
-}
-
-static void h_claim_legacy(struct fp_app *app, const struct fp_request *rq, const char *user,
-			   const char *param, struct fp_reply *out)
-{
-	if (runtime_access(app, user, param, "invalid runtime_id", out) == NULL)
-		return;
-	cJSON *o = fp_json_object();
-	fp_json_add(o, "task", cJSON_CreateNull());
-	fp_reply_json(out, 200, o);
-}
+/* ---- token renewal (2.8); the task endpoints are in tasks.c ---- */
 
 static void h_renew(struct fp_app *app, const struct fp_request *rq, const char *user,
 		    const char *param, struct fp_reply *out)
@@ -308,13 +265,7 @@ static void h_renew(struct fp_app *app, const struct fp_request *rq, const char 
 
 /* ---- routing ---- */
 
-struct route {
-	const char *method;
-	const char *pattern;    /* "*" matches one segment, passed as param */
-	handler_fn fn;
-};
-
-static const struct route routes[] = {
+static const struct fp_route routes[] = {
 	{ "GET", "/api/daemon/workspaces", h_workspaces },
 	{ "GET", "/api/workspaces", h_legacy_workspaces },
 	{ "GET", "/api/daemon/workspaces/*/runtime-profiles", h_profiles },
@@ -323,9 +274,6 @@ static const struct route routes[] = {
 	{ "POST", "/api/daemon/deregister", h_deregister },
 	{ "POST", "/api/daemon/heartbeat", h_heartbeat },
 	{ "POST", "/api/daemon/runtimes/*/recover-orphans", h_recover },
-	{ "POST", "/api/daemon/runtimes/*/tasks/claim", h_claim_legacy },
-	{ "POST", "/api/daemon/tasks/claim", h_claim },
-	{ "POST", "/api/daemon/claim", h_claim },
 	{ "POST", "/api/tokens/current/renew", h_renew },
 	/* GET /api/daemon/ws (the WebSocket) is deliberately absent: 404. */
 };
@@ -367,17 +315,27 @@ static bool route_match(const char *pattern, char **segs, int nsegs, const char 
 	return true;
 }
 
+static const struct fp_route *find_route(const struct fp_route *table, size_t n,
+					  const struct fp_request *rq, char **segs, int nsegs,
+					  const char **param)
+{
+	for (size_t i = 0; nsegs > 0 && i < n; i++)
+		if (strcmp(table[i].method, rq->method) == 0 &&
+		    route_match(table[i].pattern, segs, nsegs, param))
+			return &table[i];
+	return NULL;
+}
+
 void fp_api_handle(struct fp_app *app, const struct fp_request *rq, struct fp_reply *out)
 {
 	char buf[1024];
 	char *segs[MAX_SEGS];
 	int nsegs = fp_path_split(rq->path, buf, sizeof buf, segs, MAX_SEGS);
-	const struct route *hit = NULL;
 	const char *param = NULL;
-	for (size_t i = 0; nsegs > 0 && i < sizeof routes / sizeof routes[0] && !hit; i++)
-		if (strcmp(routes[i].method, rq->method) == 0 &&
-		    route_match(routes[i].pattern, segs, nsegs, &param))
-			hit = &routes[i];
+	const struct fp_route *hit = find_route(routes, sizeof routes / sizeof routes[0], rq,
+						 segs, nsegs, &param);
+	if (hit == NULL)
+		hit = find_route(fp_task_routes, fp_task_nroutes, rq, segs, nsegs, &param);
 	if (hit == NULL) {
 		fp_reply_error(out, 404, "not found");
 		return;

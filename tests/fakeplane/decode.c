@@ -221,37 +221,136 @@ int fp_decode_profile_patch(const cJSON *j, struct fp_profile *p, char *err, siz
 	return 0;
 }
 
+/* Fields of the row itself; every other member of a task body is kept in
+ * t->extra and handed to the daemon with the claimed task. */
+static const char *const task_model_keys[] = {
+	"id", "runtime_id", "status", "failure_reason", "error", "attempt", "max_attempts",
+	"agent_id", "workspace_id", "issue_id", "auth_token", "session_id", "work_dir", NULL,
+};
+
+static bool is_model_key(const char *k)
+{
+	for (size_t i = 0; task_model_keys[i] != NULL; i++)
+		if (strcmp(k, task_model_keys[i]) == 0)
+			return true;
+	return false;
+}
+
+static int want_status(const struct dctx *d, const cJSON *j, bool required, char **status)
+{
+	if (want_str(d, j, "status", required, false, status) < 0)
+		return -1;
+	if (*status != NULL && !fp_task_status_valid(*status))
+		return fail(d, "status", "expected one of queued, dispatched, running, "
+			    "completed, failed, cancelled, waiting_local_directory, deferred");
+	return 0;
+}
+
+/* Row fields a seed, a POST and a PATCH may set alike. */
+static int task_row_fields(const struct dctx *d, const cJSON *j, struct fp_task *t)
+{
+	return want_str(d, j, "failure_reason", false, true, &t->failure_reason) < 0 ||
+	       want_str(d, j, "error", false, true, &t->error) < 0 ||
+	       want_str(d, j, "session_id", false, true, &t->session_id) < 0 ||
+	       want_str(d, j, "work_dir", false, true, &t->work_dir) < 0 ||
+	       want_str(d, j, "issue_id", false, true, &t->issue_id) < 0 ||
+	       want_long(d, j, "attempt", &t->attempt) < 0 ||
+	       want_long(d, j, "max_attempts", &t->max_attempts) < 0 ? -1 : 0;
+}
+
+/* agent {id, name, ...}: agent_id defaults to agent.id. */
+static int task_agent(const struct dctx *d, const cJSON *j, struct fp_task *t)
+{
+	const cJSON *agent = cJSON_GetObjectItemCaseSensitive(j, "agent");
+	if (want_uuid(d, j, "agent_id", false, false, t->agent_id) < 0)
+		return -1;
+	if (agent == NULL)
+		return 0;
+	if (!cJSON_IsObject(agent))
+		return fail(d, "agent", "expected object");
+	struct dctx sub = { "agent", d->err, d->errlen };
+	char id[FP_UUID_LEN + 1] = "";
+	char *name = NULL;
+	int rc = want_uuid(&sub, agent, "id", t->agent_id[0] == '\0', false, id) < 0 ||
+		 want_str(&sub, agent, "name", false, false, &name) < 0 ? -1 : 0;
+	free(name);
+	if (rc == 0 && t->agent_id[0] == '\0')
+		memcpy(t->agent_id, id, sizeof id);
+	return rc;
+}
+
+/* auth_token: a string claims hand out as it is, null: claims carry none
+ * (test hooks for the executor's pre-flight checks). */
+static int task_token_hook(const struct dctx *d, const cJSON *j, struct fp_task *t)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "auth_token");
+	if (v == NULL)
+		return 0;
+	if (cJSON_IsNull(v)) {
+		t->token_omitted = true;
+		return 0;
+	}
+	return want_str(d, j, "auth_token", false, false, &t->fixed_token);
+}
+
+static void task_extra(const cJSON *j, struct fp_task *t)
+{
+	for (const cJSON *c = j->child; c != NULL; c = c->next) {
+		if (is_model_key(c->string) ||
+		    cJSON_GetObjectItemCaseSensitive(t->extra, c->string) != NULL)
+			continue;
+		cJSON *dup = cJSON_Duplicate(c, true);
+		if (dup == NULL || !cJSON_AddItemToObject(t->extra, c->string, dup))
+			abort();   /* out of memory */
+	}
+}
+
 int fp_decode_task(const cJSON *j, const char *path, struct fp_task **out,
 		   char *err, size_t errlen)
 {
-	static const char *const keys[] = {
-		"id", "runtime_id", "status", "failure_reason", "error", "attempt",
-		"max_attempts", NULL,
-	};
 	struct dctx d = { path, err, errlen };
 	struct fp_task *t = fp_task_new();
-	t->attempt = 1;
-	t->max_attempts = 3;
-	if (check_object(&d, j, keys) < 0 || want_uuid(&d, j, "id", false, false, t->id) < 0 ||
+	if (!cJSON_IsObject(j)) {
+		fail(&d, "", "expected object");
+		goto bad;
+	}
+	if (want_uuid(&d, j, "id", false, false, t->id) < 0 ||
 	    want_uuid(&d, j, "runtime_id", true, false, t->runtime_id) < 0 ||
-	    want_str(&d, j, "status", true, false, &t->status) < 0 ||
-	    want_str(&d, j, "failure_reason", false, true, &t->failure_reason) < 0 ||
-	    want_str(&d, j, "error", false, true, &t->error) < 0 ||
-	    want_long(&d, j, "attempt", &t->attempt) < 0 ||
-	    want_long(&d, j, "max_attempts", &t->max_attempts) < 0) {
-		fp_task_free(t);
-		return -1;
-	}
-	if (!fp_task_status_valid(t->status)) {
-		fail(&d, "status", "expected one of queued, dispatched, running, completed, "
-			 "failed, cancelled, waiting_local_directory, deferred");
-		fp_task_free(t);
-		return -1;
-	}
+	    want_uuid(&d, j, "workspace_id", false, false, t->workspace_id) < 0 ||
+	    want_status(&d, j, false, &t->status) < 0 || task_row_fields(&d, j, t) < 0 ||
+	    task_agent(&d, j, t) < 0 || task_token_hook(&d, j, t) < 0)
+		goto bad;
+	if (t->status == NULL)
+		t->status = fp_xstrdup("queued");
+	task_extra(j, t);
 	if (t->id[0] == '\0')
 		fp_uuid_generate(t->id);
 	t->created_ms = fp_now_ms();
+	if (fp_task_status_terminal(t->status))
+		t->completed_ms = t->created_ms;
 	*out = t;
+	return 0;
+bad:
+	fp_task_free(t);
+	return -1;
+}
+
+int fp_decode_task_patch(const cJSON *j, struct fp_task *t, char *err, size_t errlen)
+{
+	static const char *const keys[] = {
+		"status", "failure_reason", "error", "session_id", "work_dir", "issue_id",
+		"attempt", "max_attempts", NULL,
+	};
+	struct dctx d = { "", err, errlen };
+	char *status = NULL;
+	if (check_object(&d, j, keys) < 0 || want_status(&d, j, false, &status) < 0 ||
+	    task_row_fields(&d, j, t) < 0) {
+		free(status);
+		return -1;
+	}
+	if (status != NULL)
+		fp_task_set_status(t, status, fp_now_ms());
+	free(status);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /* multica-fakeplane: the HTTP server (libmicrohttpd): a few epoll threads
  * serve up to max_connections keep-alive connections. An injected delay
  * suspends its connection and a timer thread resumes it, so it holds up
- * nothing else. Request bodies are gathered up to 1 MiB (413 beyond).
+ * nothing else. Request bodies are gathered up to 1 MiB, admin ones up to
+ * 64 MiB (413 beyond).
  * Daemon requests pass the faults, then the API, and are journaled;
  * /_admin requests go to the admin API only.
  *
@@ -16,6 +17,7 @@
 #include "tests/fakeplane/app.h"
 
 #define FP_BODY_MAX (1u << 20)
+#define FP_ADMIN_BODY_MAX (64u << 20)
 #define FP_POOL_THREADS 4   /* epoll threads; each serves many connections */
 
 struct fp_server_opts {

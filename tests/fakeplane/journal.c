@@ -114,10 +114,17 @@ void fp_journal_clear(struct fp_journal *j)
 
 cJSON *fp_journal_render(struct fp_journal *j)
 {
+	return fp_journal_render_matching(j, NULL);
+}
+
+cJSON *fp_journal_render_matching(struct fp_journal *j, const char *path_part)
+{
 	cJSON *a = fp_json_array();
 	pthread_mutex_lock(&j->mu);
 	for (size_t i = 0; i < j->len; i++) {
 		const struct entry *e = &j->ring[(j->head + i) % j->cap];
+		if (path_part != NULL && strcasestr(e->path, path_part) == NULL)
+			continue;
 		cJSON *o = fp_json_object();
 		fp_json_add(o, "seq", cJSON_CreateNumber((double)e->seq));
 		fp_json_add_time(o, "time", e->time_ms);

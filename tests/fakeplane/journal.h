@@ -21,5 +21,8 @@ void fp_journal_add(struct fp_journal *j, const char *method, const char *path,
 void fp_journal_clear(struct fp_journal *j);
 /* Allocates [{seq, time, method, path, body, status, fault}]. */
 cJSON *fp_journal_render(struct fp_journal *j);
+/* The same for the entries whose path contains path_part (ignoring case;
+ * NULL: all), e.g. one task's calls, faulted ones included. */
+cJSON *fp_journal_render_matching(struct fp_journal *j, const char *path_part);
 
 #endif

@@ -1,6 +1,7 @@
 #include "tests/fakeplane/jsonin.h"
 
 #include <ctype.h>
+#include <math.h>
 
 #include "tests/fakeplane/util.h"
 
@@ -56,4 +57,36 @@ char *fp_in_lowerdup(const char *s)
 	for (char *q = p; *q; q++)
 		*q = (char)tolower((unsigned char)*q);
 	return p;
+}
+
+static bool kind_ok(const cJSON *v, enum fp_in_kind kind)
+{
+	switch (kind) {
+	case FP_IN_STR: return cJSON_IsString(v);
+	case FP_IN_INT:
+		return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
+		       fabs(v->valuedouble) < 9.2e18;
+	case FP_IN_BOOL: return cJSON_IsBool(v);
+	case FP_IN_OBJECT: return cJSON_IsObject(v);
+	case FP_IN_ARRAY: return cJSON_IsArray(v);
+	}
+	return false;
+}
+
+bool fp_in_fields_ok(const cJSON *obj, const struct fp_in_field *fields)
+{
+	if (!fp_in_object_or_null(obj))
+		return false;
+	for (const struct fp_in_field *f = fields; f->key != NULL; f++) {
+		const cJSON *v = cJSON_GetObjectItem(obj, f->key);
+		if (v != NULL && !cJSON_IsNull(v) && !kind_ok(v, f->kind))
+			return false;
+	}
+	return true;
+}
+
+long long fp_in_int(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(obj, key);
+	return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
 }

@@ -26,6 +26,18 @@ int fp_in_array_len(const cJSON *obj, const char *key);
 /* Element checks for fp_in_array_ok. */
 bool fp_in_elem_string(const cJSON *e);
 bool fp_in_object_or_null(const cJSON *j);
+/* Member kinds for fp_in_fields_ok. */
+enum fp_in_kind { FP_IN_STR, FP_IN_INT, FP_IN_BOOL, FP_IN_OBJECT, FP_IN_ARRAY };
+struct fp_in_field {
+	const char *key;
+	enum fp_in_kind kind;
+};
+/* True when obj is an object (or null) and each listed member is missing,
+ * null or of its kind (FP_IN_INT: an integral number); others are ignored.
+ * The list ends with a NULL key. */
+bool fp_in_fields_ok(const cJSON *obj, const struct fp_in_field *fields);
+/* obj[key] as an integer when it is a number, else 0. */
+long long fp_in_int(const cJSON *obj, const char *key);
 /* Allocates a lower-cased copy of s. */
 char *fp_in_lowerdup(const char *s);
 

@@ -44,6 +44,7 @@ struct options {
 	const char *seed;
 	const char *tls_cert, *tls_key;
 	int64_t sweep_interval_ms, stale_after_ms;
+	int64_t redeliver_after_ms, prepare_lease_ms;
 	long long journal_max;
 	long max_conns;
 	bool max_conns_given;    /* an explicit flag is refused, not shrunk, past the fd limit */
@@ -57,6 +58,7 @@ static const char usage_text[] =
 	"                         [--tls-cert FILE --tls-key FILE]\n"
 	"                         [--journal-max 100000] [--log-level info]\n"
 	"                         [--max-connections 16384]\n"
+	"                         [--redeliver-after 90s] [--prepare-lease 45s]\n"
 	"                         [--exit-on-stdin-eof]\n"
 	"\n"
 	"A control-plane emulator of the multica daemon API. With port 0 the first\n"
@@ -64,7 +66,9 @@ static const char usage_text[] =
 	"The admin API lives under /_admin (no auth). SIGTERM/SIGINT stop it, and\n"
 	"so does the end of stdin with --exit-on-stdin-eof (for test harnesses).\n"
 	"--max-connections bounds the concurrent connections (more wait in the listen\n"
-	"queue); the open-files limit is raised to fit it, up to the hard limit.\n";
+	"queue); the open-files limit is raised to fit it, up to the hard limit.\n"
+	"A claimed task never started is claimed again once --redeliver-after has\n"
+	"passed since its dispatch and its prepare lease (--prepare-lease) is over.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -101,7 +105,8 @@ static int parse_max_conns(const char *arg, struct options *o)
 /* Returns 0 to run, 1 after --help, -1 on a usage error (already printed). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { O_SEED = 1, O_SWEEP, O_STALE, O_CERT, O_KEY, O_JMAX, O_LOG, O_STDIN, O_MAXCONN };
+	enum { O_SEED = 1, O_SWEEP, O_STALE, O_CERT, O_KEY, O_JMAX, O_LOG, O_STDIN, O_MAXCONN,
+	       O_REDELIVER, O_LEASE };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "seed", required_argument, NULL, O_SEED },
@@ -113,12 +118,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "exit-on-stdin-eof", no_argument, NULL, O_STDIN },
 		{ "max-connections", required_argument, NULL, O_MAXCONN },
+		{ "redeliver-after", required_argument, NULL, O_REDELIVER },
+		{ "prepare-lease", required_argument, NULL, O_LEASE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .sweep_interval_ms = 30000, .stale_after_ms = 150000,
 			       .journal_max = 100000, .log_level = MC_LOG_INFO,
-			       .max_conns = FP_MAX_CONNECTIONS_DEFAULT };
+			       .max_conns = FP_MAX_CONNECTIONS_DEFAULT,
+			       .redeliver_after_ms = 90000, .prepare_lease_ms = 45000 };
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -148,6 +156,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 						   "got \"%s\"", optarg);
 			break;
 		case O_STDIN: o->exit_on_stdin_eof = true; break;
+		case O_REDELIVER:
+			if (parse_duration_flag("--redeliver-after", optarg,
+						&o->redeliver_after_ms) < 0)
+				return -1;
+			break;
+		case O_LEASE:
+			if (parse_duration_flag("--prepare-lease", optarg, &o->prepare_lease_ms) < 0)
+				return -1;
+			break;
 		case O_MAXCONN:
 			if (parse_max_conns(optarg, o) < 0)
 				return -1;
@@ -274,6 +291,8 @@ static int fakeplane_prepare(struct fakeplane *fp, struct options *o, char *host
 		return EXIT_USAGE;
 	}
 	fp->st = fp_state_new();
+	fp->st->redeliver_after_ms = o->redeliver_after_ms;
+	fp->st->lease_ms = o->prepare_lease_ms;
 	if (o->seed != NULL && fp_seed_load(fp->st, o->seed, err, sizeof err) < 0) {
 		fprintf(stderr, "multica-fakeplane: %s\n", err);
 		return EXIT_USAGE;

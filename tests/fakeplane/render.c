@@ -144,21 +144,6 @@ cJSON *fp_render_runtime_admin(const struct fp_runtime *r)
 	return o;
 }
 
-cJSON *fp_render_task(const struct fp_task *t)
-{
-	cJSON *o = fp_json_object();
-	fp_json_add_str(o, "id", t->id);
-	fp_json_add_str(o, "runtime_id", t->runtime_id);
-	fp_json_add_str(o, "status", t->status);
-	fp_json_add_str(o, "failure_reason", t->failure_reason);
-	fp_json_add_str(o, "error", t->error);
-	fp_json_add(o, "attempt", cJSON_CreateNumber((double)t->attempt));
-	fp_json_add(o, "max_attempts", cJSON_CreateNumber((double)t->max_attempts));
-	fp_json_add_time(o, "created_at", t->created_ms);
-	fp_json_add_time(o, "completed_at", t->completed_ms);
-	return o;
-}
-
 cJSON *fp_render_state(struct fp_state *st)
 {
 	cJSON *o = fp_json_object();

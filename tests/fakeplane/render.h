@@ -21,7 +21,17 @@ cJSON *fp_render_workspace_brief(const struct fp_workspace *w);
 /* Admin views: more fields than the daemon sees. */
 cJSON *fp_render_workspace_admin(const struct fp_workspace *w);
 cJSON *fp_render_runtime_admin(const struct fp_runtime *r);
+/* Task views (task_render.c). The admin row: every column, the current
+ * auth_token and the number of calls per op ("counts"). */
 cJSON *fp_render_task(const struct fp_task *t);
+/* The admin row plus fields (as given at creation), result, tokens,
+ * messages, progress, sessions, usage and calls. */
+cJSON *fp_render_task_detail(const struct fp_task *t);
+/* The row as task endpoints answer it (AgentTaskResponse), no token. */
+cJSON *fp_render_task_daemon(const struct fp_task *t);
+/* The Task object of a claim (reference section 3): the creation fields
+ * with the row's identity, status, auth_token and delivered_comment_ids. */
+cJSON *fp_render_task_claimed(const struct fp_task *t);
 /* GET /_admin/state. */
 cJSON *fp_render_state(struct fp_state *st);
 

@@ -4,7 +4,8 @@
  *     "runtimes": [...], "tasks": [...] }      every key optional
  *
  * "runtimes" is an extension: rows that exist before any register, e.g.
- * {"workspace_id","daemon_id","provider","profile_id"?,"id"?,"name"?,"status"?}. */
+ * {"workspace_id","daemon_id","provider","profile_id"?,"id"?,"name"?,"status"?}.
+ * "tasks" take every field of POST /_admin/tasks (decode.h fp_decode_task). */
 #ifndef FP_SEED_H
 #define FP_SEED_H
 

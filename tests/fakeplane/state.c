@@ -16,6 +16,8 @@ struct fp_state *fp_state_new(void)
 {
 	struct fp_state *st = fp_xcalloc(1, sizeof *st);
 	pthread_mutex_init(&st->mu, NULL);
+	st->redeliver_after_ms = 90000;   /* the server's stale-dispatch window */
+	st->lease_ms = 45000;             /* its prepare lease */
 	return st;
 }
 
@@ -116,21 +118,6 @@ void fp_runtime_free(struct fp_runtime *r)
 	free(r->metadata);
 	free(r->owner_id);
 	free(r);
-}
-
-struct fp_task *fp_task_new(void)
-{
-	return fp_xcalloc(1, sizeof(struct fp_task));
-}
-
-void fp_task_free(struct fp_task *t)
-{
-	if (t == NULL)
-		return;
-	free(t->status);
-	free(t->failure_reason);
-	free(t->error);
-	free(t);
 }
 
 const char *fp_state_user_for_token(struct fp_state *st, const char *token)
@@ -358,7 +345,24 @@ int fp_state_remove_all_runtimes(struct fp_state *st)
 
 void fp_state_add_task(struct fp_state *st, struct fp_task *t)
 {
+	/* The row keeps its workspace when its runtime row goes later. */
+	struct fp_runtime *r = fp_state_runtime(st, t->runtime_id);
+	if (t->workspace_id[0] == '\0' && r != NULL)
+		strlcpy(t->workspace_id, r->workspace_id, sizeof t->workspace_id);
 	fp_vec_push(&st->tasks, t);
+}
+
+int fp_state_remove_task(struct fp_state *st, const char *id)
+{
+	for (size_t i = 0; i < st->tasks.len; i++) {
+		struct fp_task *t = st->tasks.items[i];
+		if (strcmp(t->id, id) == 0) {
+			fp_vec_remove(&st->tasks, i);
+			fp_task_free(t);
+			return 0;
+		}
+	}
+	return -1;
 }
 
 struct fp_runtime *fp_state_runtime_by_identity(struct fp_state *st, const char *ws_id,
@@ -414,10 +418,11 @@ int fp_state_recover_orphans(struct fp_state *st, const char *runtime_id, int64_
 		struct fp_task *t = st->tasks.items[i];
 		if (strcmp(t->runtime_id, runtime_id) != 0 || !is_orphan_status(t->status))
 			continue;
-		fp_replace_str(&t->status, fp_xstrdup("failed"));
+		fp_task_set_status(t, "failed", now_ms);
 		fp_replace_str(&t->failure_reason, fp_xstrdup("runtime_recovery"));
 		fp_replace_str(&t->error, fp_xstrdup("daemon restarted while task was in flight"));
-		t->completed_ms = now_ms;
+		t->lease_ms = 0;
+		fp_task_record(t, FP_OP_RECOVER, NULL, 200, now_ms);
 		n++;
 	}
 	return n;

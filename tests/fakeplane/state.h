@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "tests/fakeplane/util.h"
 
 struct fp_token {
@@ -55,14 +57,41 @@ struct fp_runtime {
 	int64_t created_ms, updated_ms;
 };
 
+/* What the daemon may call on a task, for its per-task call log. */
+enum fp_task_op {
+	FP_OP_CLAIM, FP_OP_START, FP_OP_STATUS, FP_OP_PROGRESS, FP_OP_MESSAGES,
+	FP_OP_SESSION, FP_OP_USAGE, FP_OP_COMPLETE, FP_OP_FAIL, FP_OP_CANCEL_ACK,
+	FP_OP_PREPARE_LEASE, FP_OP_WAIT_LOCAL_DIR, FP_OP_RECOVER, FP_OP_COUNT,
+};
+
+/* A task row (reference/multica-task-execution.md section 7 "State") and
+ * the log of everything the daemon sent for it. */
 struct fp_task {
 	char id[FP_UUID_LEN + 1];
 	char runtime_id[FP_UUID_LEN + 1];
+	char workspace_id[FP_UUID_LEN + 1]; /* "": the runtime's, filled at claim */
+	char agent_id[FP_UUID_LEN + 1];     /* "": none (old admin form) */
+	char *issue_id;                 /* NULL: "" */
 	char *status;
 	char *failure_reason;           /* NULL: JSON null */
 	char *error;                    /* NULL: JSON null */
+	char *session_id, *work_dir;    /* NULL: JSON null */
 	long attempt, max_attempts;
 	int64_t created_ms, completed_ms; /* completed 0: JSON null */
+	int64_t dispatched_ms, started_ms, lease_ms; /* 0: JSON null */
+	cJSON *result;                  /* the whole /complete body; NULL: null */
+	cJSON *extra;                   /* object: agent and every other field given
+					   at creation, merged into a claimed task */
+	char *fixed_token;              /* test hook: claims hand this, not a fresh one */
+	bool token_omitted;             /* test hook: claims carry no auth_token */
+	char *auth_token;               /* the last one issued; NULL: none yet */
+	cJSON *tokens;                  /* [string]: every auth_token issued */
+	cJSON *messages;                /* [{seq, type, tool?, content?, input?, output?}] */
+	cJSON *progress;                /* [request bodies] */
+	cJSON *sessions;                /* [{session_id?, work_dir?, applied}] */
+	cJSON *usage;                   /* [rows], one per provider+model */
+	cJSON *calls;                   /* [{op, time, body, status}] in order */
+	unsigned counts[FP_OP_COUNT];   /* calls per op */
 };
 
 struct fp_state {
@@ -72,6 +101,9 @@ struct fp_state {
 	struct fp_vec profiles;         /* struct fp_profile *, creation order */
 	struct fp_vec runtimes;         /* struct fp_runtime *, creation order */
 	struct fp_vec tasks;            /* struct fp_task *, creation order */
+	int64_t redeliver_after_ms;     /* a never-started dispatched row older than
+					   this, lease expired, is claimed again */
+	int64_t lease_ms;               /* prepare lease given by claim / prepare-lease */
 };
 
 /* Allocates an empty state; fp_state_free releases it and all it holds. */
@@ -125,7 +157,10 @@ int fp_state_remove_runtime(struct fp_state *st, const char *id);
 /* Removes every runtime row at once (a wave of deletions no daemon can
  * observe half-done). Returns how many there were. */
 int fp_state_remove_all_runtimes(struct fp_state *st);
+/* A row without a workspace_id gets its runtime's, when that exists. */
 void fp_state_add_task(struct fp_state *st, struct fp_task *t);
+/* Returns 0, or -1 when absent (the row and its log are freed). */
+int fp_state_remove_task(struct fp_state *st, const char *id);
 
 /* The row with this upsert identity: (ws, daemon_id, profile_id) when
  * profile_id is non-empty, else (ws, daemon_id, provider) among built-in
@@ -148,5 +183,30 @@ int fp_state_sweep_stale(struct fp_state *st, int64_t now_ms, int64_t stale_ms);
 
 /* True for the task statuses of migration 128. */
 bool fp_task_status_valid(const char *s);
+
+/* ---- task rows (task_state.c; lock held) ---- */
+
+/* "claim", "start", ..., "cancel-ack", "recover-orphans". */
+const char *fp_task_op_name(enum fp_task_op op);
+/* True for completed, failed, cancelled. */
+bool fp_task_status_terminal(const char *s);
+/* Sets the status; a terminal one stamps completed_at. */
+void fp_task_set_status(struct fp_task *t, const char *status, int64_t now_ms);
+/* Appends {op, time, body, status} to the call log; takes ownership of
+ * body (NULL: JSON null). */
+void fp_task_record(struct fp_task *t, enum fp_task_op op, cJSON *body, unsigned status,
+		    int64_t now_ms);
+/* The workspace the row belongs to: its own, else its runtime's; NULL
+ * when neither is known. */
+const char *fp_task_workspace(struct fp_state *st, const struct fp_task *t);
+/* True when a claim may hand the row out: queued, or dispatched, never
+ * started, dispatched at least redeliver_after ago, lease expired. */
+bool fp_task_claimable(const struct fp_state *st, const struct fp_task *t, int64_t now_ms);
+/* Claims the row: dispatched now, a fresh lease, a fresh "mat_" token
+ * (recorded), the workspace filled in from the runtime. */
+void fp_task_dispatch(struct fp_state *st, struct fp_task *t, int64_t now_ms);
+/* Replaces the usage row with the same provider and model, or appends
+ * row; takes ownership of row. */
+void fp_task_usage_upsert(struct fp_task *t, cJSON *row);
 
 #endif
