@@ -159,6 +159,12 @@ enum mc_api_endpoint {
 	MC_EP_HEARTBEAT,
 	MC_EP_RECOVER_ORPHANS,
 	MC_EP_RENEW_TOKEN,
+	/* the task endpoints of common/api_task.h */
+	MC_EP_CLAIM_TASKS,
+	MC_EP_CLAIM_RUNTIME_TASK,
+	MC_EP_TASK_OP,
+	MC_EP_TASK_STATUS,
+	MC_EP_TASK_PREPARE_LEASE,
 };
 
 struct mc_call;

@@ -180,6 +180,8 @@ cJSON *mc_json_parse(const char *body, size_t len, char *err, size_t err_size)
 		body = repaired; /* byte offsets below are of the repaired text */
 	}
 	cJSON *root = parse_exact(body, len, err, err_size);
+	if (repaired != NULL)
+		explicit_bzero(repaired, len); /* a claim body holds task tokens */
 	free(repaired);
 	if (root != NULL && no_duplicates(root, "", err, err_size) < 0) {
 		cJSON_Delete(root);
