@@ -9,12 +9,20 @@ FUZZBUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_LONG_SECONDS ?= 600
 
-.PHONY: all deps build build-san build-fuzz test test-plain test-san test-fuzz fuzz clean demo package bench
+.PHONY: all deps agent-clis build build-san build-fuzz test test-plain test-san test-fuzz fuzz clean demo package bench
 
 all: build
 
 deps:
 	@sh scripts/install-deps.sh
+
+# The pinned real claude and codex CLIs for the real-CLI tests, into a
+# cache outside the tree (scripts/install-agent-clis.sh). `make test` needs
+# no step of its own: ctest's fixture real_cli_install runs the same script
+# before test_real_cli, in every build tree, so a bare `ctest` installs them
+# too; this target only warms the cache.
+agent-clis: deps
+	@sh scripts/install-agent-clis.sh
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMC_WERROR=ON -DMC_TEST_HOOKS=ON

@@ -7,7 +7,15 @@ PKGS="cmake make gcc pkg-config
 libcurl4-openssl-dev libssl-dev libcjson-dev libsodium-dev libbsd-dev libinih-dev
 libmicrohttpd-dev libcriterion-dev libsystemd-dev
 clang-14 libclang-rt-14-dev
+python3
 ${MC_EXTRA_PKGS:-}"
+
+# The real-CLI tests install claude and codex with npm
+# (scripts/install-agent-clis.sh). A node/npm the machine already has (say
+# from nodesource, whose nodejs carries npm and conflicts with Debian's npm)
+# is used as it is; Debian's only when there is none.
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 
 missing=""
 for p in $PKGS; do
