@@ -29,3 +29,10 @@ mc_ms_t mc_jitter(mc_ms_t base, double frac)
 	mc_ms_t span = (mc_ms_t)((double)base * frac);
 	return base - span + mc_rand_below(2 * span + 1);
 }
+
+mc_ms_t mc_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (mc_ms_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -8,6 +8,8 @@ typedef int64_t mc_ms_t;
 
 /* CLOCK_MONOTONIC in ms: never jumps with the wall clock. */
 mc_ms_t mc_now_ms(void);
+/* CLOCK_REALTIME in ms: for what is written down (files, reports). */
+mc_ms_t mc_wall_ms(void);
 
 /* Uniform random integer in [0, n) (libsodium's unbiased generator); 0 when n <= 0. */
 mc_ms_t mc_rand_below(mc_ms_t n);

@@ -15,10 +15,11 @@
 
 #include "common/log.h"
 #include "common/proctitle.h"
+#include "worker/task_exec.h"
 #include "worker/worker.h"
 #include "worker/worker_int.h"
 
-#define MAX_WAITFDS 64
+#define MAX_WAITFDS 512 /* agents: stdout, stderr, stdin and a pidfd each */
 /* Cap on one wait so that a missed wakeup can never stall the worker long. */
 #define MAX_WAIT_MS 1000
 /* How long the worker may spend pushing its last frames at exit. */
@@ -108,6 +109,7 @@ static mc_ms_t earliest(mc_ms_t a, mc_ms_t b)
 static int wait_timeout(const struct mc_worker *w, mc_ms_t now)
 {
 	mc_ms_t d = earliest(mc_registrar_next_deadline(w), mc_heartbeat_next_deadline(w));
+	d = earliest(d, mc_exec_next_deadline(w));
 	if (d <= 0)
 		return MAX_WAIT_MS;
 	mc_ms_t t = d - now;
@@ -121,6 +123,11 @@ static void loop_once(struct mc_worker *w)
 	mc_ms_t now = mc_now_ms();
 	mc_registrar_timers(w, now);
 	mc_heartbeat_tick(w, now);
+	if (!w->exec_started && w->peer == PEER_READY) {
+		w->exec_started = true;
+		mc_exec_start(w);
+	}
+	mc_exec_tick(w, now);
 	/* What a REPORT could not write at once; and a write error there. */
 	mc_peer_flush(w);
 	if (w->exit_now)
@@ -133,6 +140,7 @@ static void loop_once(struct mc_worker *w)
 	fds[n++] = (struct curl_waitfd){ .fd = w->sigfd, .events = CURL_WAIT_POLLIN };
 	if (w->vprobes != NULL)
 		n += mc_vprobe_waitfds(w->vprobes, fds + n, MAX_WAITFDS - n);
+	n += mc_exec_waitfds(w, fds + n, MAX_WAITFDS - n);
 	int numfds = 0;
 	curl_multi_poll(w->multi, fds, n, wait_timeout(w, now), &numfds);
 
@@ -143,6 +151,7 @@ static void loop_once(struct mc_worker *w)
 		on_signal(w);
 	if (!w->peer_gone && (fds[0].revents & (CURL_WAIT_POLLIN | CURL_WAIT_POLLPRI)))
 		mc_peer_on_readable(w);
+	mc_exec_service(w);
 	if (w->vprobes != NULL && mc_vprobe_service(w->vprobes, mc_now_ms()) &&
 	    w->reg == REG_PROBING)
 		mc_registrar_event(w, EV_PROBES_DONE);
@@ -162,6 +171,7 @@ static void final_flush(struct mc_worker *w)
 
 static void worker_free(struct mc_worker *w)
 {
+	mc_exec_free(w);
 	mc_heartbeat_cancel_all(w);
 	for (size_t i = 0; i < w->n_ro; i++)
 		mc_call_free(w->ro[i]);
@@ -178,6 +188,7 @@ static void worker_free(struct mc_worker *w)
 	if (w->multi != NULL)
 		curl_multi_cleanup(w->multi);
 	mc_api_free(w->api);
+	mc_secret_free(w->token);
 	mc_worker_config_clear(&w->cfg);
 	mc_ipc_reader_free(&w->rd);
 	mc_ipc_writer_free(&w->wr);

@@ -13,6 +13,8 @@
 
 #include "common/log.h"
 #include "common/proctitle.h"
+#include "ipc/task_msgs.h"
+#include "worker/task_exec.h"
 #include "worker/worker.h"
 #include "worker/worker_int.h"
 
@@ -100,6 +102,10 @@ static int apply_config(struct mc_worker *w, const struct mc_ipc_frame *f)
 		violation(w, err);
 		return -1;
 	}
+	if (w->cfg.workspace_id[0] == '\0') {
+		violation(w, "CONFIG: workspace_id: empty (a link's, not a worker's)");
+		return -1;
+	}
 	enum mc_log_level lvl;
 	if (mc_log_parse_level(w->cfg.log_level, &lvl) == 0)
 		mc_log_set_level(lvl);
@@ -128,9 +134,15 @@ static int apply_token(struct mc_worker *w, const struct mc_ipc_frame *f)
 		violation(w, "out of memory");
 		return -1;
 	}
+	/* Kept (guarded) for the executor's own client and to keep its value
+	 * out of every agent's environment. */
+	mc_secret_free(w->token);
+	w->token = mc_secret_dup(tok);
 	if (w->api != NULL) {
 		/* A rotated token: later requests use it, nothing restarts. */
 		int rc = mc_api_set_token(w->api, tok);
+		if (rc == 0 && w->exec.api != NULL)
+			rc = mc_api_set_token(w->exec.api, tok);
 		mc_secret_free(tok);
 		mc_log(MC_LOG_INFO, "token updated", NULL);
 		return rc;
@@ -317,6 +329,23 @@ static bool misbehave(struct mc_worker *w, uint64_t seq)
 	return false;
 }
 
+/* A task routed here: the executor owns it (and its token) from now on. */
+static void on_task(struct mc_worker *w, const struct mc_ipc_frame *f)
+{
+	char err[256];
+	int slot;
+	cJSON *task;
+	struct mc_secret *token;
+	if (mc_ipc_parse_task(f, &slot, &task, &token, err, sizeof err) < 0)
+		return violation(w, err);
+	if (slot < 0) {
+		cJSON_Delete(task);
+		mc_secret_free(token);
+		return violation(w, "TASK without a slot");
+	}
+	mc_exec_accept(w, slot, task, token);
+}
+
 static void handle_frame(struct mc_worker *w, const struct mc_ipc_frame *f)
 {
 	char err[256];
@@ -354,6 +383,11 @@ static void handle_frame(struct mc_worker *w, const struct mc_ipc_frame *f)
 			return violation(w, err);
 		mc_log(MC_LOG_INFO, "stop requested by the supervisor", NULL);
 		mc_registrar_event(w, EV_STOP);
+		return;
+	case MC_IPC_TASK:
+		if (w->peer != PEER_READY)
+			return violation(w, "TASK before the handshake");
+		on_task(w, f);
 		return;
 	default:
 		violation(w, "unexpected message type");

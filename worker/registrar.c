@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "worker/task_exec.h"
 #include "worker/worker_int.h"
 
 static const char *const purpose_names[PURPOSE_COUNT] = {
@@ -490,6 +491,8 @@ static void on_register_done(struct mc_worker *w)
 	mc_peer_report(w);
 	commit_signature(w);
 	remember_resolution(w);
+	if (mc_launch_table_update(&w->exec.launch, &w->tracked, &w->payload, &w->builtins) < 0)
+		mc_log(MC_LOG_ERROR, "out of memory: tasks of new runtimes will be refused", NULL);
 	mc_orphans_after_register(w);
 	complete_recovery(w, true);
 	/* Any REG built from the current built-in set (a drift that noticed the
@@ -687,6 +690,10 @@ static const reg_handler handlers[REG_STATE_COUNT] = {
 
 void mc_registrar_event(struct mc_worker *w, enum mc_reg_event ev)
 {
+	if (ev == EV_STOP && !w->stop_requested && !mc_exec_idle(w)) {
+		mc_exec_stop(w);
+		return; /* the executor raises EV_STOP again once its tasks have ended */
+	}
 	if (ev == EV_STOP && !w->stop_requested) {
 		w->stop_requested = true;
 		w->stop_deadline = mc_now_ms() + MC_WORKER_STOP_BUDGET_MS;

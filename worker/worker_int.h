@@ -19,6 +19,7 @@
 #include "worker/dropped.h"
 #include "worker/gone_slot.h"
 #include "worker/payload.h"
+#include "worker/task_int.h"
 #include "worker/tracked.h"
 #include "worker/vprobe.h"
 
@@ -146,6 +147,10 @@ struct mc_worker {
 	bool waiting_beats;             /* stopping: letting in-flight beats land first */
 	int exit_code;
 	bool exit_now;
+
+	/* tasks (task_exec.c) */
+	struct mc_exec exec;
+	bool exec_started;
 
 	unsigned auth_rejects;          /* 401/403/"workspace not found" since the last success */
 	mc_ms_t auth_first_reject_at;   /* when that streak began */

@@ -8,7 +8,7 @@
 
 #include "common/clock.h"
 
-const struct mc_builtin FX_CLAUDE = { "claude", "Claude", "2.1.0" };
+const struct mc_builtin FX_CLAUDE = { "claude", "Claude", "2.1.0", "" };
 
 const char *fx_seed_with(const char *profiles_json)
 {

@@ -38,6 +38,15 @@ static void fill_config(struct mc_worker_config *c, const struct wh_opts *o)
 	c->profile_sync_interval_ms = dflt(o->profile_sync_ms, 150);
 	c->http_timeout_ms = dflt(o->http_timeout_ms, 2000);
 	c->probe_timeout_ms = dflt(o->probe_timeout_ms, 1000);
+	strlcpy(c->workspaces_root, o->workspaces_root ? o->workspaces_root : "",
+		sizeof c->workspaces_root);
+	strlcpy(c->state_dir, o->state_dir ? o->state_dir : "", sizeof c->state_dir);
+	c->task_idle_timeout_ms = o->task_idle_timeout_ms;
+	c->task_stop_grace_ms = dflt(o->task_stop_grace_ms, 2000);
+	c->stop_timeout_ms = dflt(o->stop_timeout_ms, 10000);
+	c->task_retention_ms = o->task_retention_ms;
+	c->task_poll_interval_ms = 30000;
+	c->max_concurrent_tasks = 20;
 	c->overrides = (struct mc_profile_override *)o->overrides;
 	c->n_overrides = o->n_overrides;
 }
@@ -62,6 +71,37 @@ static void reap(struct wh *h, int flags)
 		h->exited = true;
 		h->status = st;
 	}
+}
+
+static struct wh_task *task_slot(struct wh *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_tasks; i++)
+		if (strcmp(h->tasks[i].id, id) == 0)
+			return &h->tasks[i];
+	if (h->n_tasks == WH_MAX_TASKS)
+		return NULL;
+	struct wh_task *t = &h->tasks[h->n_tasks++];
+	memset(t, 0, sizeof *t);
+	strlcpy(t->id, id, sizeof t->id);
+	return t;
+}
+
+static void record_task_state(struct wh *h, const struct mc_ipc_frame *f)
+{
+	struct mc_task_state_msg m;
+	char err[256];
+	if (mc_ipc_parse_task_state(f, &m, err, sizeof err) < 0) {
+		h->violation = true;
+		return;
+	}
+	struct wh_task *t = task_slot(h, m.task_id);
+	if (t == NULL)
+		return;
+	t->state = m.state;
+	t->pid = m.pid;
+	t->n_states++;
+	strlcpy(t->outcome, m.outcome, sizeof t->outcome);
+	strlcpy(t->last_output, m.last_output, sizeof t->last_output);
 }
 
 static void handle(struct wh *h, const struct mc_ipc_frame *f)
@@ -94,6 +134,9 @@ static void handle(struct wh *h, const struct mc_ipc_frame *f)
 				       sizeof err) < 0)
 			h->violation = true;
 		h->fatal = true;
+		break;
+	case MC_IPC_TASK_STATE:
+		record_task_state(h, f);
 		break;
 	default:
 		h->violation = true;
@@ -329,4 +372,35 @@ void wh_rmtree(const char *dir)
 {
 	if (dir != NULL)
 		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int wh_send_task(struct wh *h, int slot, const char *token, const cJSON *task)
+{
+	struct mc_secret *sec = token ? mc_secret_new(token, strlen(token)) : NULL;
+	int rc = mc_ipc_send_task(&h->wr, slot, sec, task);
+	mc_secret_free(sec);
+	flush_all(h);
+	return rc;
+}
+
+const struct wh_task *wh_task(const struct wh *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_tasks; i++)
+		if (strcmp(h->tasks[i].id, id) == 0)
+			return &h->tasks[i];
+	return NULL;
+}
+
+bool wh_wait_task_state(struct wh *h, const char *id, enum mc_task_state state,
+			int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	for (;;) {
+		const struct wh_task *t = wh_task(h, id);
+		if (t != NULL && (t->state == state || t->state == MC_TS_ENDED))
+			return t->state == state;
+		if (mc_now_ms() >= until || h->exited)
+			return false;
+		wh_pump(h, 10);
+	}
 }

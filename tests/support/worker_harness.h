@@ -10,6 +10,11 @@
 
 #include "ipc/frame.h"
 #include "ipc/messages.h"
+#include "ipc/task_msgs.h"
+
+#include <cjson/cJSON.h>
+
+#include "common/secret.h"
 
 struct wh_opts {
 	const char *server_url;
@@ -28,7 +33,25 @@ struct wh_opts {
 	const char *path_env;           /* PATH in the worker; NULL: "/nonexistent" */
 	const char *test_fault;
 	const char *ca_file;            /* NULL: the system's CA store */
+	/* tasks */
+	const char *workspaces_root;    /* NULL: none (tasks refused) */
+	const char *state_dir;          /* NULL: none (no outbox) */
+	long task_idle_timeout_ms;      /* default 0: off */
+	long task_stop_grace_ms;        /* default 2000 */
+	long stop_timeout_ms;           /* default 10000 */
+	long task_retention_ms;         /* default 0: kept */
 };
+
+/* What the worker last said about one task (TASK_STATE). */
+struct wh_task {
+	char id[40];
+	enum mc_task_state state;
+	int pid;
+	char outcome[64];
+	unsigned n_states;
+	char last_output[MC_TASK_STATE_OUTPUT_MAX + 1];
+};
+#define WH_MAX_TASKS 64
 
 struct wh {
 	pid_t pid;
@@ -46,6 +69,8 @@ struct wh {
 	bool exited;
 	int status;                     /* waitpid status once exited */
 	bool violation;                 /* the worker sent something invalid */
+	struct wh_task tasks[WH_MAX_TASKS];
+	size_t n_tasks;
 };
 
 /* Forks the worker, completes the handshake. 0 or -1. */
@@ -68,6 +93,13 @@ long wh_ping(struct wh *h, uint64_t seq, int timeout_ms);
 int wh_stop(struct wh *h, int timeout_ms);
 /* Waits for the child to exit; returns its exit code, 128+signal, or -1. */
 int wh_wait_exit(struct wh *h, int timeout_ms);
+/* Sends a TASK frame (as the supervisor routes one). 0 or -1. */
+int wh_send_task(struct wh *h, int slot, const char *token, const cJSON *task);
+/* The worker's last word on task id, NULL before any. */
+const struct wh_task *wh_task(const struct wh *h, const char *id);
+/* Pumps until task id reached state (or ended) within timeout_ms. */
+bool wh_wait_task_state(struct wh *h, const char *id, enum mc_task_state state,
+			int timeout_ms);
 /* Closes our end of the socket (the worker sees EOF). */
 void wh_close(struct wh *h);
 /* Kills the child if still alive, reaps it, frees everything. */

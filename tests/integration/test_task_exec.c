@@ -1,0 +1,449 @@
+/* The worker's task executor (worker/task_*.c) against the emulator: the
+ * test plays the link and the supervisor (it claims the task itself and
+ * routes it with a TASK frame), the worker runs the fake claude / codex
+ * CLIs of tests/agents. What is asserted is what the server saw, in order,
+ * and what the agent got (its recorded argv, cwd and environment). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+
+#include "common/api.h"
+#include "common/api_task.h"
+#include "common/clock.h"
+#include "tests/support/worker_fixture.h"
+
+#define AGENT_ID "b1111111-1111-4111-8111-111111111111"
+
+static struct fixture F;
+static char ROOT[256];      /* the test's temp dir: work/ and state/ below */
+static char WORK[300], STATE[300];
+static struct mc_builtin BUILTINS[2];
+
+static void setup_dirs(void)
+{
+	strlcpy(ROOT, "/tmp/mc-texec-XXXXXX", sizeof ROOT);
+	cr_assert_not_null(mkdtemp(ROOT));
+	snprintf(WORK, sizeof WORK, "%s/work", ROOT);
+	snprintf(STATE, sizeof STATE, "%s/state", ROOT);
+	cr_assert_eq(mkdir(WORK, 0700), 0);
+	cr_assert_eq(mkdir(STATE, 0700), 0);
+}
+
+static void fini(void)
+{
+	fx_stop(&F);
+	if (ROOT[0])
+		wh_rmtree(ROOT);
+}
+
+/* The emulator, and a worker whose claude (and codex) built-ins are the
+ * fake CLIs; both built-in rows registered. */
+static void start(long idle_ms)
+{
+	setup_dirs();
+	fx_start_plane(&F, "[]");
+	BUILTINS[0] = (struct mc_builtin){ "claude", "Claude", "2.1.197", FAKE_CLAUDE_BIN };
+	BUILTINS[1] = (struct mc_builtin){ "codex", "Codex", "0.171.0", FAKE_CODEX_BIN };
+	struct wh_opts o = { .builtins = BUILTINS, .n_builtins = 2, .workspaces_root = WORK,
+			     .state_dir = STATE, .task_idle_timeout_ms = idle_ms,
+			     .task_stop_grace_ms = 1000 };
+	fx_start_worker_opts(&F, o);
+	cr_assert(wh_wait_report_n(&F.h, 2, 8000), "the worker did not register claude and codex");
+}
+
+static char *runtime_of(const char *provider)
+{
+	cJSON *st = fp_state(&F.fp);
+	cJSON *rt;
+	char *id = NULL;
+	cJSON_ArrayForEach(rt, cJSON_GetObjectItem(st, "runtimes")) {
+		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(rt, "provider"));
+		if (p != NULL && strcmp(p, provider) == 0)
+			id = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(rt, "id")));
+	}
+	cJSON_Delete(st);
+	cr_assert_not_null(id, "no %s row", provider);
+	return id;
+}
+
+/* Queues a task on the emulator; env: extra custom_env members (JSON
+ * text without braces, may be ""). Returns its id (static buffer). */
+static const char *queue_task(const char *runtime_id, const char *env, const char *extra)
+{
+	static char id[40];
+	static unsigned n;
+	snprintf(id, sizeof id, "c%07u-2222-4222-8222-%012u", ++n, (unsigned)getpid());
+	char body[4096];
+	snprintf(body, sizeof body,
+		 "{\"id\":\"%s\",\"runtime_id\":\"%s\",\"issue_id\":\"d1111111-1111-4111-8111-111111111111\","
+		 "\"agent\":{\"id\":\"" AGENT_ID "\",\"name\":\"Agent Smith\",\"instructions\":\"Be brief.\","
+		 "\"custom_env\":{%s}}%s%s}",
+		 id, runtime_id, env, extra[0] ? "," : "", extra);
+	long st = fx_admin(&F, "POST", "/_admin/tasks", body);
+	cr_assert_eq(st, 200, "queueing the task answered %ld", st);
+	return id;
+}
+
+/* Claims (as the link would) and routes the claimed task to the worker.
+ * Returns the task token (static). */
+static const char *claim_and_route(const char *runtime_id, int slot)
+{
+	static char tok[128];
+	struct mc_secret *t = mc_secret_new(TOKEN, strlen(TOKEN));
+	struct mc_api_config ac = { .server_url = F.fp.url, .token = t,
+				    .client_version = "test" };
+	struct mc_api *api = mc_api_new(&ac);
+	mc_secret_free(t);
+	cr_assert_not_null(api);
+	const char *ids[] = { runtime_id };
+	struct mc_call *c = mc_call_claim_tasks(api, "test-daemon", 1, ids, 1);
+	cr_assert_eq(mc_call_perform(c), 0, "claim: %s", mc_call_error(c)->message);
+	struct mc_claimed cl = { 0 };
+	cr_assert_eq(mc_call_take_claimed(c, &cl), 0);
+	cr_assert_eq(cl.n, 1, "claimed %zu tasks", cl.n);
+	strlcpy(tok, mc_secret_open(cl.v[0].token), sizeof tok);
+	mc_secret_close(cl.v[0].token);
+	cr_assert_eq(wh_send_task(&F.h, slot, tok, cl.v[0].task), 0);
+	mc_claimed_clear(&cl);
+	mc_call_free(c);
+	mc_api_free(api);
+	return tok;
+}
+
+static cJSON *task_detail(const char *id)
+{
+	char path[128], *body = NULL;
+	snprintf(path, sizeof path, "/_admin/tasks/%s", id);
+	long st = fp_http(&F.fp, "GET", path, NULL, NULL, &body);
+	cr_assert_eq(st, 200);
+	cJSON *j = cJSON_Parse(body);
+	free(body);
+	cr_assert_not_null(j);
+	return j;
+}
+
+static char *task_status(const char *id)
+{
+	cJSON *j = task_detail(id);
+	cJSON *row = cJSON_GetObjectItem(j, "task");
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(row ? row : j, "status"));
+	char *r = strdup(s ? s : "?");
+	cJSON_Delete(j);
+	return r;
+}
+
+static bool wait_status(const char *id, const char *want, int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	for (;;) {
+		char *s = task_status(id);
+		bool ok = strcmp(s, want) == 0;
+		free(s);
+		if (ok)
+			return true;
+		if (mc_now_ms() >= until)
+			return false;
+		wh_pump(&F.h, 20);
+	}
+}
+
+/* The ops of the calls the daemon made for the task, in order, as one
+ * string: "start,progress,messages,...". */
+static void calls_of(const char *id, char *out, size_t n)
+{
+	cJSON *j = task_detail(id), *c;
+	out[0] = '\0';
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls")) {
+		const char *op = cJSON_GetStringValue(cJSON_GetObjectItem(c, "op"));
+		if (op == NULL || strcmp(op, "status") == 0 || strcmp(op, "claim") == 0)
+			continue;
+		if (out[0])
+			strlcat(out, ",", n);
+		strlcat(out, op, n);
+	}
+	cJSON_Delete(j);
+}
+
+static int count_op(const char *calls, const char *op)
+{
+	int k = 0;
+	size_t l = strlen(op);
+	for (const char *p = calls; (p = strstr(p, op)) != NULL; p += l)
+		if ((p == calls || p[-1] == ',') && (p[l] == ',' || p[l] == '\0'))
+			k++;
+	return k;
+}
+
+/* A live (non-zombie) process is in group pgid: zombies wait for init
+ * here, which reaps late. */
+static bool group_alive(int pgid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	bool alive = false;
+	while (d != NULL && !alive && (e = readdir(d)) != NULL) {
+		char path[300], buf[512];
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		const char *p = strrchr(buf, ')');
+		char st;
+		int ppid, pgrp;
+		if (p != NULL && sscanf(p + 1, " %c %d %d", &st, &ppid, &pgrp) == 3 &&
+		    pgrp == pgid && st != 'Z')
+			alive = true;
+	}
+	if (d != NULL)
+		closedir(d);
+	return alive;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	static char buf[1 << 16];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static bool wait_file(const char *path, int timeout_ms)
+{
+	mc_ms_t until = mc_now_ms() + timeout_ms;
+	while (access(path, F_OK) != 0) {
+		if (mc_now_ms() >= until)
+			return false;
+		wh_pump(&F.h, 20);
+	}
+	return true;
+}
+
+TestSuite(texec, .fini = fini, .timeout = 60);
+
+Test(texec, claude_task_runs_to_completed_with_messages_usage_and_session)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	char rec[400], env[600];
+	snprintf(rec, sizeof rec, "%s/agent.rec", ROOT);
+	snprintf(env, sizeof env, "\"FAKE_AGENT_MODE\":\"tool\",\"FAKE_AGENT_RECORD\":\"%s\"", rec);
+	const char *id = queue_task(rid, env, "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	const char *tok = claim_and_route(rid, 3);
+	char token[128];
+	strlcpy(token, tok, sizeof token);
+	cr_assert(wait_status(tid, "completed", 20000), "the task did not complete");
+	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_ENDED, 5000), "no 'ended' state");
+	cr_assert_str_eq(wh_task(&F.h, tid)->outcome, "completed");
+
+	char calls[2048];
+	calls_of(tid, calls, sizeof calls);
+	cr_assert(strncmp(calls, "start,", 6) == 0, "start must come first: %s", calls);
+	cr_assert_eq(count_op(calls, "complete"), 1, "calls: %s", calls);
+	cr_assert_eq(count_op(calls, "fail"), 0, "calls: %s", calls);
+	cr_assert(strstr(calls, "usage") != NULL && strstr(calls, "usage") < strstr(calls, "complete"),
+		  "usage before complete: %s", calls);
+	cr_assert(strstr(calls, "session") != NULL, "session pinned: %s", calls);
+
+	cJSON *j = task_detail(tid);
+	cJSON *msgs = cJSON_GetObjectItem(j, "messages"), *m;
+	long last = 0;
+	bool tool_use = false, text = false;
+	cJSON_ArrayForEach(m, msgs) {
+		long seq = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "seq"));
+		cr_assert_gt(seq, last, "seq must increase strictly");
+		last = seq;
+		const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(m, "type"));
+		tool_use |= type && strcmp(type, "tool_use") == 0;
+		text |= type && strcmp(type, "text") == 0;
+	}
+	cr_assert(tool_use && text, "messages: a tool_use and text expected");
+	cJSON_Delete(j);
+
+	/* What the agent got: its work dir as cwd, the task token, no daemon token. */
+	cr_assert(wait_file(rec, 2000));
+	char *r = read_file(rec);
+	cr_assert_not_null(r);
+	char want[512];
+	snprintf(want, sizeof want, "env\tMULTICA_TOKEN=%s\n", token);
+	cr_assert(strstr(r, want) != NULL, "MULTICA_TOKEN must be the claimed task token");
+	cr_assert(strncmp(token, "mat_", 4) == 0);
+	cr_assert(strstr(r, TOKEN) == NULL, "the daemon token reached the agent");
+	cr_assert(strstr(r, "env\tMULTICA_TASK_SLOT=3\n") != NULL);
+	snprintf(want, sizeof want, "cwd\t%s/%s/", WORK, WS);
+	cr_assert(strstr(r, want) != NULL, "cwd under workspaces_root/<ws>/: %s", r);
+	cr_assert(strstr(r, "argv\t--output-format\nargv\tstream-json\n") != NULL);
+	free(rid);
+}
+
+Test(texec, failing_agent_is_reported_with_fail_never_complete)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"error\"", "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wait_status(tid, "failed", 20000), "the task did not fail");
+	char calls[2048];
+	calls_of(tid, calls, sizeof calls);
+	cr_assert_eq(count_op(calls, "complete"), 0, "calls: %s", calls);
+	cr_assert_eq(count_op(calls, "fail"), 1, "calls: %s", calls);
+	free(rid);
+}
+
+Test(texec, crash_mid_stream_fails_the_task)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"crash\"", "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wait_status(tid, "failed", 20000));
+	free(rid);
+}
+
+Test(texec, codex_task_runs_to_completed)
+{
+	start(0);
+	char *rid = runtime_of("codex");
+	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"tool\"", "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wait_status(tid, "completed", 20000), "the codex task did not complete");
+	free(rid);
+}
+
+Test(texec, cancel_while_running_stops_the_group_and_acks)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"grandchild\"", "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_RUNNING, 10000), "never running");
+	int pid = wh_task(&F.h, tid)->pid;
+	cr_assert_gt(pid, 0);
+	char path[128];
+	snprintf(path, sizeof path, "/_admin/tasks/%s/cancel", tid);
+	cr_assert_eq(fx_admin(&F, "POST", path, "{}"), 200);
+	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_ENDED, 20000), "the task did not end");
+	char calls[2048];
+	calls_of(tid, calls, sizeof calls);
+	cr_assert_eq(count_op(calls, "cancel-ack"), 1, "calls: %s", calls);
+	cr_assert_eq(count_op(calls, "complete") + count_op(calls, "fail"), 0, "calls: %s", calls);
+	cr_assert(!group_alive(pid), "the agent's group outlived the cancel");
+	free(rid);
+}
+
+Test(texec, deleted_task_stops_the_agent)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"hang\"", "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_RUNNING, 10000));
+	int pid = wh_task(&F.h, tid)->pid;
+	char path[128];
+	snprintf(path, sizeof path, "/_admin/tasks/%s", tid);
+	cr_assert_eq(fx_admin(&F, "DELETE", path, NULL), 200);
+	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_ENDED, 20000));
+	cr_assert(!group_alive(pid), "the agent's group outlived its task");
+	free(rid);
+}
+
+Test(texec, idle_agent_is_stopped_and_failed_as_timeout)
+{
+	start(1500);
+	char *rid = runtime_of("claude");
+	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"hang\"", "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wait_status(tid, "failed", 20000));
+	cJSON *j = task_detail(tid);
+	cJSON *row = cJSON_GetObjectItem(j, "task");
+	const char *reason = cJSON_GetStringValue(cJSON_GetObjectItem(row ? row : j, "failure_reason"));
+	cr_assert_str_eq(reason ? reason : "", "timeout");
+	cJSON_Delete(j);
+	free(rid);
+}
+
+Test(texec, stop_fails_running_tasks_runtime_offline_then_deregisters)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"hang\"", "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_RUNNING, 10000));
+	int pid = wh_task(&F.h, tid)->pid;
+	cr_assert_eq(wh_stop(&F.h, 15000), 0, "the worker did not stop cleanly");
+	char *s = task_status(tid);
+	cr_assert_str_eq(s, "failed");
+	free(s);
+	cJSON *j = task_detail(tid);
+	cJSON *row = cJSON_GetObjectItem(j, "task");
+	const char *reason = cJSON_GetStringValue(cJSON_GetObjectItem(row ? row : j, "failure_reason"));
+	cr_assert_str_eq(reason ? reason : "", "runtime_offline");
+	cJSON_Delete(j);
+	cr_assert(!group_alive(pid), "the agent's group outlived its task");
+	cr_assert(fx_wait_status(&F, rid, "offline", 3000), "deregistered after the fail");
+	free(rid);
+}
+
+Test(texec, complete_retried_on_502_then_delivered_once)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	const char *id = queue_task(rid, "", "");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	char fault[256];
+	snprintf(fault, sizeof fault,
+		 "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/tasks/%s/complete\",\"status\":502,\"count\":1}",
+		 tid);
+	cr_assert_eq(fp_fault(&F.fp, fault), 200);
+	claim_and_route(rid, 0);
+	cr_assert(wait_status(tid, "completed", 30000), "not completed after the retry");
+	free(rid);
+}
+
+Test(texec, task_token_not_task_scoped_is_refused_before_start)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	const char *id = queue_task(rid, "", "\"auth_token\":\"mul_not_a_task_token\"");
+	char tid[40];
+	strlcpy(tid, id, sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wait_status(tid, "failed", 20000));
+	char calls[2048];
+	calls_of(tid, calls, sizeof calls);
+	cr_assert_eq(count_op(calls, "start"), 0, "never started: %s", calls);
+	free(rid);
+}

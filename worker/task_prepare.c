@@ -1,0 +1,118 @@
+/* The pre-flight and the work dir of a task (steps 4-6): the runtime is
+ * still hosted here and has a backend and an executable, the task is who
+ * it says it is with a task-scoped token, and its directories and brief
+ * exist before /start is sent. A failure fails the task itself. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bsd/string.h>
+
+#include "common/log.h"
+#include "worker/backend.h"
+#include "worker/task_int.h"
+#include "worker/workdir.h"
+#include "worker/worker_int.h"
+
+static int refuse(struct mc_xtask *x, const char *error, const char *reason)
+{
+	mc_xt_fail(x, error, reason);
+	return -1;
+}
+
+static int take_launch(struct mc_xtask *x)
+{
+	const struct mc_launch *l = mc_launch_find(&x->w->exec.launch, x->t.runtime_id);
+	if (l == NULL || mc_tracked_find(&x->w->tracked, x->t.runtime_id) < 0)
+		return refuse(x, "runtime went offline before the task started", "runtime_offline");
+	char e[256];
+	if ((x->family = strdup(l->family)) == NULL)
+		return refuse(x, "out of memory", NULL);
+	if ((x->ops = mc_backend_find(l->family)) == NULL) {
+		snprintf(e, sizeof e, "no agent backend for provider \"%s\" in multicad", l->family);
+		return refuse(x, e, "agent_error.runtime_version_unsupported");
+	}
+	if (l->path == NULL) {
+		snprintf(e, sizeof e, "no agent configured for provider \"%s\": executable not found",
+			 l->family);
+		return refuse(x, e, "agent_error.runtime_missing_executable");
+	}
+	if ((x->exe = strdup(l->path)) == NULL)
+		return refuse(x, "out of memory", NULL);
+	if (l->n_args > 0) {
+		if ((x->prefix = calloc(l->n_args, sizeof *x->prefix)) == NULL)
+			return refuse(x, "out of memory", NULL);
+		for (size_t i = 0; i < l->n_args; i++, x->n_prefix++)
+			if ((x->prefix[i] = strdup(l->args[i])) == NULL)
+				return refuse(x, "out of memory", NULL);
+	}
+	return 0;
+}
+
+static int check_identity(struct mc_xtask *x)
+{
+	if (strcmp(x->t.workspace_id, x->w->cfg.workspace_id) != 0)
+		return refuse(x, "task belongs to another workspace", "invalid_task_identity");
+	if (x->token == NULL)
+		return refuse(x, "server did not provide task-scoped auth token",
+			      "invalid_task_identity");
+	if (!mc_task_token_scoped(x->token))
+		return refuse(x, "server provided a non-task-scoped auth token",
+			      "invalid_task_identity");
+	return 0;
+}
+
+/* The names of the task dirs in use, so a reuse never takes a live one. */
+static const char **busy_names(struct mc_xtask *x, size_t *n)
+{
+	const char **v = calloc(x->w->exec.n + 1, sizeof *v);
+	*n = 0;
+	for (struct mc_xtask *o = x->w->exec.head; v != NULL && o != NULL; o = o->next)
+		if (o != x && o->task_name != NULL)
+			v[(*n)++] = o->task_name;
+	return v;
+}
+
+static int make_dirs(struct mc_xtask *x)
+{
+	struct mc_workdir wd;
+	char err[512];
+	size_t n_busy;
+	const char **busy = busy_names(x, &n_busy);
+	struct mc_workdir_req req = { .root = x->w->cfg.workspaces_root, .task = &x->t,
+				      .provider = x->family, .busy = busy, .n_busy = n_busy };
+	int rc = mc_workdir_prepare(&req, &wd, err, sizeof err);
+	free(busy);
+	if (rc == 0)
+		rc = mc_workdir_write_brief(&wd, &x->t, x->family, err, sizeof err);
+	if (rc < 0) {
+		char e[600];
+		snprintf(e, sizeof e, "preparing the work dir failed: %s", err);
+		return refuse(x, e, NULL);
+	}
+	x->task_dir = strdup(wd.task_dir);
+	x->task_name = strdup(wd.name);
+	x->work_dir = strdup(wd.workdir);
+	x->tmp_dir = strdup(wd.tmp);
+	x->config_root = strdup(wd.config_root);
+	x->codex_home = wd.codex_home[0] ? strdup(wd.codex_home) : NULL;
+	if (x->task_dir == NULL || x->task_name == NULL || x->work_dir == NULL ||
+	    x->tmp_dir == NULL || x->config_root == NULL)
+		return refuse(x, "out of memory", NULL);
+	/* Resume only in the work dir the session lived in (step 11.2). */
+	if (x->t.prior_session_id != NULL && x->t.prior_session_id[0]) {
+		if (wd.reused)
+			x->resume_id = strdup(x->t.prior_session_id);
+		else
+			x->resume_dropped = true;
+	}
+	return 0;
+}
+
+int mc_xt_prepare(struct mc_xtask *x)
+{
+	mc_xt_report_state(x, MC_TS_PREPARING);
+	if (take_launch(x) < 0 || check_identity(x) < 0 || make_dirs(x) < 0)
+		return -1;
+	return 0;
+}
