@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "common/log.h"
+#include "worker/backend.h"
 
 _Static_assert(MC_MAX_BUILTINS <= MC_MAX_RUNTIMES, "the built-ins always fit a registration");
 
@@ -111,6 +112,12 @@ static int add_builtins(struct mc_payload *out, const struct mc_probes *b,
 		sorted[i] = &b->v[i];
 	qsort(sorted, b->n, sizeof sorted[0], cmp_builtin);
 	for (size_t i = 0; i < b->n; i++) {
+		if (mc_backend_find(sorted[i]->provider) == NULL) {
+			/* Registered, its tasks would wait two hours for nobody. */
+			mc_log(MC_LOG_WARN, "not registering a provider multicad cannot run tasks for",
+			       "provider", sorted[i]->provider, NULL);
+			continue;
+		}
 		struct mc_payload_rt *rt = &out->rt[out->n_rt];
 		rt->name = with_device(sorted[i]->name, cfg->device_name);
 		rt->type = strdup(sorted[i]->provider);
@@ -185,6 +192,13 @@ static int add_profile(struct mc_payload *out, size_t cap_failed, const struct m
 	if (!mc_protocol_family_supported(p->protocol_family)) {
 		char reason[160];
 		snprintf(reason, sizeof reason, "unsupported protocol_family: %s", p->protocol_family);
+		return add_failed(out, cap_failed, p, reason);
+	}
+	if (mc_backend_find(p->protocol_family) == NULL) {
+		char reason[200];
+		snprintf(reason, sizeof reason,
+			 "protocol_family %s has no task backend in multicad (it runs claude and codex)",
+			 p->protocol_family);
 		return add_failed(out, cap_failed, p, reason);
 	}
 	if (out->n_rt == MC_MAX_RUNTIMES)

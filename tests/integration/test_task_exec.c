@@ -447,3 +447,26 @@ Test(texec, task_token_not_task_scoped_is_refused_before_start)
 	cr_assert_eq(count_op(calls, "start"), 0, "never started: %s", calls);
 	free(rid);
 }
+
+/* A family multica knows but multicad cannot run is never registered as a
+ * runtime (its tasks would wait for nobody): it goes to failed_profiles
+ * with the reason. */
+Test(texec, family_without_backend_goes_to_failed_profiles)
+{
+	setup_dirs();
+	const char *prof =
+		"[{\"id\":\"" PROF1 "\",\"workspace_id\":\"" WS "\",\"display_name\":\"Open\","
+		"\"protocol_family\":\"opencode\",\"command_name\":\"my-claude\",\"fixed_args\":[],"
+		"\"visibility\":\"workspace\",\"enabled\":true}]";
+	fx_start_plane(&F, prof);
+	BUILTINS[0] = (struct mc_builtin){ "claude", "Claude", "2.1.197", FAKE_CLAUDE_BIN };
+	BUILTINS[1] = (struct mc_builtin){ "opencode", "OpenCode", "1.0.0", "/bin/true" };
+	struct wh_opts o = { .builtins = BUILTINS, .n_builtins = 2, .workspaces_root = WORK,
+			     .state_dir = STATE };
+	fx_start_worker_opts(&F, o);
+	cr_assert(fx_wait_jcount(&F, "POST", REG_PATH, 200, -1, "no task backend in multicad", 1,
+				 8000), "the opencode profile must be a failed profile");
+	cr_assert(wh_wait_report_n(&F.h, 1, 5000), "only the claude built-in is registered");
+	cr_assert_eq(fx_jcount(&F, "POST", REG_PATH, FX_ANY_STATUS, -1, "\"opencode\""), 0,
+		     "no runtime of type opencode may be registered");
+}
