@@ -29,6 +29,14 @@
 #define MC_API_DEFAULT_CONNECT_MS   10000
 #define MC_API_DEFAULT_MAX_BODY     (4u * 1024u * 1024u)
 #define MC_API_ERROR_TEXT_MAX       512
+/* What the executor handles, as X-Client-Capabilities on every request
+ * (the server shapes claimed tasks by it; README "Tasks"): the coalesced
+ * comments structure only. Not skill-bundles-v1 (skill refs would need
+ * the resolve endpoint; without it skills come inline, and multicad does
+ * not install skills yet), not local-worktree-v1 (worktree tasks are then
+ * cancelled by the server with a reason instead of run wrongly here), not
+ * rpc-v1 (no websocket yet). */
+#define MC_CLIENT_CAPABILITIES      "coalesced-comments-v1"
 
 /* Once per process, before any other call and before forking workers:
  * curl_global_init with an allocator that wipes freed memory (libcurl keeps

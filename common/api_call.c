@@ -368,6 +368,7 @@ struct curl_slist *mci_build_headers(struct mc_call *c)
 	ADD(append_header(l, "X-Client-Platform", "daemon"));
 	ADD(append_header(l, "X-Client-Version", api->client_version));
 	ADD(append_header(l, "X-Client-OS", "linux"));
+	ADD(append_header(l, "X-Client-Capabilities", MC_CLIENT_CAPABILITIES));
 	if (c->body != NULL) {
 		ADD(append_header(l, "Content-Type", "application/json"));
 		/* No "Expect: 100-continue" round trip on larger bodies. */

@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <bsd/string.h>
 
@@ -109,10 +112,84 @@ static int make_dirs(struct mc_xtask *x)
 	return 0;
 }
 
+#define SEED_MAX (1u << 20)
+
+/* Reads at most SEED_MAX bytes of path into a malloc'd buffer; NULL when
+ * absent or unreadable. */
+static char *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = malloc(SEED_MAX + 1);
+	size_t n = 0;
+	ssize_t r;
+	while (buf != NULL && n < SEED_MAX &&
+	       ((r = read(fd, buf + n, SEED_MAX - n)) > 0 || (r < 0 && errno == EINTR)))
+		if (r > 0)
+			n += (size_t)r;
+	close(fd);
+	if (buf != NULL)
+		buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static int put(const char *dir, const char *name, const char *head, const char *data, size_t n)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = 0;
+	if (head != NULL && write(fd, head, strlen(head)) != (ssize_t)strlen(head))
+		rc = -1;
+	if (rc == 0 && n > 0 && write(fd, data, n) != (ssize_t)n)
+		rc = -1;
+	close(fd);
+	return rc;
+}
+
+/* A codex task has a CODEX_HOME of its own (its sessions stay with the
+ * task): seeded with the operator's config.toml and auth.json (from the
+ * daemon's CODEX_HOME, else ~/.codex), so it reaches the same model
+ * provider, and with the sandbox multica's daemon uses when none is set:
+ * the agent works in its own work dir, unattended. */
+static void seed_codex_home(struct mc_xtask *x)
+{
+	char src[4096];
+	const char *ch = getenv("CODEX_HOME"), *home = getenv("HOME");
+	if (ch != NULL && ch[0])
+		strlcpy(src, ch, sizeof src);
+	else if (home != NULL && home[0])
+		snprintf(src, sizeof src, "%s/.codex", home);
+	else
+		src[0] = '\0';
+	static const char *const files[] = { "config.toml", "auth.json" };
+	for (size_t i = 0; i < 2; i++) {
+		char path[4200];
+		size_t n = 0;
+		snprintf(path, sizeof path, "%s/%s", src, files[i]);
+		char *data = src[0] ? slurp(path, &n) : NULL;
+		const char *head = NULL;
+		if (i == 0 && (data == NULL || strstr(data, "sandbox_mode") == NULL))
+			head = "sandbox_mode = \"danger-full-access\"\n";
+		if ((data != NULL || head != NULL) && put(x->codex_home, files[i], head, data, n) < 0)
+			mc_log(MC_LOG_WARN, "cannot seed the task's CODEX_HOME", "task", x->t.id,
+			       "file", files[i], "error", strerror(errno), NULL);
+		if (data != NULL)
+			explicit_bzero(data, n); /* auth.json holds a key */
+		free(data);
+	}
+}
+
 int mc_xt_prepare(struct mc_xtask *x)
 {
 	mc_xt_report_state(x, MC_TS_PREPARING);
 	if (take_launch(x) < 0 || check_identity(x) < 0 || make_dirs(x) < 0)
 		return -1;
+	if (x->codex_home != NULL)
+		seed_codex_home(x);
 	return 0;
 }

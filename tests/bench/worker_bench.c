@@ -56,7 +56,7 @@ static const char SEED[] =
 	"\"command_name\":\"" CLI "\",\"fixed_args\":[],\"visibility\":\"workspace\","
 	"\"enabled\":true}],\"tasks\":[]}";
 
-static const struct mc_builtin CLAUDE = { "claude", "Claude", "2.1.0" };
+static const struct mc_builtin CLAUDE = { "claude", "Claude", "2.1.0", "" };
 
 struct opts {
 	double steady_s;

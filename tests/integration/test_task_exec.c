@@ -20,9 +20,9 @@
 #include "common/api.h"
 #include "common/api_task.h"
 #include "common/clock.h"
+#include "tests/support/fp_tasks.h"
 #include "tests/support/worker_fixture.h"
 
-#define AGENT_ID "b1111111-1111-4111-8111-111111111111"
 
 static struct fixture F;
 static char ROOT[256];      /* the test's temp dir: work/ and state/ below */
@@ -76,21 +76,10 @@ static char *runtime_of(const char *provider)
 	return id;
 }
 
-/* Queues a task on the emulator; env: extra custom_env members (JSON
- * text without braces, may be ""). Returns its id (static buffer). */
 static const char *queue_task(const char *runtime_id, const char *env, const char *extra)
 {
 	static char id[40];
-	static unsigned n;
-	snprintf(id, sizeof id, "c%07u-2222-4222-8222-%012u", ++n, (unsigned)getpid());
-	char body[4096];
-	snprintf(body, sizeof body,
-		 "{\"id\":\"%s\",\"runtime_id\":\"%s\",\"issue_id\":\"d1111111-1111-4111-8111-111111111111\","
-		 "\"agent\":{\"id\":\"" AGENT_ID "\",\"name\":\"Agent Smith\",\"instructions\":\"Be brief.\","
-		 "\"custom_env\":{%s}}%s%s}",
-		 id, runtime_id, env, extra[0] ? "," : "", extra);
-	long st = fx_admin(&F, "POST", "/_admin/tasks", body);
-	cr_assert_eq(st, 200, "queueing the task answered %ld", st);
+	fpt_queue(&F.fp, runtime_id, env, extra, id);
 	return id;
 }
 
@@ -120,97 +109,33 @@ static const char *claim_and_route(const char *runtime_id, int slot)
 	return tok;
 }
 
+static void pump(void)
+{
+	wh_pump(&F.h, 20);
+}
+
 static cJSON *task_detail(const char *id)
 {
-	char path[128], *body = NULL;
-	snprintf(path, sizeof path, "/_admin/tasks/%s", id);
-	long st = fp_http(&F.fp, "GET", path, NULL, NULL, &body);
-	cr_assert_eq(st, 200);
-	cJSON *j = cJSON_Parse(body);
-	free(body);
-	cr_assert_not_null(j);
-	return j;
+	return fpt_detail(&F.fp, id);
 }
 
 static char *task_status(const char *id)
 {
-	cJSON *j = task_detail(id);
-	cJSON *row = cJSON_GetObjectItem(j, "task");
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(row ? row : j, "status"));
-	char *r = strdup(s ? s : "?");
-	cJSON_Delete(j);
-	return r;
+	return fpt_field(&F.fp, id, "status");
 }
 
 static bool wait_status(const char *id, const char *want, int timeout_ms)
 {
-	mc_ms_t until = mc_now_ms() + timeout_ms;
-	for (;;) {
-		char *s = task_status(id);
-		bool ok = strcmp(s, want) == 0;
-		free(s);
-		if (ok)
-			return true;
-		if (mc_now_ms() >= until)
-			return false;
-		wh_pump(&F.h, 20);
-	}
+	return fpt_wait_status(&F.fp, id, want, timeout_ms, pump);
 }
 
-/* The ops of the calls the daemon made for the task, in order, as one
- * string: "start,progress,messages,...". */
 static void calls_of(const char *id, char *out, size_t n)
 {
-	cJSON *j = task_detail(id), *c;
-	out[0] = '\0';
-	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls")) {
-		const char *op = cJSON_GetStringValue(cJSON_GetObjectItem(c, "op"));
-		if (op == NULL || strcmp(op, "status") == 0 || strcmp(op, "claim") == 0)
-			continue;
-		if (out[0])
-			strlcat(out, ",", n);
-		strlcat(out, op, n);
-	}
-	cJSON_Delete(j);
+	fpt_calls(&F.fp, id, out, n);
 }
 
-static int count_op(const char *calls, const char *op)
-{
-	int k = 0;
-	size_t l = strlen(op);
-	for (const char *p = calls; (p = strstr(p, op)) != NULL; p += l)
-		if ((p == calls || p[-1] == ',') && (p[l] == ',' || p[l] == '\0'))
-			k++;
-	return k;
-}
-
-/* A live (non-zombie) process is in group pgid: zombies wait for init
- * here, which reaps late. */
-static bool group_alive(int pgid)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	bool alive = false;
-	while (d != NULL && !alive && (e = readdir(d)) != NULL) {
-		char path[300], buf[512];
-		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		size_t n = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		const char *p = strrchr(buf, ')');
-		char st;
-		int ppid, pgrp;
-		if (p != NULL && sscanf(p + 1, " %c %d %d", &st, &ppid, &pgrp) == 3 &&
-		    pgrp == pgid && st != 'Z')
-			alive = true;
-	}
-	if (d != NULL)
-		closedir(d);
-	return alive;
-}
+#define count_op fpt_count_op
+#define group_alive fpt_group_alive
 
 static char *read_file(const char *path)
 {

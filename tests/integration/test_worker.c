@@ -658,7 +658,7 @@ Test(worker, builtin_probe_change_reregisters)
 	fx_start_plane(&fx, "[]");
 	fx_start_worker(&fx, true);
 	cr_assert(wh_wait_report_n(&fx.h, 1, 5000));
-	struct mc_builtin two[2] = { FX_CLAUDE, { "codex", "Codex", "0.5.0" } };
+	struct mc_builtin two[2] = { FX_CLAUDE, { "codex", "Codex", "0.5.0", "" } };
 	cr_assert_eq(wh_send_probes(&fx.h, two, 2), 0);
 	cr_assert(wh_wait_report_n(&fx.h, 2, 3000));
 	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 2);

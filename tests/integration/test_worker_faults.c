@@ -802,7 +802,7 @@ Test(worker_faults, builtins_changed_during_the_first_register_are_registered)
 	/* Let the worker fetch and send its REG (held 1 s at the server). */
 	wh_pump(&fx.h, 300);
 	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 0, "the first REG was not held");
-	const struct mc_builtin updated = { "claude", "Claude", "9.9.9" };
+	const struct mc_builtin updated = { "claude", "Claude", "9.9.9", "" };
 	cr_assert_eq(wh_send_probes(&fx.h, &updated, 1), 0);
 	cr_assert(fx_wait_jcount(&fx, "POST", REG_PATH, 200, 0, "9.9.9", 1, 10000),
 		  "the new built-in version never reached the server (%d REGs)",
