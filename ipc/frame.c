@@ -1,6 +1,7 @@
 #include "ipc/frame.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,6 +12,10 @@
 /* Frames are small; a reader starts small and grows only for a large one
  * (a thousand idle workers' readers stay a few MiB in the supervisor). */
 #define READER_INITIAL 4096
+/* A buffer past this grew for a big frame: given back once empty. */
+#define KEEP_MAX (MC_IPC_HEADER_SIZE + MC_IPC_MAX_PAYLOAD)
+/* The writer keeps up to this much once empty (a normal queue's peak). */
+#define WRITER_KEEP_MAX (2 * KEEP_MAX)
 
 void mc_ipc_header_encode(uint8_t out[MC_IPC_HEADER_SIZE], uint16_t type, uint32_t len)
 {
@@ -34,7 +39,7 @@ int mc_ipc_header_decode(const uint8_t in[MC_IPC_HEADER_SIZE], mc_ipc_type_ok_fn
 		errno = EPROTO;
 		return -1;
 	}
-	if (l > MC_IPC_MAX_PAYLOAD) {
+	if (l > mc_ipc_type_max_payload(t)) {
 		errno = EMSGSIZE;
 		return -1;
 	}
@@ -64,6 +69,22 @@ void mc_ipc_reader_free(struct mc_ipc_reader *r)
 	r->cap = r->used = r->consumed = 0;
 }
 
+/* A buffer that grew for a big frame goes back to its initial size once
+ * what it holds fits (a thousand workers must not each keep 8 MiB). */
+static void reader_shrink(struct mc_ipc_reader *r)
+{
+	if (r->cap <= KEEP_MAX || r->used > READER_INITIAL)
+		return;
+	uint8_t *nb = malloc(READER_INITIAL);
+	if (nb == NULL)
+		return; /* keep the big one */
+	memcpy(nb, r->buf, r->used);
+	sodium_memzero(r->buf, r->cap);
+	free(r->buf);
+	r->buf = nb;
+	r->cap = READER_INITIAL;
+}
+
 /* Drops the frames already handed out, wiping them, so the buffer has room. */
 static void reader_compact(struct mc_ipc_reader *r)
 {
@@ -74,6 +95,7 @@ static void reader_compact(struct mc_ipc_reader *r)
 	sodium_memzero(r->buf + rest, r->used - rest);
 	r->used = rest;
 	r->consumed = 0;
+	reader_shrink(r);
 }
 
 /* Grows the buffer to hold the frame whose header is buffered. Returns 0,
@@ -125,6 +147,8 @@ int mc_ipc_reader_fill(struct mc_ipc_reader *r, int fd)
 
 int mc_ipc_reader_next(struct mc_ipc_reader *r, struct mc_ipc_frame *f)
 {
+	if (r->consumed == r->used && r->cap > KEEP_MAX)
+		reader_compact(r); /* all handed out: a big buffer goes back now */
 	size_t avail = r->used - r->consumed;
 	if (avail < MC_IPC_HEADER_SIZE)
 		return 0;
@@ -161,28 +185,33 @@ void mc_ipc_writer_free(struct mc_ipc_writer *w)
 	memset(w, 0, sizeof *w);
 }
 
+/* Drops the frames wholly sent, wiping them. A frame partly sent keeps its
+ * header (frame_at), so the accounting can still read its type. */
+static void writer_compact(struct mc_ipc_writer *w)
+{
+	if (w->frame_at == 0)
+		return;
+	size_t rest = w->tail - w->frame_at;
+	memmove(w->buf, w->buf + w->frame_at, rest);
+	sodium_memzero(w->buf + rest, w->tail - rest);
+	w->head -= w->frame_at;
+	w->tail = rest;
+	w->frame_at = 0;
+}
+
 /* Makes room for need more bytes at the tail, compacting first, growing
- * geometrically up to the cap. */
+ * geometrically up to both allowances. */
 static int writer_reserve(struct mc_ipc_writer *w, size_t need)
 {
-	if (w->head > 0) {
-		size_t rest = w->tail - w->head;
-		memmove(w->buf, w->buf + w->head, rest);
-		sodium_memzero(w->buf + rest, w->tail - rest);
-		w->tail = rest;
-		w->head = 0;
-	}
-	if (w->tail + need > MC_IPC_WQUEUE_MAX) {
-		errno = ENOBUFS;
-		return -1;
-	}
+	writer_compact(w);
+	const size_t max = (size_t)MC_IPC_WQUEUE_MAX + MC_IPC_BIG_WQUEUE_MAX + MC_IPC_HEADER_SIZE;
 	if (w->tail + need <= w->cap)
 		return 0;
 	size_t cap = w->cap ? w->cap : 4096;
 	while (cap < w->tail + need)
 		cap *= 2;
-	if (cap > MC_IPC_WQUEUE_MAX)
-		cap = MC_IPC_WQUEUE_MAX;
+	if (cap > max)
+		cap = max;
 	uint8_t *nb = malloc(cap);
 	if (nb == NULL)
 		return -1;
@@ -196,20 +225,54 @@ static int writer_reserve(struct mc_ipc_writer *w, size_t need)
 	return 0;
 }
 
+static bool is_big(uint16_t type)
+{
+	return mc_ipc_type_max_payload(type) > MC_IPC_MAX_PAYLOAD;
+}
+
 int mc_ipc_writer_queue(struct mc_ipc_writer *w, uint16_t type, const void *payload,
 			uint32_t len)
 {
-	if (len > MC_IPC_MAX_PAYLOAD) {
+	if (len > mc_ipc_type_max_payload(type)) {
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (writer_reserve(w, MC_IPC_HEADER_SIZE + (size_t)len) < 0)
+	size_t need = MC_IPC_HEADER_SIZE + (size_t)len;
+	bool big = is_big(type);
+	if ((big && w->big_bytes + need > MC_IPC_BIG_WQUEUE_MAX) ||
+	    (!big && w->small_bytes + need > MC_IPC_WQUEUE_MAX)) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (writer_reserve(w, need) < 0)
 		return -1;
 	mc_ipc_header_encode(w->buf + w->tail, type, len);
 	if (len > 0)
 		memcpy(w->buf + w->tail + MC_IPC_HEADER_SIZE, payload, len);
-	w->tail += MC_IPC_HEADER_SIZE + (size_t)len;
+	w->tail += need;
+	if (big)
+		w->big_bytes += need;
+	else
+		w->small_bytes += need;
 	return 0;
+}
+
+/* The frames head has passed leave their allowance. */
+static void writer_account(struct mc_ipc_writer *w)
+{
+	while (w->frame_at + MC_IPC_HEADER_SIZE <= w->tail) {
+		const uint8_t *h = w->buf + w->frame_at;
+		uint16_t type = (uint16_t)((h[0] << 8) | h[1]);
+		size_t len = ((size_t)h[4] << 24) | ((size_t)h[5] << 16) | ((size_t)h[6] << 8) | h[7];
+		size_t size = MC_IPC_HEADER_SIZE + len;
+		if (w->frame_at + size > w->head)
+			return;
+		if (is_big(type))
+			w->big_bytes -= size;
+		else
+			w->small_bytes -= size;
+		w->frame_at += size;
+	}
 }
 
 ssize_t mc_ipc_writer_flush(struct mc_ipc_writer *w, int fd)
@@ -227,9 +290,17 @@ ssize_t mc_ipc_writer_flush(struct mc_ipc_writer *w, int fd)
 		}
 		w->head += (size_t)n;
 	}
+	writer_account(w);
 	if (w->head == w->tail && w->tail > 0) {
 		sodium_memzero(w->buf, w->tail); /* sent frames may have held the token */
-		w->head = w->tail = 0;
+		w->head = w->tail = w->frame_at = 0;
+		w->big_bytes = w->small_bytes = 0;
+		if (w->cap > WRITER_KEEP_MAX) {
+			/* grew for big frames: given back */
+			free(w->buf);
+			w->buf = NULL;
+			w->cap = 0;
+		}
 	}
 	return (ssize_t)(w->tail - w->head);
 }

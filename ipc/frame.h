@@ -2,12 +2,17 @@
  *
  * Every frame is an 8-byte header followed by a payload:
  *   u16 type (big-endian) | u16 reserved, must be 0 | u32 payload length (big-endian)
- * A length over MC_IPC_MAX_PAYLOAD, a non-zero reserved field or an unknown
+ * A length over the type's maximum (mc_ipc_type_max_payload: MC_IPC_MAX_PAYLOAD,
+ * or MC_IPC_TASK_MAX for a TASK), a non-zero reserved field or an unknown
  * type is a protocol error: the receiving side treats the peer as broken
  * (the supervisor kills that worker; a worker exits).
  *
  * Both directions are non-blocking. The writer keeps a queue with a hard
  * cap: a peer that stops reading until the cap is reached is treated as hung.
+ * Big frames (TASK) have an allowance of their own (MC_IPC_BIG_WQUEUE_MAX)
+ * beside the MC_IPC_WQUEUE_MAX of the others, so a few large tasks never
+ * crowd out a PING. A reader or writer that grew for a big frame gives the
+ * memory back once it is empty.
  *
  * Error convention: 0 / -1 with errno; EPROTO for a protocol violation,
  * EMSGSIZE for an oversized frame, ENOBUFS for a full write queue. */
@@ -21,6 +26,10 @@
 #define MC_IPC_HEADER_SIZE   8
 #define MC_IPC_MAX_PAYLOAD   (64u * 1024u)
 #define MC_IPC_WQUEUE_MAX    (1024u * 1024u)
+#define MC_IPC_BIG_WQUEUE_MAX (32u * 1024u * 1024u)  /* queued big (TASK) frames */
+
+/* The largest payload of a type (ipc/messages.c knows the types). */
+uint32_t mc_ipc_type_max_payload(uint16_t type);
 
 /* A decoded frame; payload points into the reader's buffer and is valid until
  * the next mc_ipc_reader_* call. */
@@ -34,8 +43,9 @@ struct mc_ipc_frame {
 typedef int (*mc_ipc_type_ok_fn)(uint16_t type);
 
 struct mc_ipc_reader {
-	uint8_t *buf;           /* heap; grows to the frame at hand, at most
-				   MC_IPC_HEADER_SIZE + MC_IPC_MAX_PAYLOAD */
+	uint8_t *buf;           /* heap; grows to the frame at hand (at most
+				   the header and its type's maximum), shrinks
+				   back once that frame is consumed */
 	size_t cap;
 	size_t used;            /* bytes in buf */
 	size_t consumed;        /* bytes of buf already returned as frames */
@@ -63,10 +73,14 @@ int mc_ipc_reader_next(struct mc_ipc_reader *r, struct mc_ipc_frame *f);
 size_t mc_ipc_reader_pending(const struct mc_ipc_reader *r);
 
 struct mc_ipc_writer {
-	uint8_t *buf;   /* heap, grows up to MC_IPC_WQUEUE_MAX */
+	uint8_t *buf;   /* heap, grows up to both allowances; freed when empty
+			   after it grew past a normal queue's size */
 	size_t cap;
 	size_t head;    /* first unsent byte */
 	size_t tail;    /* end of queued data */
+	size_t frame_at;   /* start of the first frame not wholly sent (<= head) */
+	size_t big_bytes;  /* bytes of queued frames over MC_IPC_MAX_PAYLOAD's class */
+	size_t small_bytes;/* ... and of the others */
 };
 
 void mc_ipc_writer_init(struct mc_ipc_writer *w);
@@ -74,7 +88,8 @@ void mc_ipc_writer_init(struct mc_ipc_writer *w);
 void mc_ipc_writer_free(struct mc_ipc_writer *w);
 
 /* Queues one frame (copies the payload). -1 with EMSGSIZE when len is over
- * the maximum, ENOBUFS when the queue would exceed its cap, ENOMEM. */
+ * the type's maximum, ENOBUFS when the queue would exceed its allowance
+ * (big frames: MC_IPC_BIG_WQUEUE_MAX; others: MC_IPC_WQUEUE_MAX), ENOMEM. */
 int mc_ipc_writer_queue(struct mc_ipc_writer *w, uint16_t type, const void *payload,
 			uint32_t len);
 /* Writes as much as fd accepts without blocking. Returns the bytes still
@@ -84,7 +99,8 @@ size_t mc_ipc_writer_pending(const struct mc_ipc_writer *w);
 
 /* Header codec, exposed for tests and fuzzing. */
 void mc_ipc_header_encode(uint8_t out[MC_IPC_HEADER_SIZE], uint16_t type, uint32_t len);
-/* 0, or -1 with EPROTO (reserved != 0, unknown type) or EMSGSIZE. */
+/* 0, or -1 with EPROTO (reserved != 0, unknown type) or EMSGSIZE (over the
+ * type's maximum). */
 int mc_ipc_header_decode(const uint8_t in[MC_IPC_HEADER_SIZE], mc_ipc_type_ok_fn type_ok,
 			 uint16_t *type, uint32_t *len);
 

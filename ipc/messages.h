@@ -31,11 +31,26 @@ enum mc_ipc_type {
 	MC_IPC_STOP    = 8,  /* S->W {} */
 	MC_IPC_STOPPED = 9,  /* W->S {"deregistered":bool} */
 	MC_IPC_FATAL   = 10, /* W->S {"reason":"..."} unfixable config error; exit 78 follows */
+	/* tasks: ipc/task_msgs.h */
+	MC_IPC_SLOTS_REQ  = 11, /* L->S {"want":N} */
+	MC_IPC_SLOTS      = 12, /* S->L {"grant":N} */
+	MC_IPC_TASK       = 13, /* L->S, S->W u32 token length | token | {"slot":N,"task":{...}} */
+	MC_IPC_CLAIM_DONE = 14, /* L->S {"claimed":N} */
+	MC_IPC_RUNTIMES   = 15, /* S->L {"workspace_id":"..","runtime_ids":[...]} */
+	MC_IPC_WAKE       = 16, /* S->L {"reason":".."} */
+	MC_IPC_TASK_FAIL  = 17, /* S->L {"task_id","runtime_id","reason","error"} */
+	MC_IPC_TASK_STATE = 18, /* W->S struct mc_task_state_msg */
+	MC_IPC_TYPE_END
 };
 
-/* Type checkers for mc_ipc_reader_init: what each side may receive. */
+/* Type checkers for mc_ipc_reader_init: what each side may receive. The
+ * link is a peer like a worker (HELLO, CONFIG with workspace_id "", TOKEN,
+ * PING/PONG, STOP/STOPPED) plus its task frames. */
 int mc_ipc_type_ok_for_worker(uint16_t type);
 int mc_ipc_type_ok_for_supervisor(uint16_t type);
+int mc_ipc_type_ok_for_link(uint16_t type);
+/* The supervisor's reader of the link's socket. */
+int mc_ipc_type_ok_from_link(uint16_t type);
 const char *mc_ipc_type_name(uint16_t type);
 
 #define MC_ID_MAX        64   /* UUIDs are 36 */
@@ -74,13 +89,36 @@ struct mc_worker_config {
 	struct mc_profile_override *overrides; /* heap; mc_worker_config_clear */
 	char test_fault[32];                /* test builds only; "" otherwise */
 	char ca_file[MC_PATH_MAX];          /* "" : the system's CA store */
+	/* tasks */
+	long task_poll_interval_ms;         /* the link's claim poll */
+	int max_concurrent_tasks;           /* host-wide slots (1..1000) */
+	char workspaces_root[MC_PATH_MAX];  /* absolute */
+	char state_dir[MC_PATH_MAX];        /* absolute (the outbox lives there) */
+	long task_idle_timeout_ms;
+	long task_stop_grace_ms;
+	long task_retention_ms;
+	long stop_timeout_ms;               /* the supervisor's; the worker's budget within it */
+	int agent_api_port;                 /* the agents' local API; 0: none */
 };
+
+/* The resolved path of a built-in: absolute, no control bytes, no '"' or
+ * '\\' (so that its JSON is its length: the PROBES bound below), at most
+ * MC_BUILTIN_PATH_MAX bytes. */
+#define MC_BUILTIN_PATH_MAX (MC_PATH_MAX - 1)
 
 struct mc_builtin {
 	char provider[MC_PROVIDER_MAX];     /* "claude" */
 	char name[MC_NAME_MAX];             /* "Claude" (no device suffix) */
 	char version[MC_VERSION_MAX];
+	/* The executable the worker launches: absolute; "" when the sender
+	 * knows none (a test harness). PROBES at worst: 32 entries of
+	 * provider 31 + name 255 x 2 + version 127 x 2 (quotes escaped) + path
+	 * 1023 + keys and punctuation ~50 bytes = 59.6 KiB < MC_IPC_MAX_PAYLOAD
+	 * (test_ipc checks it). */
+	char path[MC_PATH_MAX];
 };
+/* True for a path PROBES can carry (see MC_BUILTIN_PATH_MAX); "" is one. */
+bool mc_ipc_builtin_path_ok(const char *path);
 
 struct mc_probes {
 	size_t n;
@@ -93,9 +131,10 @@ struct mc_report {
 };
 
 /* The profile_commands object of a CONFIG, as printed JSON, takes at most
- * this many bytes: the other fields are bounded by their arrays (at most
- * 13 KiB printed, escapes included), so any CONFIG then fits one frame
- * (61569 bytes at worst: test_ipc). The config loader refuses a
+ * this many bytes: the other fields are bounded by their arrays and hold no
+ * control bytes (the sender refuses them, as the parser does), so each
+ * prints to at most twice its length: about 10 KiB in all, and any CONFIG
+ * then fits one frame (test_ipc prints the worst case). The config loader refuses a
  * [workspace] section past it; 256 overrides of the longest path an INI
  * line holds take 47.6 KiB when nothing in them needs escaping. */
 #define MC_IPC_OVERRIDES_JSON_MAX (48u * 1024u)
@@ -111,7 +150,8 @@ int mc_report_set(struct mc_report *r, size_t n, const char *const *ids);
 /* Encoders queue one frame on w. 0 / -1 with errno. */
 int mc_ipc_send_hello(struct mc_ipc_writer *w, int pid);
 /* Refuses (EINVAL) more than MC_MAX_OVERRIDES overrides or more than
- * MC_IPC_OVERRIDES_JSON_MAX bytes of them. */
+ * MC_IPC_OVERRIDES_JSON_MAX bytes of them, and a string field holding a
+ * control byte (the worker would refuse it). */
 int mc_ipc_send_config(struct mc_ipc_writer *w, const struct mc_worker_config *c);
 int mc_ipc_send_token(struct mc_ipc_writer *w, const char *token, size_t len);
 /* Refuses (EINVAL, nothing queued) a set mc_ipc_probes_check refuses. */

@@ -321,6 +321,7 @@ static void finish(struct parse *p)
 		    "worker_liveness_timeout", c->worker_liveness_timeout_ms, false);
 	check_order(p, "restart_backoff_min", c->restart_backoff_min_ms,
 		    "restart_backoff_max", c->restart_backoff_max_ms, true);
+	mc_cfg_finish_tasks(p);
 }
 
 /* ---- loading ---- */

@@ -76,6 +76,14 @@ struct mc_config {
 	long restart_backoff_min_ms;      /* <= restart_backoff_max_ms */
 	long restart_backoff_max_ms;
 	enum mc_log_level log_level;
+	/* tasks */
+	int max_concurrent_tasks;         /* host-wide slots, 1..1000 */
+	long task_poll_interval_ms;       /* the link's claim poll */
+	char workspaces_root[MC_PATH_MAX];/* absolute; default <state_dir>/work */
+	long task_idle_timeout_ms;
+	long task_stop_grace_ms;
+	long task_drain_timeout_ms;       /* reload: how long a changed worker drains */
+	long task_retention_ms;
 
 	/* [providers] */
 	bool providers_section;           /* the file had a [providers] section */

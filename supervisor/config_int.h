@@ -6,6 +6,9 @@
  *                   validation of every key and section
  *   config_id.c     the token file check and the daemon id file
  *   config_print.c  mc_config_print
+ *   config_url.c    server_url
+ *   config_tasks.c  the task keys' setters (integers, durations in days)
+ *                   and their whole-file defaults
  *
  * Every problem is recorded (mc_cfg_problem) and parsing goes on, so that
  * multicad -t reports all of a file's problems at once. */
@@ -115,6 +118,20 @@ void mc_cfg_apply_defaults(struct parse *p);
 void mc_cfg_parse_buffer(struct parse *p);
 
 bool mc_cfg_has_control_chars(const char *s);
+
+/* ---- config_url.c, config_tasks.c ---- */
+
+int mc_cfg_set_url(struct parse *p, const struct dkey *k, const char *v, bool cont);
+/* An int field, decimal, within [k->min, k->max]. */
+int mc_cfg_set_int(struct parse *p, const struct dkey *k, const char *v, bool cont);
+/* A duration that may also be written in whole days ("7d"). */
+int mc_cfg_set_days(struct parse *p, const struct dkey *k, const char *v, bool cont);
+#define MC_CFG_TASK_MS_MAX (400L * 86400000L)   /* what the worker's CONFIG takes */
+/* Writes a mc_cfg_set_days value as it would be written ("7d", "1h"). */
+void mc_cfg_format_days(long ms, char *buf, size_t n);
+/* The task keys' whole-file part: workspaces_root defaults to
+ * <state_dir>/work. */
+void mc_cfg_finish_tasks(struct parse *p);
 bool mc_cfg_is_daemon_id(const char *s);
 
 /* ---- the token file (config_id.c) ---- */

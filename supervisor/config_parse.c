@@ -26,7 +26,6 @@
 #include <sys/un.h>
 
 #include <bsd/string.h>
-#include <curl/curl.h>
 #include <ini.h>
 
 #include "supervisor/duration.h"
@@ -124,70 +123,6 @@ static int set_socket(struct parse *p, const struct dkey *k, const char *v, bool
 		return fail_key(p, k->name, "\"%s\" is too long for a unix socket path (at most %zu characters)",
 				v, sizeof sun.sun_path - 1);
 	return set_path(p, k, v, cont);
-}
-
-static bool url_part_absent(CURLU *u, CURLUPart part)
-{
-	char *v = NULL;
-	CURLUcode rc = curl_url_get(u, part, &v, 0);
-	curl_free(v);
-	return rc != CURLUE_OK;
-}
-
-/* Checks an http(s) base URL with libcurl's parser. Returns NULL when it is
- * fine, else a reason. On success writes the normalised URL without its
- * trailing '/' into out (MC_URL_MAX). */
-static const char *check_url(CURLU *u, const char *v, char *out)
-{
-	char *scheme = NULL, *path = NULL, *full = NULL;
-	const char *why = NULL;
-	if (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0)
-		why = "must start with http:// or https://";
-	else if (curl_url_set(u, CURLUPART_URL, v, 0) != CURLUE_OK)
-		why = "is not a valid URL";
-	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		 (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
-		why = "must start with http:// or https://";
-	else if (url_part_absent(u, CURLUPART_HOST))
-		why = "has no host";
-	else if (!url_part_absent(u, CURLUPART_USER) || !url_part_absent(u, CURLUPART_PASSWORD) ||
-		 !url_part_absent(u, CURLUPART_OPTIONS))
-		why = "must not contain credentials (the token comes from token_file)";
-	else if (!url_part_absent(u, CURLUPART_QUERY) || !url_part_absent(u, CURLUPART_FRAGMENT) ||
-		 strpbrk(v, "?#") != NULL)
-		why = "must not have a query or fragment";
-	else if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
-		 (path[0] != '\0' && strcmp(path, "/") != 0))
-		why = "must not have a path (the API paths are fixed)";
-	else if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
-		why = "is not a valid URL";
-	if (why == NULL) {
-		size_t n = strlen(full);
-		while (n > 0 && full[n - 1] == '/')
-			n--;
-		if (n >= MC_URL_MAX)
-			why = "is too long";
-		else
-			strlcpy(out, full, n + 1);
-	}
-	curl_free(scheme);
-	curl_free(path);
-	curl_free(full);
-	return why;
-}
-
-static int set_url(struct parse *p, const struct dkey *k, const char *v, bool cont)
-{
-	if (mc_cfg_has_control_chars(v) || strpbrk(v, " \t") != NULL)
-		return fail_key(p, k->name, "\"%s\" contains blanks or control characters", v);
-	CURLU *u = curl_url();
-	if (u == NULL)
-		return mc_cfg_nomem(p);
-	const char *why = check_url(u, v, p->c->server_url);
-	curl_url_cleanup(u);
-	if (why != NULL)
-		return fail_key(p, k->name, "\"%s\" %s", v, why);
-	return 0;
 }
 
 static int set_daemon_id(struct parse *p, const struct dkey *k, const char *v, bool cont)
@@ -323,7 +258,7 @@ static int set_shard(struct parse *p, const struct dkey *k, const char *v, bool 
 
 /* Every [daemon] key, in the order mc_config_print writes them. */
 const struct dkey mc_cfg_dkeys[] = {
-	{ "server_url", set_url, OFF(server_url), 0, 0, NULL, false },
+	{ "server_url", mc_cfg_set_url, OFF(server_url), 0, 0, NULL, false },
 	{ "token_file", set_path, OFF(token_file), 0, 0, NULL, false },
 	{ "ca_file", set_path, OFF(ca_file), 0, 0, NULL, false },
 	{ "daemon_id", set_daemon_id, OFF(daemon_id), 0, 0, NULL, false },
@@ -355,6 +290,19 @@ const struct dkey mc_cfg_dkeys[] = {
 	{ "restart_backoff_max", mc_cfg_set_duration, OFF(restart_backoff_max_ms),
 	  DURATION_MIN_MS, DURATION_DAY_MS, "60s", false },
 	{ "log_level", set_log_level, 0, 0, 0, "info", false },
+	/* tasks (config_tasks.c) */
+	{ "max_concurrent_tasks", mc_cfg_set_int, OFF(max_concurrent_tasks), 1, 1000, "20", false },
+	{ "task_poll_interval", mc_cfg_set_duration, OFF(task_poll_interval_ms),
+	  DURATION_MIN_MS, DURATION_DAY_MS, "30s", false },
+	{ "workspaces_root", set_path, OFF(workspaces_root), 0, 0, NULL, false },
+	{ "task_idle_timeout", mc_cfg_set_days, OFF(task_idle_timeout_ms),
+	  DURATION_MIN_MS, MC_CFG_TASK_MS_MAX, "30m", false },
+	{ "task_stop_grace", mc_cfg_set_duration, OFF(task_stop_grace_ms),
+	  DURATION_MIN_MS, DURATION_HOUR_MS, "10s", false },
+	{ "task_drain_timeout", mc_cfg_set_days, OFF(task_drain_timeout_ms),
+	  DURATION_MIN_MS, MC_CFG_TASK_MS_MAX, "1h", false },
+	{ "task_retention", mc_cfg_set_days, OFF(task_retention_ms),
+	  DURATION_MIN_MS, MC_CFG_TASK_MS_MAX, "7d", false },
 };
 #define N_DKEYS (sizeof mc_cfg_dkeys / sizeof mc_cfg_dkeys[0])
 _Static_assert(N_DKEYS <= DKEYS_MAX, "daemon_keys_set and dkey_line hold 32 keys");

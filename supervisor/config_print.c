@@ -55,10 +55,18 @@ static void print_daemon(const struct mc_config *c, FILE *f)
 	fprintf(f, "shard = %u/%u%s\n", c->shard_index, c->shard_count, default_mark(c, "shard"));
 	for (size_t i = 0; i < mc_cfg_n_dkeys; i++) {
 		const struct dkey *k = &mc_cfg_dkeys[i];
-		if (k->set == mc_cfg_set_duration) {
-			mc_format_duration(*(const long *)((const char *)c + k->off), d, sizeof d);
+		if (k->set == mc_cfg_set_duration || k->set == mc_cfg_set_days) {
+			long ms = *(const long *)((const char *)c + k->off);
+			if (k->set == mc_cfg_set_days)
+				mc_cfg_format_days(ms, d, sizeof d);
+			else
+				mc_format_duration(ms, d, sizeof d);
 			fprintf(f, "%s = %s%s\n", k->name, d, default_mark(c, k->name));
-		} else if (k->off == OFF(state_dir) || k->off == OFF(control_socket)) {
+		} else if (k->set == mc_cfg_set_int) {
+			fprintf(f, "%s = %d%s\n", k->name, *(const int *)((const char *)c + k->off),
+				default_mark(c, k->name));
+		} else if (k->off == OFF(state_dir) || k->off == OFF(control_socket) ||
+			   k->off == OFF(workspaces_root)) {
 			fprintf(f, "%s = %s%s\n", k->name, (const char *)c + k->off,
 				default_mark(c, k->name));
 		}

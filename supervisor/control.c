@@ -1,8 +1,10 @@
 /* The control socket: one JSON object per line, request and reply, then the
  * connection closes. Requests: {"cmd":"status"}, {"cmd":"reload"},
- * {"cmd":"restart","workspace":"<uuid>"}. A bad request gets an error reply
- * naming the problem and never disturbs the daemon. Only the daemon's user
- * and group may connect (mode 0660). */
+ * {"cmd":"restart","workspace":"<uuid>"}, {"cmd":"tasks"} and
+ * {"cmd":"drain","timeout_ms":N}, whose reply comes when the drain is over
+ * (the client waits, without the usual deadline). A bad request gets an
+ * error reply naming the problem and never disturbs the daemon. Only the
+ * daemon's user and group may connect (mode 0660). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -39,6 +41,7 @@ struct mc_ctl_client {
 	size_t out_len, out_off;
 	struct mc_ctl_client *next;
 	bool dead;
+	bool drain_waiting;             /* gets its reply from mc_control_drain_done */
 };
 
 /* ---- replies ---- */
@@ -59,6 +62,21 @@ static void add_str_or_null(cJSON *o, const char *key, const char *v)
 		cJSON_AddNullToObject(o, key);
 }
 
+/* "draining": a running worker that gets no new task and is waiting for
+ * its running ones (a reload's drain, or the host's). */
+static const char *worker_state_name(struct mc_sv *sv, const struct mc_wk *wk)
+{
+	if (wk->state == WK_RUNNING &&
+	    (wk->draining || (sv->draining && mc_sv_tasks_count_ws(&sv->tasks, wk->ws) > 0)))
+		return "draining";
+	return mc_wk_state_name(wk->state);
+}
+
+static void add_task_id(struct mc_sv_task *task, void *arg)
+{
+	cJSON_AddItemToArray(arg, cJSON_CreateString(task->id));
+}
+
 static cJSON *worker_json(struct mc_sv *sv, const struct mc_wk *wk, mc_ms_t now)
 {
 	cJSON *w = cJSON_CreateObject();
@@ -67,7 +85,7 @@ static cJSON *worker_json(struct mc_sv *sv, const struct mc_wk *wk, mc_ms_t now)
 		cJSON_AddNumberToObject(w, "pid", wk->pid);
 	else
 		cJSON_AddNullToObject(w, "pid");
-	cJSON_AddStringToObject(w, "state", mc_wk_state_name(wk->state));
+	cJSON_AddStringToObject(w, "state", worker_state_name(sv, wk));
 	cJSON *ids = cJSON_AddArrayToObject(w, "runtime_ids");
 	const char *const *v;
 	size_t n = mc_ledger_get(sv->ledger, wk->ws, &v);
@@ -77,6 +95,8 @@ static cJSON *worker_json(struct mc_sv *sv, const struct mc_wk *wk, mc_ms_t now)
 	cJSON_AddNumberToObject(w, "uptime_s",
 				wk->pid > 0 ? (double)((now - wk->started_at) / 1000) : 0);
 	add_str_or_null(w, "last_error", wk->last_error);
+	cJSON *tasks = cJSON_AddArrayToObject(w, "tasks");
+	mc_sv_tasks_foreach_ws(&sv->tasks, wk->ws, add_task_id, tasks);
 	return w;
 }
 
@@ -94,12 +114,108 @@ static cJSON *status_reply(struct mc_sv *sv)
 	cJSON *lr = cJSON_AddObjectToObject(s, "last_reload");
 	cJSON_AddBoolToObject(lr, "ok", sv->last_reload_ok);
 	add_str_or_null(lr, "error", sv->last_reload_error);
+	cJSON_AddBoolToObject(s, "draining", sv->draining);
 	cJSON *arr = cJSON_AddArrayToObject(r, "workspaces");
 	struct mc_wk *wk;
 	RB_FOREACH(wk, mc_wk_tree, &sv->workers)
 		cJSON_AddItemToArray(arr, worker_json(sv, wk, now));
+	mc_link_proc_status(sv, r); /* "link" and "slots" */
 	return r;
 }
+
+/* ---- tasks and drain ---- */
+
+static cJSON *task_json(const struct mc_sv_task *k, mc_ms_t now)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "workspace", k->ws);
+	cJSON_AddStringToObject(o, "id", k->id);
+	cJSON_AddStringToObject(o, "runtime_id", k->runtime_id);
+	add_str_or_null(o, "family", k->family);
+	if (k->pid > 0)
+		cJSON_AddNumberToObject(o, "pid", k->pid);
+	else
+		cJSON_AddNullToObject(o, "pid");
+	cJSON_AddStringToObject(o, "state", mc_task_state_name(k->state));
+	cJSON_AddNumberToObject(o, "slot", k->slot);
+	cJSON_AddNumberToObject(o, "age_s", (double)((now - k->routed_at) / 1000));
+	cJSON_AddNumberToObject(o, "state_age_s", (double)((now - k->state_at) / 1000));
+	add_str_or_null(o, "last_output", k->last_output);
+	return o;
+}
+
+static cJSON *tasks_reply(struct mc_sv *sv)
+{
+	mc_ms_t now = mc_now_ms();
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddBoolToObject(r, "ok", true);
+	cJSON *arr = cJSON_AddArrayToObject(r, "tasks");
+	/* Workspace by workspace (the table is newest first within each). */
+	struct mc_wk *wk;
+	RB_FOREACH(wk, mc_wk_tree, &sv->workers)
+		for (const struct mc_sv_task *k = sv->tasks.head; k != NULL; k = k->next)
+			if (strcmp(k->ws, wk->ws) == 0)
+				cJSON_AddItemToArray(arr, task_json(k, now));
+	/* A task whose workspace has no worker entry any more (not expected). */
+	for (const struct mc_sv_task *k = sv->tasks.head; k != NULL; k = k->next)
+		if (mc_wk_find(sv, k->ws) == NULL)
+			cJSON_AddItemToArray(arr, task_json(k, now));
+	return r;
+}
+
+/* NULL: the reply comes later (mc_control_drain_done), maybe already sent. */
+static cJSON *drain_request(struct mc_sv *sv, struct mc_ctl_client *c, long long timeout_ms)
+{
+	if (sv->shutting_down)
+		return error_reply("shutting down");
+	mc_timerq_cancel(&sv->timers, &c->timer); /* waits as long as the drain */
+	c->drain_waiting = true;
+	mc_log(MC_LOG_INFO, "drain requested over the control socket", "timeout_ms",
+	       MC_LOG_NUM(timeout_ms), NULL);
+	if (mc_sv_drain(sv, (mc_ms_t)timeout_ms) < 0) {
+		c->drain_waiting = false;
+		return error_reply("shutting down");
+	}
+	return NULL;
+}
+
+static void client_reply(struct mc_sv *sv, struct mc_ctl_client *c, cJSON *reply);
+
+void mc_control_drain_done(struct mc_sv *sv, const char *msg, bool timed_out, size_t tasks_left)
+{
+	for (struct mc_ctl_client *c = sv->ctl_clients; c != NULL; c = c->next) {
+		if (c->dead || !c->drain_waiting)
+			continue;
+		c->drain_waiting = false;
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddBoolToObject(r, "ok", true);
+		cJSON_AddStringToObject(r, "message", msg);
+		cJSON_AddBoolToObject(r, "timed_out", timed_out);
+		cJSON_AddNumberToObject(r, "tasks_left", (double)tasks_left);
+		client_reply(sv, c, r);
+	}
+}
+
+#ifdef MC_TEST_HOOKS
+/* A task in the table as if the link had routed it and the worker had
+ * reported its agent (tests of the death path before the executor). */
+static cJSON *test_task_reply(struct mc_sv *sv, const struct mc_ctl_request *req)
+{
+	if (mc_wk_find(sv, req->workspace) == NULL)
+		return error_reply("no such workspace is served here");
+	struct mc_sv_task *k = mc_sv_task_add(&sv->tasks, req->task_id, req->runtime_id,
+					      req->workspace, mc_now_ms());
+	if (k == NULL)
+		return error_reply("no free slot");
+	k->state = MC_TS_RUNNING;
+	k->pid = k->pgid = req->pgid;
+	strlcpy(k->family, "claude", sizeof k->family);
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddBoolToObject(r, "ok", true);
+	cJSON_AddNumberToObject(r, "slot", k->slot);
+	return r;
+}
+#endif
 
 static cJSON *reload_reply(struct mc_sv *sv)
 {
@@ -128,7 +244,8 @@ static cJSON *restart_reply(struct mc_sv *sv, const char *ws)
 	return r;
 }
 
-static cJSON *handle_request(struct mc_sv *sv, const char *line, size_t len)
+static cJSON *handle_request(struct mc_sv *sv, struct mc_ctl_client *c, const char *line,
+			     size_t len)
 {
 	struct mc_ctl_request req;
 	char err[128];
@@ -141,8 +258,18 @@ static cJSON *handle_request(struct mc_sv *sv, const char *line, size_t len)
 		return reload_reply(sv);
 	case MC_CTL_RESTART:
 		return restart_reply(sv, req.workspace);
+	case MC_CTL_TASKS:
+		return tasks_reply(sv);
+	case MC_CTL_DRAIN:
+		return drain_request(sv, c, req.timeout_ms);
+	case MC_CTL_TEST_TASK:
+#ifdef MC_TEST_HOOKS
+		return test_task_reply(sv, &req);
+#else
+		break;
+#endif
 	}
-	return error_reply("unknown cmd (status, reload, restart)");
+	return error_reply("unknown cmd (status, reload, restart, tasks, drain)");
 }
 
 /* ---- connections ---- */
@@ -230,7 +357,11 @@ static void client_read(struct mc_sv *sv, struct mc_ctl_client *c)
 		if (nl != NULL) {
 			*nl = '\0';
 			mc_sv_epoll_mod(sv, c->fd, 0, &c->src);
-			client_reply(sv, c, handle_request(sv, c->in, (size_t)(nl - c->in)));
+			cJSON *reply = handle_request(sv, c, c->in, (size_t)(nl - c->in));
+			if (reply != NULL)
+				client_reply(sv, c, reply);
+			else if (!c->drain_waiting && c->out == NULL)
+				client_close(sv, c); /* nothing to say (out of memory) */
 			return;
 		}
 		if (c->in_len == CONTROL_REQUEST_MAX) {

@@ -1,8 +1,10 @@
 /* Short-lived forked helpers that do the supervisor's HTTP, so that the
  * supervisor itself never opens a connection (a forked worker must inherit
- * none) and never blocks on the network: deregistering a dead worker's
- * runtimes, the final deregistration at start-up and shutdown, and the
- * membership list. Each is watched through a pidfd with a hard deadline. */
+ * none) and never blocks on the network: the cleanup of a dead worker (its
+ * outbox delivered, recover-orphans on the runtimes that had tasks in
+ * flight, then the DEREG of its runtimes, in that order), the final
+ * deregistration at start-up and shutdown, and the membership list. Each is
+ * watched through a pidfd with a hard deadline. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #include "common/child.h"
 #include "common/log.h"
 #include "common/proctitle.h"
+#include "supervisor/outbox_deliver.h"
 #include "supervisor/sv.h"
 
 #define HELPER_GRACE_MS 1000  /* beyond the request timeout, before SIGKILL */
@@ -68,13 +71,12 @@ static int result_of(const struct mc_call *call)
 	return mc_api_error_is_transient(e) ? MC_HELPER_TRANSIENT : MC_HELPER_PERMANENT;
 }
 
-__attribute__((noreturn))
-static void child_dereg(struct mc_sv *sv, const char *ws, size_t n, const char *const *ids,
-			mc_ms_t timeout_ms)
+/* The DEREG of ids: a MC_HELPER_* result. */
+static int do_dereg(struct mc_api *api, size_t n, const char *const *ids)
 {
-	child_setup(sv, ws, -1);
+	if (n == 0)
+		return MC_HELPER_OK;
 	int rc = MC_HELPER_TRANSIENT;
-	struct mc_api *api = child_api(sv, timeout_ms);
 	struct mc_call *call = api ? mc_call_deregister(api, n, ids) : NULL;
 	if (call != NULL) {
 		mc_call_perform(call);
@@ -87,6 +89,66 @@ static void child_dereg(struct mc_sv *sv, const char *ws, size_t n, const char *
 			       mc_call_error(call)->message, NULL);
 	}
 	mc_call_free(call);
+	return rc;
+}
+
+/* recover-orphans on each runtime that had tasks in flight: the server
+ * fails them (runtime_recovery) and retries them. A transient failure of
+ * any makes the whole cleanup run again. */
+static int do_recover(struct mc_api *api, size_t n, const char *const *rt_ids)
+{
+	int rc = MC_HELPER_OK;
+	for (size_t i = 0; i < n; i++) {
+		struct mc_call *call = mc_call_recover_orphans(api, rt_ids[i]);
+		int r = MC_HELPER_TRANSIENT;
+		if (call != NULL) {
+			mc_call_perform(call);
+			r = result_of(call);
+			if (r == MC_HELPER_OK)
+				mc_log(MC_LOG_INFO, "recovered a dead worker's tasks in flight", "runtime",
+				       rt_ids[i], NULL);
+			else
+				mc_log(MC_LOG_WARN, "recover-orphans failed", "runtime", rt_ids[i],
+				       "error", mc_call_error(call)->message, NULL);
+		}
+		mc_call_free(call);
+		if (r == MC_HELPER_TRANSIENT || r == MC_HELPER_AUTH)
+			rc = r; /* a permanent answer (runtime gone) leaves nothing to recover */
+	}
+	return rc;
+}
+
+struct cleanup_args {
+	const char *ws;                 /* "" for the final DEREG */
+	size_t n;
+	const char *const *ids;         /* DEREG */
+	size_t n_rt;
+	const char *const *rt_ids;      /* recover-orphans */
+	bool outbox;                    /* deliver <state_dir>/outbox/<ws> first */
+	mc_ms_t timeout_ms;             /* of each request */
+};
+
+/* The order matters: a report in the outbox goes before recover-orphans,
+ * which would otherwise fail that (finished) task; the DEREG goes last but
+ * always, even when an earlier step must be retried (nothing serves those
+ * runtimes any more). */
+__attribute__((noreturn))
+static void child_cleanup(struct mc_sv *sv, const struct cleanup_args *a)
+{
+	child_setup(sv, a->ws[0] ? a->ws : "all", -1);
+	struct mc_api *api = child_api(sv, a->timeout_ms);
+	int before = MC_HELPER_OK;
+	if (api != NULL && a->outbox && a->ws[0]) {
+		struct mc_outbox_result res;
+		mc_outbox_deliver(api, sv->cfg.state_dir, a->ws, &res);
+		if (res.kept > 0)
+			before = MC_HELPER_TRANSIENT; /* recover-orphans must wait for them */
+	}
+	if (api != NULL && before == MC_HELPER_OK && a->n_rt > 0)
+		before = do_recover(api, a->n_rt, a->rt_ids);
+	int rc = api != NULL ? do_dereg(api, a->n, a->ids) : MC_HELPER_TRANSIENT;
+	if (rc == MC_HELPER_OK)
+		rc = before;
 	mc_api_free(api);
 	mc_child_exit(rc);
 }
@@ -186,9 +248,10 @@ static void helper_release(struct mc_sv *sv, struct mc_helper *h)
 	h->dead = true;
 }
 
-/* Forks h's DEREG child and watches it; frees h and returns NULL on failure. */
-static struct mc_helper *start_dereg(struct mc_sv *sv, struct mc_helper *h, size_t n,
-				     const char *const *ids, mc_ms_t timeout_ms)
+/* Forks h's cleanup child and watches it; frees h and returns NULL on
+ * failure. The deadline covers every request it makes. */
+static struct mc_helper *start_cleanup(struct mc_sv *sv, struct mc_helper *h,
+				       const struct cleanup_args *a, size_t n_outbox)
 {
 	fflush(stderr);
 	h->pid = fork();
@@ -198,8 +261,9 @@ static struct mc_helper *start_dereg(struct mc_sv *sv, struct mc_helper *h, size
 		return NULL;
 	}
 	if (h->pid == 0)
-		child_dereg(sv, h->ws[0] ? h->ws : "all", n, ids, timeout_ms);
-	if (watch(sv, h, mc_now_ms() + timeout_ms + HELPER_GRACE_MS) < 0) {
+		child_cleanup(sv, a);
+	mc_ms_t requests = 1 + (mc_ms_t)a->n_rt + (mc_ms_t)n_outbox;
+	if (watch(sv, h, mc_now_ms() + requests * a->timeout_ms + HELPER_GRACE_MS) < 0) {
 		helper_release(sv, h);
 		free(h);
 		return NULL;
@@ -215,7 +279,23 @@ struct mc_helper *mc_helper_dereg(struct mc_sv *sv, enum mc_helper_kind kind, st
 		return NULL;
 	h->wk = wk;
 	strlcpy(h->ws, wk ? wk->ws : "", sizeof h->ws);
-	return start_dereg(sv, h, n, ids, timeout_ms);
+	struct cleanup_args a = { .ws = h->ws, .n = n, .ids = ids, .timeout_ms = timeout_ms };
+	return start_cleanup(sv, h, &a, 0);
+}
+
+struct mc_helper *mc_helper_cleanup(struct mc_sv *sv, struct mc_wk *wk, size_t n,
+				    const char *const *ids, size_t n_rt,
+				    const char *const *rt_ids)
+{
+	struct mc_helper *h = helper_new(sv, HELPER_CLEANUP);
+	if (h == NULL)
+		return NULL;
+	h->wk = wk;
+	strlcpy(h->ws, wk->ws, sizeof h->ws);
+	size_t n_outbox = mc_outbox_pending(sv->cfg.state_dir, wk->ws, MC_OUTBOX_DELIVER_MAX);
+	struct cleanup_args a = { .ws = h->ws, .n = n, .ids = ids, .n_rt = n_rt, .rt_ids = rt_ids,
+				  .outbox = true, .timeout_ms = sv->cfg.http_timeout_ms };
+	return start_cleanup(sv, h, &a, n_outbox);
 }
 
 struct mc_helper *mc_helper_membership(struct mc_sv *sv)
@@ -302,8 +382,13 @@ void mc_helper_on_exit(struct mc_sv *sv, struct mc_helper *h)
 	case HELPER_CLEANUP:
 		if (h->wk != NULL)
 			mc_wk_on_cleanup_done(sv, h->wk, result, h->started_at);
-		else if (h->ws[0])
-			mc_orphan_on_done(sv, h->ws, result); /* an orphan's leftovers */
+		else if (h->ws[0]) {
+			/* An orphan's leftovers: its tasks are recovered too. */
+			if ((result == MC_HELPER_OK || result == MC_HELPER_PERMANENT) &&
+			    mc_wk_find(sv, h->ws) == NULL)
+				mc_ledger_set_tasks(sv->ledger, h->ws, 0, NULL);
+			mc_orphan_on_done(sv, h->ws, result);
+		}
 		break;
 	case HELPER_FINAL:
 		sv->final_cleanup_done = true;
@@ -371,9 +456,10 @@ static struct mc_helper *running_cleanup(struct mc_sv *sv, const char *ws)
 	return NULL;
 }
 
-/* Deregisters what the ledger holds for a workspace no worker serves (left
- * by a supervisor that was killed, or by a removed workspace whose cleanup
- * failed). At most one such helper per workspace at a time. */
+/* Delivers the outbox and deregisters what the ledger holds for a
+ * workspace no worker serves (left by a supervisor that was killed, or by a
+ * removed workspace whose cleanup failed). At most one such helper per
+ * workspace at a time. */
 struct mc_helper *mc_helper_orphan_cleanup(struct mc_sv *sv, const char *ws)
 {
 	struct mc_helper *h = running_cleanup(sv, ws);
@@ -381,13 +467,21 @@ struct mc_helper *mc_helper_orphan_cleanup(struct mc_sv *sv, const char *ws)
 		return h;
 	const char *const *ids;
 	size_t n = mc_ledger_get(sv->ledger, ws, &ids);
-	if (n == 0)
+	size_t n_outbox = mc_outbox_pending(sv->cfg.state_dir, ws, MC_OUTBOX_DELIVER_MAX);
+	if (n == 0 && n_outbox == 0)
 		return NULL;
 	h = helper_new(sv, HELPER_CLEANUP);
 	if (h == NULL)
 		return NULL;
 	strlcpy(h->ws, ws, sizeof h->ws);
-	return start_dereg(sv, h, n, ids, sv->cfg.http_timeout_ms);
+	/* A previous run's reports go first (the final helper of a start-up);
+	 * then, if its journal shows tasks in flight, recover-orphans on the
+	 * workspace's runtimes (which ones had them is not journaled). */
+	const char *const *tasks;
+	size_t n_rt = mc_ledger_get_tasks(sv->ledger, ws, &tasks) > 0 ? n : 0;
+	struct cleanup_args a = { .ws = h->ws, .n = n, .ids = ids, .n_rt = n_rt, .rt_ids = ids,
+				  .outbox = true, .timeout_ms = sv->cfg.http_timeout_ms };
+	return start_cleanup(sv, h, &a, n_outbox);
 }
 
 struct mc_helper *mc_helper_adopt_orphan_cleanup(struct mc_sv *sv, struct mc_wk *wk)

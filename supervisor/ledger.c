@@ -33,6 +33,7 @@
 #define FILE_MAX ((size_t)MC_LEDGER_MAX_IDS * LINE_LEN) /* larger: corrupt */
 #define TMP_SUFFIX ".tmp"
 #define BAD_SUFFIX ".bad"
+#define TASKS_SUFFIX ".tasks"   /* <ws>.tasks: the workspace's tasks in flight */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define TOO_MANY "more than " STR(MC_LEDGER_MAX_IDS) " runtime IDs"
@@ -72,6 +73,9 @@ RB_GENERATE_INTERNAL(dirty_tree, dirty, link, dirty_cmp, __attribute__((unused))
 struct mc_ledger {
 	struct ledger_tree tree;
 	size_t count;
+	struct ledger_tree tasks;   /* the same shape: task ids per workspace */
+	mc_ledger_observer observer;
+	void *observer_arg;
 	struct dirty_tree dirty;
 	size_t n_dirty;
 	struct mc_ledger_writer *writer;
@@ -146,12 +150,32 @@ static bool same_ids(const struct entry *e, size_t n, const char *const *ids)
 	return true;
 }
 
-static struct entry *find(const struct mc_ledger *l, const char *ws)
+static struct entry *find_in(const struct ledger_tree *t, const char *ws)
 {
 	struct entry key;
 	if (strlcpy(key.ws, ws, sizeof key.ws) >= sizeof key.ws)
 		return NULL;
-	return RB_FIND(ledger_tree, (struct ledger_tree *)&l->tree, &key);
+	return RB_FIND(ledger_tree, (struct ledger_tree *)t, &key);
+}
+
+static struct entry *find(const struct mc_ledger *l, const char *ws)
+{
+	return find_in(&l->tree, ws);
+}
+
+/* The entry a file name stands for: <ws> or <ws>.tasks. */
+static struct entry *entry_for_name(const struct mc_ledger *l, const char *name)
+{
+	size_t n = strlen(name), m = strlen(TASKS_SUFFIX);
+	if (n > m && strcmp(name + n - m, TASKS_SUFFIX) == 0) {
+		char ws[MC_ID_MAX];
+		if (n - m >= sizeof ws)
+			return NULL;
+		memcpy(ws, name, n - m);
+		ws[n - m] = '\0';
+		return find_in(&l->tasks, ws);
+	}
+	return find(l, name);
 }
 
 static void entry_free(struct entry *e)
@@ -209,7 +233,7 @@ static struct mc_ledger_job *take_batch(struct mc_ledger *l, size_t *n_out)
 	RB_FOREACH(d, dirty_tree, &l->dirty) {
 		struct mc_ledger_job *j = &jobs[n++];
 		strlcpy(j->ws, d->ws, sizeof j->ws);
-		const struct entry *e = find(l, d->ws);
+		const struct entry *e = entry_for_name(l, d->ws);
 		if (e != NULL && (j->data = render(e, &j->len)) == NULL) {
 			mc_ledger_jobs_free(jobs, n);
 			errno = ENOMEM;
@@ -346,7 +370,8 @@ static void quarantine(struct mc_ledger *l, const char *name, const char *why)
 /* Loads one <ws> file into the tree (allocating its entry), or quarantines
  * it. buf is scratch (FILE_MAX + 1 bytes),
  * ids scratch for MC_LEDGER_MAX_IDS pointers. -1 only on ENOMEM. */
-static int load_file(struct mc_ledger *l, const char *name, char *buf, const char **ids)
+static int load_file(struct mc_ledger *l, struct ledger_tree *tree, size_t *count,
+		     const char *name, size_t key_len, char *buf, const char **ids)
 {
 	const char *why = NULL;
 	ssize_t len = read_small(l, name, buf, &why);
@@ -361,10 +386,11 @@ static int load_file(struct mc_ledger *l, const char *name, char *buf, const cha
 		errno = ENOMEM;
 		return -1;
 	}
-	strlcpy(e->ws, name, sizeof e->ws);
+	strlcpy(e->ws, name, key_len + 1 < sizeof e->ws ? key_len + 1 : sizeof e->ws);
 	e->n = n;
-	RB_INSERT(ledger_tree, &l->tree, e);
-	l->count++;
+	RB_INSERT(ledger_tree, tree, e);
+	if (count != NULL)
+		(*count)++;
 	return 0;
 }
 
@@ -442,11 +468,21 @@ static int load_name(struct mc_ledger *l, const char *name, char *buf, const cha
 			log_io(l, MC_LOG_WARN, "ledger: cannot remove a leftover temp file", name, "unlink");
 		return 0;
 	}
+	if (has_suffix(name, TASKS_SUFFIX)) {
+		char ws[MC_ID_MAX];
+		size_t k = strlen(name) - strlen(TASKS_SUFFIX);
+		strlcpy(ws, name, k + 1 < sizeof ws ? k + 1 : sizeof ws);
+		if (k >= sizeof ws || !is_lower_uuid(ws)) {
+			quarantine(l, name, "name is not a lowercase workspace UUID + .tasks");
+			return 0;
+		}
+		return load_file(l, &l->tasks, NULL, name, k, buf, ids);
+	}
 	if (!is_lower_uuid(name)) {
 		quarantine(l, name, "name is not a lowercase workspace UUID");
 		return 0;
 	}
-	return load_file(l, name, buf, ids);
+	return load_file(l, &l->tree, &l->count, name, strlen(name), buf, ids);
 }
 
 static int load_dir(struct mc_ledger *l)
@@ -486,6 +522,7 @@ struct mc_ledger *mc_ledger_open(const char *state_dir, char *err, size_t err_si
 	if (l == NULL)
 		return open_fail(NULL, err, err_size, "cannot open the ledger", state_dir);
 	RB_INIT(&l->tree);
+	RB_INIT(&l->tasks);
 	RB_INIT(&l->dirty);
 	l->dirfd = -1;
 	int n = snprintf(l->dir, sizeof l->dir, "%s/ledger", state_dir);
@@ -524,6 +561,10 @@ void mc_ledger_free(struct mc_ledger *l)
 	struct entry *e;
 	while ((e = RB_MIN(ledger_tree, &l->tree)) != NULL) {
 		RB_REMOVE(ledger_tree, &l->tree, e);
+		entry_free(e);
+	}
+	while ((e = RB_MIN(ledger_tree, &l->tasks)) != NULL) {
+		RB_REMOVE(ledger_tree, &l->tasks, e);
 		entry_free(e);
 	}
 	struct dirty *d;
@@ -590,15 +631,52 @@ static void lower_ws(const char *ws, char out[MC_ID_MAX])
 		*c = (char)tolower((unsigned char)*c);
 }
 
-int mc_ledger_set(struct mc_ledger *l, const char *ws, size_t n, const char *const *ids)
+/* The file name of ws's entry in tree: <ws> or <ws>.tasks. */
+static void file_name(const struct mc_ledger *l, const struct ledger_tree *tree, const char *ws,
+		      char out[MC_ID_MAX])
+{
+	lower_ws(ws, out);
+	if (tree == &l->tasks)
+		strlcat(out, TASKS_SUFFIX, MC_ID_MAX);
+}
+
+static int clear_in(struct mc_ledger *l, struct ledger_tree *tree, size_t *count, const char *ws)
+{
+	if (!mc_is_uuid(ws)) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct entry *e = find_in(tree, ws);
+	if (e == NULL)
+		return 0; /* no file, or a pending write that now removes it */
+	struct dirty *spare = malloc(sizeof *spare);
+	if (spare == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	char name[MC_ID_MAX];
+	file_name(l, tree, ws, name);
+	RB_REMOVE(ledger_tree, tree, e);
+	if (count != NULL)
+		(*count)--;
+	entry_free(e);
+	return mark_dirty(l, name, spare);
+}
+
+/* 1: changed (the file is queued), 0: unchanged, -1 with errno. */
+static int set_in(struct mc_ledger *l, struct ledger_tree *tree, size_t *count, const char *ws,
+		  size_t n, const char *const *ids)
 {
 	if (!valid_set(ws, n, ids)) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (n == 0)
-		return mc_ledger_clear(l, ws);
-	struct entry *e = find(l, ws);
+	if (n == 0) {
+		bool had = find_in(tree, ws) != NULL;
+		int rc = clear_in(l, tree, count, ws);
+		return rc < 0 ? -1 : had;
+	}
+	struct entry *e = find_in(tree, ws);
 	if (e != NULL && same_ids(e, n, ids))
 		return 0; /* the file has it, or a write of it is pending */
 	/* allocate everything first: ENOMEM must leave the ledger as it was */
@@ -614,36 +692,66 @@ int mc_ledger_set(struct mc_ledger *l, const char *ws, size_t n, const char *con
 	}
 	if (fresh != NULL) {
 		lower_ws(ws, fresh->ws);
-		RB_INSERT(ledger_tree, &l->tree, fresh);
-		l->count++;
+		RB_INSERT(ledger_tree, tree, fresh);
+		if (count != NULL)
+			(*count)++;
 		e = fresh;
 	}
 	free(e->ids);
 	e->ids = v;
 	e->n = n;
-	return mark_dirty(l, e->ws, spare);
+	char name[MC_ID_MAX];
+	file_name(l, tree, e->ws, name);
+	return mark_dirty(l, name, spare) < 0 ? -1 : 1;
+}
+
+static void observe(struct mc_ledger *l, const char *ws)
+{
+	if (l->observer != NULL)
+		l->observer(l->observer_arg, ws);
+}
+
+int mc_ledger_set(struct mc_ledger *l, const char *ws, size_t n, const char *const *ids)
+{
+	int rc = set_in(l, &l->tree, &l->count, ws, n, ids);
+	if (rc > 0)
+		observe(l, ws);
+	return rc < 0 ? -1 : 0;
 }
 
 int mc_ledger_clear(struct mc_ledger *l, const char *ws)
 {
-	if (!mc_is_uuid(ws)) {
-		errno = EINVAL;
-		return -1;
+	return mc_ledger_set(l, ws, 0, NULL);
+}
+
+void mc_ledger_set_observer(struct mc_ledger *l, mc_ledger_observer fn, void *arg)
+{
+	l->observer = fn;
+	l->observer_arg = arg;
+}
+
+int mc_ledger_set_tasks(struct mc_ledger *l, const char *ws, size_t n, const char *const *ids)
+{
+	return set_in(l, &l->tasks, NULL, ws, n, ids) < 0 ? -1 : 0;
+}
+
+size_t mc_ledger_get_tasks(const struct mc_ledger *l, const char *ws, const char *const **ids)
+{
+	const struct entry *e = mc_is_uuid(ws) ? find_in(&l->tasks, ws) : NULL;
+	if (ids != NULL)
+		*ids = e != NULL ? e->ids : NULL;
+	return e != NULL ? e->n : 0;
+}
+
+int mc_ledger_foreach_tasks(const struct mc_ledger *l, mc_ledger_cb cb, void *arg)
+{
+	struct entry *e;
+	RB_FOREACH(e, ledger_tree, (struct ledger_tree *)&l->tasks) {
+		int rc = cb(e->ws, e->n, e->ids, arg);
+		if (rc != 0)
+			return rc;
 	}
-	struct entry *e = find(l, ws);
-	if (e == NULL)
-		return 0; /* no file, or a pending write that now removes it */
-	struct dirty *spare = malloc(sizeof *spare);
-	if (spare == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
-	char name[MC_ID_MAX];
-	lower_ws(ws, name);
-	RB_REMOVE(ledger_tree, &l->tree, e);
-	l->count--;
-	entry_free(e);
-	return mark_dirty(l, name, spare);
+	return 0;
 }
 
 size_t mc_ledger_get(const struct mc_ledger *l, const char *ws, const char *const **ids)

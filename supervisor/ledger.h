@@ -3,7 +3,8 @@
  * with -9 can deregister the leftovers on its next start.
  *
  * On disk: one file per workspace, named by the workspace UUID (lowercase),
- * holding one runtime UUID per line. An empty set has no file. Every write
+ * holding one runtime UUID per line (and <ws>.tasks with its task ids in
+ * flight, below). An empty set has no file. Every write
  * goes to <ws>.tmp, is fsynced, renamed over <ws> and the directory fsynced,
  * so a crash leaves either the old or the new set, never a mix.
  *
@@ -86,5 +87,19 @@ size_t mc_ledger_count(const struct mc_ledger *l);
  * stops the walk and is returned; otherwise 0. */
 typedef int (*mc_ledger_cb)(const char *ws, size_t n, const char *const *ids, void *arg);
 int mc_ledger_foreach(const struct mc_ledger *l, mc_ledger_cb cb, void *arg);
+
+/* Called with ws after each change of ws's runtime set (set or clear that
+ * changed something), e.g. to tell the link. One observer; NULL: none. */
+typedef void (*mc_ledger_observer)(void *arg, const char *ws);
+void mc_ledger_set_observer(struct mc_ledger *l, mc_ledger_observer fn, void *arg);
+
+/* Each workspace's task ids in flight, journaled the same way in
+ * <state_dir>/ledger/<ws>.tasks (one task UUID per line; no file for none),
+ * so that a restarted supervisor knows which runtimes had work in flight.
+ * Same rules and errors as the runtime sets; not in mc_ledger_count,
+ * mc_ledger_foreach or the observer. */
+int mc_ledger_set_tasks(struct mc_ledger *l, const char *ws, size_t n, const char *const *ids);
+size_t mc_ledger_get_tasks(const struct mc_ledger *l, const char *ws, const char *const **ids);
+int mc_ledger_foreach_tasks(const struct mc_ledger *l, mc_ledger_cb cb, void *arg);
 
 #endif

@@ -1,7 +1,8 @@
 /* The supervisor's whole-host transitions: matching the running workers to
  * what is wanted, reload (validate fully, keep the old configuration on
- * error, then diff per workspace), and shutdown (stop all, kill stragglers,
- * one final DEREG of whatever is left, bounded in time). */
+ * error, then diff per workspace; a changed workspace with tasks running
+ * drains first, drain.c), and shutdown (no more claims, stop all, kill
+ * stragglers, one final DEREG of whatever is left, bounded in time). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 
 #include "common/log.h"
 #include "supervisor/notify.h"
+#include "supervisor/outbox_deliver.h"
 #include "supervisor/sv.h"
 
 #define FINAL_DEREG_TIMEOUT_MS 1500
@@ -45,6 +47,11 @@ static int cleanup_orphan(const char *ws, size_t n, const char *const *ids, void
 	return 0;
 }
 
+static void outbox_orphan(const char *ws, void *arg)
+{
+	cleanup_orphan(ws, 0, NULL, arg);
+}
+
 void mc_sv_apply_wanted(struct mc_sv *sv)
 {
 	if (sv->shutting_down)
@@ -71,6 +78,9 @@ void mc_sv_apply_wanted(struct mc_sv *sv)
 	}
 	/* Ledger entries nobody serves: a previous run's leftovers. */
 	mc_ledger_foreach(sv->ledger, cleanup_orphan, sv);
+	/* And reports in the outbox of a workspace nobody serves (a served
+	 * one's worker delivers its own first). */
+	mc_outbox_foreach_ws(sv->cfg.state_dir, outbox_orphan, sv);
 }
 
 /* ---- reload ---- */
@@ -149,9 +159,13 @@ static int reload(struct mc_sv *sv)
 	mc_secret_free(sv->token);
 	sv->token = token;
 	mc_tokwatch_rebase(sv); /* just read: not a change for the watcher */
+	if (sv->tasks.max != sv->cfg.max_concurrent_tasks &&
+	    mc_sv_tasks_resize(&sv->tasks, sv->cfg.max_concurrent_tasks) < 0)
+		mc_log(MC_LOG_ERROR, "cannot resize the task slots; keeping the old number", "max",
+		       MC_LOG_NUM(sv->tasks.max), NULL);
 	mc_log_set_level(sv->cfg.log_level);
 
-	unsigned restarted = 0, updated = 0;
+	unsigned restarted = 0, updated = 0, drained = 0;
 	struct mc_wk *wk, *tmp;
 	RB_FOREACH_SAFE(wk, mc_wk_tree, &sv->workers, tmp) {
 		char digest[65];
@@ -159,7 +173,13 @@ static int reload(struct mc_sv *sv)
 		bool changed = wk->cfg_digest[0] && strcmp(digest, wk->cfg_digest) != 0;
 		mc_backoff_init(&wk->backoff, sv->cfg.restart_backoff_min_ms,
 				sv->cfg.restart_backoff_max_ms);
-		if (mc_wk_config_parked(wk) || (changed && wk->next != NEXT_REMOVE)) {
+		if (changed && wk->next != NEXT_REMOVE && wk->state == WK_RUNNING &&
+		    mc_sv_tasks_count_ws(&sv->tasks, wk->ws) > 0) {
+			mc_wk_drain_start(sv, wk); /* restarted once its tasks ended */
+			if (token_changed)
+				mc_wk_push_token(sv, wk);
+			drained++;
+		} else if (mc_wk_config_parked(wk) || (changed && wk->next != NEXT_REMOVE)) {
 			mc_wk_restart(sv, wk);
 			restarted++;
 		} else if (token_changed) {
@@ -178,11 +198,17 @@ static int reload(struct mc_sv *sv)
 		mc_log(MC_LOG_INFO, "providers changed; probing again", NULL);
 	sv->last_reload_ok = true;
 	sv->last_reload_error[0] = '\0';
-	snprintf(sv->last_reload_summary, sizeof sv->last_reload_summary,
-		 "configuration reloaded: %zu workspaces, %u restarted, %u token updates",
-		 sv->n_workers, restarted, updated);
+	if (drained > 0)
+		snprintf(sv->last_reload_summary, sizeof sv->last_reload_summary,
+			 "configuration reloaded: %zu workspaces, %u restarted, %u draining first, "
+			 "%u token updates", sv->n_workers, restarted, drained, updated);
+	else
+		snprintf(sv->last_reload_summary, sizeof sv->last_reload_summary,
+			 "configuration reloaded: %zu workspaces, %u restarted, %u token updates",
+			 sv->n_workers, restarted, updated);
 	mc_log(MC_LOG_INFO, "configuration reloaded", "workers", MC_LOG_NUM(sv->n_workers),
-	       "restarted", MC_LOG_NUM(restarted), "token_updates", MC_LOG_NUM(updated), NULL);
+	       "restarted", MC_LOG_NUM(restarted), "draining", MC_LOG_NUM(drained),
+	       "token_updates", MC_LOG_NUM(updated), NULL);
 	return 0;
 }
 
@@ -192,7 +218,10 @@ void mc_sv_shutdown(struct mc_sv *sv)
 {
 	if (sv->shutting_down)
 		return;
+	mc_sv_drain_abort(sv); /* a SIGTERM in the middle of a drain */
 	sv->shutting_down = true;
+	sv->tasks.claiming_stopped = true; /* no slot granted while stopping */
+	mc_link_proc_stop(sv); /* first: no claim may race the stop */
 	mc_notify_stopping(sv);
 	sv->shutdown_deadline = mc_now_ms() + sv->cfg.stop_timeout_ms;
 	mc_timerq_arm(&sv->timers, &sv->shutdown_timer, sv->shutdown_deadline);
@@ -272,7 +301,7 @@ void mc_sv_shutdown_progress(struct mc_sv *sv)
 {
 	if (!sv->shutting_down || sv->done)
 		return;
-	if (sv->n_workers > 0)
+	if (sv->n_workers > 0 || !mc_link_proc_done(sv))
 		return;
 	if (!sv->final_cleanup_started)
 		start_final(sv);
@@ -312,6 +341,7 @@ void mc_sv_on_shutdown_timer(struct mc_sv *sv)
 		return;
 	}
 	sv->stragglers_killed = true;
+	mc_link_proc_kill(sv);
 	/* Kill every straggler first, then wait for them together, bounded: a
 	 * process stuck in uninterruptible sleep must not hang the shutdown. */
 	RB_FOREACH_SAFE(wk, mc_wk_tree, &sv->workers, tmp) {

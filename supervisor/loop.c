@@ -43,12 +43,13 @@ void mc_sv_child_forget(struct mc_sv *sv)
 static void on_signals(struct mc_sv *sv)
 {
 	struct signalfd_siginfo si;
+	bool chld = false;
 	for (;;) {
 		ssize_t r = read(sv->sigfd, &si, sizeof si);
 		if (r != (ssize_t)sizeof si) {
 			if (r < 0 && errno == EINTR)
 				continue;
-			return;
+			break;
 		}
 		switch (si.ssi_signo) {
 		case SIGHUP:
@@ -62,10 +63,17 @@ static void on_signals(struct mc_sv *sv)
 				       strsignal((int)si.ssi_signo), NULL);
 			mc_sv_shutdown(sv);
 			break;
+		case SIGCHLD:
+			chld = true;
+			break;
 		default:
-			break; /* SIGCHLD: children are watched through pidfds */
+			break;
 		}
 	}
+	/* Ours are watched through pidfds; adopted orphans are reaped here
+	 * (reaper.c), once for a burst of SIGCHLDs. */
+	if (chld)
+		mc_reaper_on_sigchld(sv);
 }
 
 static void dispatch(struct mc_sv *sv, struct mc_src *src, uint32_t events)
@@ -99,6 +107,12 @@ static void dispatch(struct mc_sv *sv, struct mc_src *src, uint32_t events)
 	case SRC_FORKSERVER:
 		mc_fs_on_exit(sv);
 		break;
+	case SRC_LINK_IPC:
+		mc_link_proc_on_ipc(sv, events);
+		break;
+	case SRC_LINK_PID:
+		mc_link_proc_on_exit(sv);
+		break;
 	default:
 		break;
 	}
@@ -130,6 +144,15 @@ static void fire_timer(struct mc_sv *sv, struct mc_timer *t)
 		break;
 	case TIMER_ORPHAN:
 		mc_orphan_on_timer(sv, t->owner);
+		break;
+	case TIMER_REAPER:
+		mc_reaper_on_timer(sv);
+		break;
+	case TIMER_DRAIN:
+		mc_sv_on_drain_timer(sv);
+		break;
+	case TIMER_LINK:
+		mc_link_proc_on_timer(sv);
 		break;
 	default:
 		break;
@@ -178,6 +201,8 @@ int mc_sv_run(struct mc_sv *sv)
 		mc_wk_reap_graveyard(sv);
 		mc_helper_reap_dead(sv);
 		mc_control_reap(sv);
+		/* The link hears of this turn's changes once (route.c). */
+		mc_route_turn(sv);
 		/* Whatever this turn changed goes to disk in one batch. */
 		mc_ledger_flush(sv->ledger);
 	}

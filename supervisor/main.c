@@ -130,8 +130,14 @@ static int sv_init(struct mc_sv *sv, const struct options *o, char *err, size_t 
 	mc_timer_init(&sv->probe_timer, TIMER_PROBES, sv);
 	mc_timer_init(&sv->membership_timer, TIMER_MEMBERSHIP, sv);
 	mc_timer_init(&sv->shutdown_timer, TIMER_SHUTDOWN, sv);
+	mc_timer_init(&sv->drain_timer, TIMER_DRAIN, sv);
+	mc_reaper_init(sv); /* logged when it fails; not fatal */
 	if (mc_config_load(sv->config_path, &sv->cfg, err, n) < 0)
 		return -1;
+	if (mc_sv_tasks_init(&sv->tasks, sv->cfg.max_concurrent_tasks) < 0) {
+		snprintf(err, n, "task table: %s", strerror(errno));
+		return -1;
+	}
 	if (o->debug)
 		sv->cfg.log_level = MC_LOG_DEBUG;
 	mc_log_set_level(sv->cfg.log_level);
@@ -218,7 +224,10 @@ static void sv_free(struct mc_sv *sv)
 		mc_wk_free(sv, wk);
 	mc_wk_reap_graveyard(sv);
 	mc_helper_kill_all(sv);
+	mc_link_proc_free(sv);
 	mc_fs_stop(sv);
+	mc_reaper_free(sv);
+	mc_sv_tasks_free(&sv->tasks);
 	mc_control_close(sv);
 	mc_probes_free(sv);
 	mc_timerq_free(&sv->timers);

@@ -22,8 +22,9 @@ static void status_line(struct mc_sv *sv, char *buf, size_t n)
 		if (wk->state == WK_FAILED || wk->state == WK_CONFIG_ERROR)
 			failed++;
 	}
-	snprintf(buf, n, "%zu workspaces, %zu runtimes online, %zu failed%s", sv->n_workers,
-		 online, failed, sv->last_reload_ok ? "" : " (last reload rejected)");
+	snprintf(buf, n, "%zu workspaces, %zu runtimes online, %zu failed, %zu task%s running%s%s",
+		 sv->n_workers, online, failed, sv->tasks.n, sv->tasks.n == 1 ? "" : "s",
+		 sv->draining ? " (draining)" : "", sv->last_reload_ok ? "" : " (last reload rejected)");
 }
 
 void mc_notify_init(struct mc_sv *sv)

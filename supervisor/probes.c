@@ -209,6 +209,9 @@ static bool collect(struct mc_probes *out)
 		strlcpy(b->provider, s->key, sizeof b->provider);
 		strlcpy(b->name, s->name, sizeof b->name);
 		strlcpy(b->version, v, sizeof b->version);
+		/* The executable the worker launches (PROBES carries it when it can). */
+		if (mc_ipc_builtin_path_ok(s->path))
+			strlcpy(b->path, s->path, sizeof b->path);
 	}
 	memcpy(known, known_next, n_next * sizeof known[0]);
 	n_known = n_next;

@@ -18,6 +18,7 @@
 #include "ipc/messages.h"
 #include "supervisor/config.h"
 #include "supervisor/ledger.h"
+#include "supervisor/svtask.h"
 #include "supervisor/timerq.h"
 #include "worker/vprobe.h"
 
@@ -35,6 +36,8 @@ enum mc_src_kind {
 	SRC_CONTROL_CLIENT,
 	SRC_LEDGER,          /* the ledger's writer finished a batch */
 	SRC_FORKSERVER,      /* the fork server's pidfd (forkserver.c) */
+	SRC_LINK_IPC,        /* the link's socket (link_proc.c) */
+	SRC_LINK_PID,        /* the link's pidfd */
 };
 
 struct mc_src {
@@ -52,6 +55,9 @@ enum mc_timer_kind {
 	TIMER_CONTROL,
 	TIMER_TOKEN,
 	TIMER_ORPHAN,
+	TIMER_REAPER,     /* agent groups of dead workers checked empty (reaper.c) */
+	TIMER_DRAIN,      /* drain progress: host-wide and per workspace (lifecycle.c) */
+	TIMER_LINK,       /* the link's handshake, pings, respawn (link_proc.c) */
 };
 
 /* Worker lifecycle (state x event in wk.c). */
@@ -113,6 +119,9 @@ struct mc_wk {
 	mc_ms_t confirm_at;             /* first DEREG done; confirm it then (0: no) */
 	mc_ms_t wake_at;                /* BACKOFF/FAILED/CONFIG_ERROR: respawn then */
 	struct mc_wk *grave_next;       /* freed after the current event batch */
+	bool draining;                  /* reload: running, no new tasks, restarted once
+					   its tasks ended or drain_deadline passed */
+	mc_ms_t drain_deadline;
 };
 
 RB_HEAD(mc_wk_tree, mc_wk);
@@ -222,6 +231,17 @@ struct mc_sv {
 	bool done;
 	int exit_code;
 
+	/* tasks (svtask.h) */
+	struct mc_sv_tasks tasks;
+	struct mc_link_proc *link;      /* the link process (link_proc.c) */
+
+	/* drain (multicactl drain): no more claims, stop once no task runs */
+	bool draining;
+	mc_ms_t drain_deadline;         /* 0: no timeout */
+	mc_ms_t drain_started_at;
+	struct mc_timer drain_timer;    /* host and per-workspace drains */
+	struct mc_reaper *reaper;       /* reaper.c */
+
 	/* systemd */
 	bool notify_enabled;
 	bool notified_ready;
@@ -242,6 +262,9 @@ void mc_control_close(struct mc_sv *sv);
 void mc_control_on_event(struct mc_sv *sv, struct mc_src *src, uint32_t events);
 void mc_control_on_timer(struct mc_sv *sv, struct mc_timer *t);
 void mc_control_reap(struct mc_sv *sv);
+/* The host drain is over: every client waiting on "drain" gets its reply
+ * ({"ok":true,"message":msg,"timed_out","tasks_left"}). */
+void mc_control_drain_done(struct mc_sv *sv, const char *msg, bool timed_out, size_t tasks_left);
 
 /* loop.c */
 int mc_sv_epoll_add(struct mc_sv *sv, int fd, uint32_t events, struct mc_src *src);
@@ -294,6 +317,11 @@ void mc_wk_config_digest(const struct mc_sv *sv, const char *ws, char out[65]);
 /* wk NULL with kind HELPER_CLEANUP: an orphan workspace, named by ws. */
 struct mc_helper *mc_helper_dereg(struct mc_sv *sv, enum mc_helper_kind kind, struct mc_wk *wk,
 				  size_t n, const char *const *ids, mc_ms_t timeout_ms);
+/* The cleanup of dead wk: its outbox delivered, recover-orphans on rt_ids
+ * (the runtimes that had tasks in flight), then the DEREG of ids. */
+struct mc_helper *mc_helper_cleanup(struct mc_sv *sv, struct mc_wk *wk, size_t n,
+				    const char *const *ids, size_t n_rt,
+				    const char *const *rt_ids);
 struct mc_helper *mc_helper_orphan_cleanup(struct mc_sv *sv, const char *ws);
 /* The orphan cleanup of wk's workspace still running, now reporting to wk;
  * NULL when there is none. */
@@ -331,6 +359,76 @@ void mc_probes_start_round(struct mc_sv *sv);
 void mc_probes_on_pipe(struct mc_sv *sv);
 void mc_probes_on_timer(struct mc_sv *sv);
 void mc_probes_free(struct mc_sv *sv);
+
+/* reaper.c: the supervisor is a child subreaper. Agents a dead worker
+ * leaves behind become its children: their process groups are killed at
+ * once and checked empty, and every child that is not a known worker,
+ * helper or other pidfd-watched process is reaped on SIGCHLD. */
+int mc_reaper_init(struct mc_sv *sv);
+void mc_reaper_free(struct mc_sv *sv);
+/* SIGCHLD: reaps the exited children that are not ours to wait for. */
+void mc_reaper_on_sigchld(struct mc_sv *sv);
+/* SIGKILL to every process group of ws's tasks (pgid from TASK_STATE). */
+void mc_reaper_kill_ws_agents(struct mc_sv *sv, const char *ws);
+void mc_reaper_on_timer(struct mc_sv *sv);
+/* Whether pid is a child the supervisor waits for itself (a worker, a
+ * helper, the fork server, the link: anything it holds a pidfd of). */
+bool mc_reaper_pid_is_mine(struct mc_sv *sv, pid_t pid);
+
+/* drain.c */
+/* Host-wide drain: stop claiming, stop once no task is in flight or at
+ * timeout_ms (0: none); mc_control_drain_done then mc_sv_shutdown. 0, or
+ * -1 when shutting down already. */
+int mc_sv_drain(struct mc_sv *sv, mc_ms_t timeout_ms);
+/* A stop (SIGTERM) overtook the drain: its waiting clients are told. */
+void mc_sv_drain_abort(struct mc_sv *sv);
+/* Reload: wk's configuration changed while it runs tasks: no new task for
+ * it until they ended or task_drain_timeout passed, then mc_wk_restart. */
+void mc_wk_drain_start(struct mc_sv *sv, struct mc_wk *wk);
+/* The runtimes wk offers the link's claims changed (draining: none). */
+void mc_sv_claimset_changed(struct mc_sv *sv, struct mc_wk *wk);
+void mc_sv_on_drain_timer(struct mc_sv *sv);
+/* Tasks in flight host-wide (routed or being claimed). */
+size_t mc_sv_tasks_in_flight(const struct mc_sv *sv);
+/* Tasks ended or were dropped: the link may claim again, a drain may be
+ * over (checked on the next drain tick). */
+void mc_sv_tasks_changed(struct mc_sv *sv);
+
+/* link_proc.c: the link process (one per host) */
+struct mc_link_proc;
+struct cJSON;
+/* Once the first probe round is in (checked every loop turn): spawns it. */
+void mc_link_proc_tick(struct mc_sv *sv);
+void mc_link_proc_on_ipc(struct mc_sv *sv, uint32_t events);
+void mc_link_proc_on_exit(struct mc_sv *sv);
+void mc_link_proc_on_timer(struct mc_sv *sv);
+/* Shutdown, first of all: no claim may race the stop. */
+void mc_link_proc_stop(struct mc_sv *sv);
+/* Shutdown: true once it has exited (or never ran). */
+bool mc_link_proc_done(const struct mc_sv *sv);
+/* Stop timeout: SIGKILL and reap. */
+void mc_link_proc_kill(struct mc_sv *sv);
+void mc_link_proc_free(struct mc_sv *sv);
+/* status --json: "link" {"pid","state","restarts","last_error"} and
+ * "slots" {"max","used","reserved"} added to root. */
+void mc_link_proc_status(struct mc_sv *sv, struct cJSON *root);
+
+/* The task settings of a worker's CONFIG (the link's adds its poll and the
+ * host's slots). */
+void mc_sv_task_config(const struct mc_sv *sv, struct mc_worker_config *c);
+
+/* route.c: slots, routing, the tasks' journal */
+/* Once per loop turn: RUNTIMES for the workspaces whose set changed, the
+ * tasks' journal, and a WAKE when slots were freed. */
+void mc_route_turn(struct mc_sv *sv);
+/* A TASK_STATE from wk's worker. */
+void mc_route_task_state(struct mc_sv *sv, struct mc_wk *wk, const struct mc_ipc_frame *f);
+/* Removes ws's tasks (a dead worker's, after its cleanup): slots freed,
+ * journal updated, the link woken. */
+void mc_route_drop_ws(struct mc_sv *sv, const char *ws);
+/* ws's claimable runtimes changed (a REPORT, a drain): its RUNTIMES go to
+ * the link at the end of the turn, with a WAKE. */
+void mc_route_runtimes_dirty(struct mc_sv *sv, const char *ws);
 
 /* membership.c / reload.c */
 void mc_membership_on_timer(struct mc_sv *sv);

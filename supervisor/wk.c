@@ -92,6 +92,7 @@ static void build_config(const struct mc_sv *sv, const char *ws, struct mc_worke
 	c->http_timeout_ms = g->http_timeout_ms;
 	c->probe_timeout_ms = 10000;
 	strlcpy(c->ca_file, g->ca_file, sizeof c->ca_file);
+	mc_sv_task_config(sv, c);
 	const struct mc_ws_section *sec = mc_config_ws_section(g, ws);
 	if (sec != NULL) {
 		/* Borrowed: the config outlives the send. */

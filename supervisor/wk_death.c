@@ -1,7 +1,10 @@
-/* A worker's death and what follows: the cleanup DEREG of the ids the
- * ledger holds for it, its confirmation, and the choice between respawn
- * (after backoff), the failed and config-error parkings (retried ever more
- * slowly / slowly) and removal.
+/* A worker's death and what follows: its agents' process groups killed at
+ * once (reaper.c), the cleanup (its outbox delivered, recover-orphans on
+ * the runtimes that had tasks in flight, the DEREG of the ids the ledger
+ * holds for it), its tasks dropped from the table, the DEREG's
+ * confirmation, and the choice between respawn (after backoff), the failed
+ * and config-error parkings (retried ever more slowly / slowly) and
+ * removal.
  *
  * The confirmation: a killed worker may have had requests in flight (a
  * heartbeat held at the server) that land after our DEREG and bring a row
@@ -17,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "supervisor/outbox_deliver.h"
 #include "supervisor/wk_int.h"
 #include "worker/worker.h"
 
@@ -50,26 +54,70 @@ bool mc_wk_config_parked(const struct mc_wk *wk)
 	       (wk->state == WK_CLEANUP && wk->next == NEXT_PARK_CONFIG);
 }
 
-/* ---- the DEREGs ---- */
+/* ---- the cleanup and the DEREGs ---- */
 
-/* Sends the DEREG of the ledger's ids (the first one, or the confirmation);
- * false when none could start (the caller retries after backoff). */
+/* The distinct runtime ids of ws's tasks in flight (borrowed from the
+ * table, valid until it changes). */
+struct rt_set {
+	size_t n;
+	const char *v[MC_MAX_RUNTIMES];
+};
+
+static void add_task_runtime(struct mc_sv_task *task, void *arg)
+{
+	struct rt_set *s = arg;
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i], task->runtime_id) == 0)
+			return;
+	if (s->n < MC_MAX_RUNTIMES && task->runtime_id[0])
+		s->v[s->n++] = task->runtime_id;
+}
+
+/* Sends the cleanup (the first one: outbox, recover-orphans, DEREG) or the
+ * confirming DEREG; false when none could start (the caller retries after
+ * backoff). */
 static bool send_dereg(struct mc_sv *sv, struct mc_wk *wk, bool confirm)
 {
 	const char *const *ids;
 	size_t n = mc_ledger_get(sv->ledger, wk->ws, &ids);
 	wk->confirming = confirm;
-	wk->cleanup = mc_helper_dereg(sv, HELPER_CLEANUP, wk, n, ids, sv->cfg.http_timeout_ms);
+	if (confirm) {
+		wk->cleanup = mc_helper_dereg(sv, HELPER_CLEANUP, wk, n, ids,
+					      sv->cfg.http_timeout_ms);
+	} else {
+		struct rt_set rt = { 0 };
+		mc_sv_tasks_foreach_ws(&sv->tasks, wk->ws, add_task_runtime, &rt);
+		wk->cleanup = mc_helper_cleanup(sv, wk, n, ids, rt.n, rt.v);
+	}
 	return wk->cleanup != NULL;
+}
+
+/* Whether a dead worker left anything for a cleanup helper to do. */
+static bool cleanup_needed(struct mc_sv *sv, const struct mc_wk *wk)
+{
+	const char *const *ids;
+	return mc_ledger_get(sv->ledger, wk->ws, &ids) > 0 ||
+	       mc_sv_tasks_count_ws(&sv->tasks, wk->ws) > 0 ||
+	       mc_outbox_pending(sv->cfg.state_dir, wk->ws, 1) > 0;
+}
+
+/* The cleanup is over: the dead worker's tasks leave the table, their
+ * slots free for the link's next claim. */
+static void drop_tasks(struct mc_sv *sv, struct mc_wk *wk)
+{
+	if (mc_sv_tasks_count_ws(&sv->tasks, wk->ws) == 0)
+		return;
+	mc_wk_log(MC_LOG_INFO, wk, "dropping the dead worker's tasks", "count",
+		  MC_LOG_NUM(mc_sv_tasks_count_ws(&sv->tasks, wk->ws)));
+	mc_route_drop_ws(sv, wk->ws); /* slots freed, journal updated, the link woken */
+	mc_sv_tasks_changed(sv);
 }
 
 void mc_wk_start_cleanup(struct mc_sv *sv, struct mc_wk *wk)
 {
-	const char *const *ids;
-	size_t n = mc_ledger_get(sv->ledger, wk->ws, &ids);
 	wk->state = WK_CLEANUP;
 	wk->confirm_at = 0;
-	if (n == 0 || sv->shutting_down) {
+	if (!cleanup_needed(sv, wk) || sv->shutting_down) {
 		/* Nothing to take offline, or the final DEREG covers the ledger. */
 		wk->confirm_owed = false;
 		mc_wk_after_cleanup(sv, wk);
@@ -244,6 +292,7 @@ static void respawn_later(struct mc_sv *sv, struct mc_wk *wk)
 /* state CLEANUP (or parked) x "first DEREG done": next decides. */
 void mc_wk_after_cleanup(struct mc_sv *sv, struct mc_wk *wk)
 {
+	drop_tasks(sv, wk);
 	if (sv->shutting_down) {
 		wk->next = NEXT_REMOVE;
 		wk->confirm_at = 0; /* the final DEREG covers the ledger */
@@ -337,6 +386,9 @@ void mc_wk_on_exit(struct mc_sv *sv, struct mc_wk *wk)
 		  how);
 	wk->pid = 0;
 	wk->died_at = mc_now_ms();
+	/* Its agents are ours now (subreaper): none outlives it. */
+	mc_reaper_kill_ws_agents(sv, wk->ws);
+	wk->draining = false; /* a death restarts it anyway */
 	/* Exiting by itself, a worker lets its requests land first. */
 	wk->confirm_owed = si.si_code != CLD_EXITED;
 	judge_exit(wk, &si, how);

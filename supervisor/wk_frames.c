@@ -150,6 +150,9 @@ static void handle_frame(struct mc_sv *sv, struct mc_wk *wk, const struct mc_ipc
 	case MC_IPC_FATAL:
 		on_fatal(sv, wk, f);
 		return;
+	case MC_IPC_TASK_STATE:
+		mc_route_task_state(sv, wk, f);
+		return;
 	default:
 		mc_wk_violation(sv, wk, "unexpected message type");
 	}

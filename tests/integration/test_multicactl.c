@@ -618,7 +618,7 @@ Test(multicactl, bad_requests_on_the_socket)
 		{ "[1,2]\n", "request is not a JSON object" },
 		{ "{}\n", "request has no \"cmd\" string" },
 		{ "{\"cmd\":42}\n", "request has no \"cmd\" string" },
-		{ "{\"cmd\":\"shutdown\"}\n", "unknown cmd (status, reload, restart)" },
+		{ "{\"cmd\":\"shutdown\"}\n", "unknown cmd (status, reload, restart, tasks, drain)" },
 		{ "{\"cmd\":\"restart\"}\n", "restart needs \"workspace\": a workspace id" },
 		{ "{\"cmd\":\"restart\",\"workspace\":\"../../etc\"}\n", "no such workspace is served here" },
 	};

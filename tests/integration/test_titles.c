@@ -59,12 +59,12 @@ static void prepare_daemon(int n)
 	dfx_prepare_daemon(&c, NULL);
 }
 
-/* Every workspace 1..n online and n + 1 children (the workers and the
- * fork server): found without titles, so that a broken title fails the
+/* Every workspace 1..n online and n + 2 children (the workers, the fork
+ * server and the link): found without titles, so that a broken title fails the
  * title assertions, not this wait. */
 static void wait_up(int n)
 {
-	DFX_WAIT_UP(dp_count_online(&FP, NULL) == n && dp_children(&D, NULL, 0) == (size_t)n + 1,
+	DFX_WAIT_UP(dp_count_online(&FP, NULL) == n && dp_children(&D, NULL, 0) == (size_t)n + 2,
 		   READY_MS, "the daemon did not bring %d workspaces online with one worker each",
 		   n);
 }
@@ -155,13 +155,22 @@ static void assert_forkserver_title(void)
 	assert_comm(fs, "mc-forkserver");
 }
 
-/* The supervisor, the fork server and the n workers (workspaces 1..n)
- * have clean titles. */
+static void assert_link_title(void)
+{
+	pid_t l = child_with_prefix("multicad: link");
+	cr_assert_neq(l, 0, "no child's cmdline starts with \"multicad: link\"");
+	assert_cmdline(l, "multicad: link");
+	assert_comm(l, "mc-link");
+}
+
+/* The supervisor, the fork server, the link and the n workers
+ * (workspaces 1..n) have clean titles. */
 static void assert_all_titles(int n)
 {
 	assert_cmdline(D.pid, "multicad: supervisor");
 	assert_comm(D.pid, "multicad");
 	assert_forkserver_title();
+	assert_link_title();
 	for (int i = 1; i <= n; i++) {
 		char title[128];
 		snprintf(title, sizeof title, "multicad: worker %s", WS[i]);

@@ -1265,3 +1265,77 @@ Test(config, shard_errors_name_the_problem, .init = setup, .fini = teardown)
 	write_conf(MIN_DAEMON "workspaces = 0c6e1f4a-8a51-4d27-9d3c-1b2a3c4d5e6f\nshard = 0/2\n");
 	load_fails(5, "shard: needs workspaces = all", NULL);
 }
+
+/* ---- the task keys ---- */
+
+Test(config, task_keys_defaults, .init = setup, .fini = teardown)
+{
+	write_conf(MIN_DAEMON "state_dir = /srv/mc\n");
+	struct mc_config c;
+	load_ok(&c);
+	cr_assert_eq(c.max_concurrent_tasks, 20);
+	cr_assert_eq(c.task_poll_interval_ms, 30000);
+	cr_assert_str_eq(c.workspaces_root, "/srv/mc/work", "<state_dir>/work");
+	cr_assert_eq(c.task_idle_timeout_ms, 30L * 60000);
+	cr_assert_eq(c.task_stop_grace_ms, 10000);
+	cr_assert_eq(c.task_drain_timeout_ms, 3600000);
+	cr_assert_eq(c.task_retention_ms, 7L * 86400000);
+	mc_config_free(&c);
+}
+
+Test(config, task_keys_given, .init = setup, .fini = teardown)
+{
+	write_conf(MIN_DAEMON "max_concurrent_tasks = 1000\ntask_poll_interval = 250ms\n"
+		   "workspaces_root = /data/work\ntask_idle_timeout = 2h\ntask_stop_grace = 3s\n"
+		   "task_drain_timeout = 2d\ntask_retention = 30d\n");
+	struct mc_config c;
+	load_ok(&c);
+	cr_assert_eq(c.max_concurrent_tasks, 1000);
+	cr_assert_eq(c.task_poll_interval_ms, 250);
+	cr_assert_str_eq(c.workspaces_root, "/data/work");
+	cr_assert_eq(c.task_idle_timeout_ms, 7200000);
+	cr_assert_eq(c.task_stop_grace_ms, 3000);
+	cr_assert_eq(c.task_drain_timeout_ms, 2L * 86400000);
+	cr_assert_eq(c.task_retention_ms, 30L * 86400000);
+	/* multicad -t -d prints them so that they parse back. */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	mc_config_print(&c, f);
+	fclose(f);
+	cr_assert_not_null(strstr(buf, "\nmax_concurrent_tasks = 1000\n"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "\ntask_retention = 30d\n"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "\ntask_poll_interval = 250ms\n"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "\nworkspaces_root = /data/work\n"), "%s", buf);
+	mc_config_free(&c);
+	write_raw(conf_path, buf, len, 0644);
+	load_ok(&c);
+	cr_assert_eq(c.task_retention_ms, 30L * 86400000, "the printed file parses back");
+	cr_assert_eq(c.max_concurrent_tasks, 1000);
+	mc_config_free(&c);
+	free(buf);
+}
+
+Test(config, task_keys_refused_by_name, .init = setup, .fini = teardown)
+{
+	write_conf(MIN_DAEMON "max_concurrent_tasks = 0\n");
+	load_fails(4, "max_concurrent_tasks: 0 is out of range (1 to 1000)", NULL);
+	write_conf(MIN_DAEMON "max_concurrent_tasks = 1001\n");
+	load_fails(4, "max_concurrent_tasks: 1001 is out of range", NULL);
+	write_conf(MIN_DAEMON "max_concurrent_tasks = 20x\n");
+	load_fails(4, "max_concurrent_tasks: \"20x\" is not a whole number", NULL);
+	write_conf(MIN_DAEMON "max_concurrent_tasks = -3\n");
+	load_fails(4, "max_concurrent_tasks: \"-3\" is not a whole number", NULL);
+	write_conf(MIN_DAEMON "task_retention = 7days\n");
+	load_fails(4, "task_retention: \"7days\" is not a duration", "whole days: 7d");
+	write_conf(MIN_DAEMON "task_retention = 401d\n");
+	load_fails(4, "task_retention: \"401d\" is out of range (10ms to 400d)", NULL);
+	write_conf(MIN_DAEMON "task_retention = 99999999999999999d\n");
+	load_fails(4, "task_retention: \"99999999999999999d\" is too large", NULL);
+	write_conf(MIN_DAEMON "task_poll_interval = 1d\n");
+	load_fails(4, "task_poll_interval: \"1d\" is not a duration", NULL);
+	write_conf(MIN_DAEMON "workspaces_root = work\n");
+	load_fails(4, "workspaces_root: \"work\" is not an absolute path", NULL);
+	write_conf(MIN_DAEMON "task_stop_grace = 2h\n");
+	load_fails(4, "task_stop_grace: \"2h\" is out of range (10ms to 1h)", NULL);
+}

@@ -410,8 +410,8 @@ static char *probes_json(const struct mc_probes *p)
 static struct mc_probes two_probes(void)
 {
 	struct mc_probes p = { .n = 2 };
-	p.v[0] = (struct mc_builtin){ "claude", "Claude", "2.1.0" };
-	p.v[1] = (struct mc_builtin){ "codex", "Codex", "0.5.0" };
+	p.v[0] = (struct mc_builtin){ "claude", "Claude", "2.1.0", "/usr/bin/claude" };
+	p.v[1] = (struct mc_builtin){ "codex", "Codex", "0.5.0", "" };
 	return p;
 }
 
@@ -647,13 +647,20 @@ Test(ipc, overrides_limits_in_count_and_bytes)
 Test(ipc, longest_possible_config_fits_one_frame)
 {
 	struct mc_worker_config c = sample_config();
-	memset(c.server_url, '\x01', sizeof c.server_url - 1);
-	memset(c.daemon_id, '\x01', sizeof c.daemon_id - 1);
-	memset(c.device_name, '\x01', sizeof c.device_name - 1);
-	memset(c.cli_version, '\x01', sizeof c.cli_version - 1);
-	memset(c.log_level, '\x01', sizeof c.log_level - 1);
-	memset(c.test_fault, '\x01', sizeof c.test_fault - 1);
-	memset(c.ca_file, '\x01', sizeof c.ca_file - 1);
+	/* '"' prints longest of what a sender may send (escaped: 2 bytes). */
+	memset(c.server_url, '"', sizeof c.server_url - 1);
+	memset(c.daemon_id, '"', sizeof c.daemon_id - 1);
+	memset(c.device_name, '"', sizeof c.device_name - 1);
+	memset(c.cli_version, '"', sizeof c.cli_version - 1);
+	memset(c.log_level, '"', sizeof c.log_level - 1);
+	memset(c.test_fault, '"', sizeof c.test_fault - 1);
+	memset(c.ca_file, '"', sizeof c.ca_file - 1);
+	memset(c.workspaces_root, '"', sizeof c.workspaces_root - 1);
+	memset(c.state_dir, '"', sizeof c.state_dir - 1);
+	c.task_poll_interval_ms = c.task_idle_timeout_ms = c.task_retention_ms = 400L * 86400000L;
+	c.task_stop_grace_ms = c.stop_timeout_ms = 86400000L;
+	c.max_concurrent_tasks = 1000;
+	c.agent_api_port = 65535;
 	c.heartbeat_interval_ms = c.profile_sync_interval_ms = 86400000L;
 	c.http_timeout_ms = c.probe_timeout_ms = 3600000L;
 	c.overrides = make_overrides(MC_MAX_OVERRIDES, MC_IPC_OVERRIDES_JSON_MAX, '"');
@@ -670,6 +677,13 @@ Test(ipc, longest_possible_config_fits_one_frame)
 	memset(v.device_name, '"', sizeof v.device_name - 1);
 	memset(v.ca_file, '"', sizeof v.ca_file - 1);
 	v.ca_file[0] = '/';
+	memset(v.workspaces_root, '"', sizeof v.workspaces_root - 1);
+	v.workspaces_root[0] = '/';
+	memset(v.state_dir, '"', sizeof v.state_dir - 1);
+	v.state_dir[0] = '/';
+	v.task_poll_interval_ms = 86400000L;
+	v.task_retention_ms = 400L * 86400000L;
+	v.max_concurrent_tasks = 1000;
 	v.overrides = c.overrides;
 	v.n_overrides = c.n_overrides;
 	mc_ipc_writer_init(&w);
@@ -682,7 +696,20 @@ Test(ipc, longest_possible_config_fits_one_frame)
 	cr_assert_eq(mc_ipc_parse_config(&f, &got, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(got.n_overrides, MC_MAX_OVERRIDES);
 	cr_assert_str_eq(got.overrides[3].path, c.overrides[3].path);
+	cr_assert_str_eq(got.workspaces_root, v.workspaces_root);
+	cr_assert_str_eq(got.state_dir, v.state_dir);
+	cr_assert_eq(got.task_retention_ms, 400L * 86400000L);
+	cr_assert_eq(got.max_concurrent_tasks, 1000);
 	mc_worker_config_clear(&got);
+	mc_ipc_writer_free(&w);
+
+	/* A control byte, which the worker would refuse, is never sent. */
+	c.workspaces_root[5] = '\x01';
+	mc_ipc_writer_init(&w);
+	errno = 0;
+	cr_assert_eq(mc_ipc_send_config(&w, &c), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(mc_ipc_writer_pending(&w), 0);
 	mc_ipc_writer_free(&w);
 	free(c.overrides);
 }

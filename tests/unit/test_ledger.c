@@ -479,3 +479,73 @@ Test(ledger, a_stalled_disk_does_not_block_the_caller, .init = setup, .fini = te
 	cr_assert_not(exists(WS3));
 	mc_ledger_free(l);
 }
+
+/* ---- tasks in flight ---- */
+
+#define TK1 "7b000000-0000-4000-8000-00000000000a"
+#define TK2 "7b000000-0000-4000-8000-00000000000b"
+
+static int count_ws(const char *ws, size_t n, const char *const *ids, void *arg)
+{
+	(void)ws;
+	(void)ids;
+	*(size_t *)arg += n;
+	return 0;
+}
+
+Test(ledger, task_ids_are_journaled_beside_the_runtime_ids, .init = setup, .fini = teardown)
+{
+	struct mc_ledger *l = open_ok();
+	const char *rt[] = { RT1 }, *tk[] = { TK1, TK2 };
+	cr_assert_eq(mc_ledger_set(l, WS1, 1, rt), 0);
+	cr_assert_eq(mc_ledger_set_tasks(l, WS1, 2, tk), 0);
+	cr_assert_eq(mc_ledger_set_tasks(l, WS2, 1, tk), 0);
+	sync_ok(l);
+	char buf[256];
+	cr_assert_str_eq(read_ledger_file(WS1 ".tasks", buf, sizeof buf), TK1 "\n" TK2 "\n");
+	cr_assert_str_eq(read_ledger_file(WS1, buf, sizeof buf), RT1 "\n");
+	cr_assert_eq(mc_ledger_count(l), 1, "tasks are not runtime sets");
+	size_t n = 0;
+	mc_ledger_foreach(l, count_ws, &n);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(mc_ledger_set_tasks(l, WS2, 0, NULL), 0);
+	mc_ledger_free(l); /* as if killed */
+	cr_assert(!exists(WS2 ".tasks"), "an empty set has no file");
+
+	l = open_ok();
+	cr_assert(!exists(WS1 ".tasks.bad"), "a tasks file is no corrupt file");
+	const char *const *got;
+	cr_assert_eq(mc_ledger_get_tasks(l, WS1, &got), 2);
+	cr_assert_str_eq(got[1], TK2);
+	cr_assert_eq(mc_ledger_get(l, WS1, &got), 1);
+	cr_assert_str_eq(got[0], RT1);
+	n = 0;
+	mc_ledger_foreach_tasks(l, count_ws, &n);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(mc_ledger_set_tasks(l, "nope", 1, tk), -1);
+	cr_assert_eq(errno, EINVAL);
+	mc_ledger_free(l);
+}
+
+static void note_change(void *arg, const char *ws)
+{
+	snprintf(arg, 64, "%s", ws);
+}
+
+Test(ledger, observer_hears_runtime_set_changes_only, .init = setup, .fini = teardown)
+{
+	struct mc_ledger *l = open_ok();
+	char heard[64] = "";
+	mc_ledger_set_observer(l, note_change, heard);
+	const char *rt[] = { RT1 }, *tk[] = { TK1 };
+	cr_assert_eq(mc_ledger_set(l, WS1, 1, rt), 0);
+	cr_assert_str_eq(heard, WS1);
+	heard[0] = '\0';
+	cr_assert_eq(mc_ledger_set(l, WS1, 1, rt), 0);
+	cr_assert_str_eq(heard, "", "an unchanged set is no change");
+	cr_assert_eq(mc_ledger_set_tasks(l, WS2, 1, tk), 0);
+	cr_assert_str_eq(heard, "", "tasks are not runtimes");
+	cr_assert_eq(mc_ledger_clear(l, WS1), 0);
+	cr_assert_str_eq(heard, WS1);
+	mc_ledger_free(l);
+}

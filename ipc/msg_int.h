@@ -1,0 +1,29 @@
+/* Internals shared by the payload codecs of ipc/ (messages.c, task_msgs.c);
+ * not an API. Error convention as in messages.h. */
+#ifndef MC_IPC_MSG_INT_H
+#define MC_IPC_MSG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "ipc/frame.h"
+
+/* Writes why into err (may be NULL); -1 with errno=EPROTO. */
+int mc_ipc_fail(char *err, size_t err_size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prints obj as one frame of type and deletes it (takes ownership; NULL
+ * is ENOMEM). EMSGSIZE past MC_IPC_MAX_PAYLOAD. */
+int mc_ipc_send_json(struct mc_ipc_writer *w, uint16_t type, cJSON *obj);
+/* The payload as a JSON object (caller deletes), or NULL with err. */
+cJSON *mc_ipc_parse_object(const struct mc_ipc_frame *f, char *err, size_t err_size);
+/* A string field that fits dst and holds no control bytes. */
+int mc_ipc_get_str(const cJSON *obj, const char *key, char *dst, size_t dst_size,
+		   bool allow_empty, char *err, size_t err_size);
+/* An integer field within [min, max]. */
+int mc_ipc_get_long(const cJSON *obj, const char *key, long min, long max, long *out,
+		    char *err, size_t err_size);
+
+#endif
