@@ -2,7 +2,8 @@
  * <state_dir>/outbox/<workspace_id>/<task_id>.json, each holding one
  * terminal report the worker wrote before sending it
  * ({"op":"complete"|"fail"|"cancel-ack","task_id","runtime_id","body",...},
- * body the exact JSON of the request, as an object or as a string).
+ * body the exact JSON of the request): the format of worker/outbox.h,
+ * whose reader this uses (a corrupt file is set aside there, as .bad).
  *
  * Runs in a forked helper with blocking calls (never in the supervisor's
  * loop, except mc_outbox_pending, which only lists a directory).
@@ -26,7 +27,6 @@ struct mc_outbox_result {
 	size_t delivered;      /* 2xx: removed */
 	size_t refused;        /* permanent 4xx: logged and removed */
 	size_t kept;           /* transient error (or unreadable for now): kept */
-	size_t bad;            /* corrupt: renamed to .bad, logged */
 };
 
 /* POSTs each report to /api/daemon/tasks/{id}/<op>, oldest first, at most

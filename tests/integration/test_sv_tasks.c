@@ -449,7 +449,7 @@ static void write_outbox(const char *ws, const char *task, const char *rt)
 	cr_assert(f != NULL, "%s: %s", path, strerror(errno));
 	fprintf(f, "{\"op\":\"complete\",\"task_id\":\"%s\",\"runtime_id\":\"%s\","
 		"\"body\":{\"output\":\"done by the dead worker\"},\"attempts\":1,"
-		"\"created_at\":\"2026-01-01T00:00:00Z\"}\n", task, rt);
+		"\"created_at\":1767225600000}\n", task, rt);
 	fclose(f);
 }
 
