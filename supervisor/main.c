@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/proctitle.h"
 #include "supervisor/forkserver.h"
+#include "worker/backend.h"
 #include "supervisor/notify.h"
 #include "supervisor/sv.h"
 
@@ -73,6 +74,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/* [providers] entries of a family without a task backend are valid but
+ * never registered (worker/payload.c): say which. */
+static void warn_unrunnable_providers(const struct mc_config *c, const char *file)
+{
+	for (size_t i = 0; i < c->n_providers; i++)
+		if (mc_backend_find(c->providers[i].key) == NULL)
+			fprintf(stderr, "multicad: %s: [providers] %s: multicad has no task backend for "
+				"this family (it runs claude and codex): it will never register\n",
+				file, c->providers[i].key);
+}
+
 /* -t: the whole configuration checked, as a reload would, and every
  * problem reported on its own line ("FILE:LINE: KEY: problem"). */
 static int check_config(const struct options *o)
@@ -89,6 +101,7 @@ static int check_config(const struct options *o)
 	} else {
 		if (o->debug)
 			mc_config_print(&c, stdout);
+		warn_unrunnable_providers(&c, o->config);
 		fprintf(stderr, "multicad: configuration %s is valid\n", o->config);
 	}
 	mc_config_problems_free(&pr);

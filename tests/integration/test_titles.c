@@ -461,6 +461,29 @@ Test(cli, check_reports_every_problem)
 	cr_assert_eq(k, n_want, "%zu problems reported, want %zu", k, n_want);
 }
 
+/* A valid file whose [providers] names a family multicad runs no tasks
+ * for: -t accepts it and says that entry will never register. */
+Test(cli, check_names_providers_that_never_register)
+{
+	cr_assert_eq(dp_init(&D, NULL, NULL, NULL), 0);
+	char text[1024];
+	snprintf(text, sizeof text,
+		 "[daemon]\nserver_url = http://127.0.0.1:1\ntoken_file = %s\nstate_dir = %s\n"
+		 "daemon_id = host-1\nworkspaces = all\n[providers]\nclaude = claude\n"
+		 "opencode = opencode\n", D.token_path, D.state_dir);
+	cr_assert_eq(dp_write_config_text(&D, text), 0);
+	struct run r;
+	run(&r, D.dir, MULTICAD_BIN, (const char *const[]){ MULTICAD_BIN, "-t", "-c", D.conf_path, NULL });
+	char err[4096];
+	strlcpy(err, r.err, sizeof err);
+	int code = exit_code(&r);
+	run_free(&r);
+	cr_assert_eq(code, 0, "exit %d; stderr:\n%s", code, err);
+	cr_assert(strstr(err, "[providers] opencode: multicad has no task backend") != NULL &&
+		  strstr(err, "it will never register") != NULL, "stderr:\n%s", err);
+	cr_assert(strstr(err, "[providers] claude:") == NULL, "claude runs: %s", err);
+}
+
 /* ---- lock ---- */
 
 /* Regular file path holds exactly text. */
