@@ -1092,7 +1092,9 @@ Test(raw, exact_request_headers)
 	cr_assert_str_eq(header(get, "X-Client-Version"), "multicad/test");
 	cr_assert_str_eq(header(get, "X-Client-OS"), "linux");
 	cr_assert_str_eq(header(get, "User-Agent"), "multicad/" MC_VERSION);
-	cr_assert_null(header(get, "X-Client-Capabilities"));
+	/* Exactly what the executor handles (api.h): the server shapes claimed
+	 * tasks by it. */
+	cr_assert_str_eq(header(get, "X-Client-Capabilities"), "coalesced-comments-v1");
 	cr_assert_null(header(get, "Content-Type"), "no Content-Type on a GET");
 	cr_assert_null(header(get, "If-None-Match"), "no ETag yet");
 
@@ -1103,7 +1105,7 @@ Test(raw, exact_request_headers)
 	cr_assert_str_eq(header(post, "Content-Type"), "application/json");
 	cr_assert_str_eq(header(post, "X-Client-Platform"), "daemon");
 	cr_assert_str_eq(header(post, "X-Client-OS"), "linux");
-	cr_assert_null(header(post, "X-Client-Capabilities"));
+	cr_assert_str_eq(header(post, "X-Client-Capabilities"), "coalesced-comments-v1");
 	cr_assert_null(header(post, "Expect"));
 	const char *body = strstr(post, "\r\n\r\n") + 4;
 	cr_assert_str_eq(body, "{\"runtime_id\":\"rt-1\",\"supports_batch_import\":true}");

@@ -310,17 +310,13 @@ Test(config, defaults, .init = setup, .fini = teardown)
 	cr_assert_eq(c.log_level, MC_LOG_INFO);
 	cr_assert_not(c.providers_section);
 	cr_assert(c.providers_default);
-	cr_assert_eq(c.n_providers, 20);
+	/* The families with a task backend, and no other (they would never
+	 * register). */
+	cr_assert_eq(c.n_providers, 2);
 	cr_assert_str_eq(c.providers[0].key, "claude");
 	cr_assert_str_eq(c.providers[0].command, "claude");
-	bool cursor = false, qoder = false;
-	for (size_t i = 0; i < c.n_providers; i++) {
-		if (strcmp(c.providers[i].key, "cursor") == 0)
-			cursor = strcmp(c.providers[i].command, "cursor-agent") == 0;
-		if (strcmp(c.providers[i].key, "qoder") == 0)
-			qoder = strcmp(c.providers[i].command, "qodercli") == 0;
-	}
-	cr_assert(cursor && qoder);
+	cr_assert_str_eq(c.providers[1].key, "codex");
+	cr_assert_str_eq(c.providers[1].command, "codex");
 	cr_assert_eq(c.n_ws_sections, 0);
 	cr_assert_null(mc_config_ws_section(&c, WS1));
 	cr_assert(mc_config_wants_workspace(&c, WS1));
