@@ -198,3 +198,36 @@ Test(tasks, slots_cap_the_tasks_running_at_once)
 	cr_assert_leq(max_running, 2, "more tasks ran at once than max_concurrent_tasks");
 	cr_assert_eq(max_running, 2, "the slots were not used");
 }
+
+/* A claimed task can be large (chat history): 2 MiB runs; one past the
+ * IPC limit is failed at the server with a reason naming it, and nothing
+ * else is disturbed. */
+static char *big_extra(size_t n)
+{
+	char *s = malloc(n + 256);
+	cr_assert_not_null(s);
+	int k = snprintf(s, 256, "\"chat_session_id\":\"e1111111-1111-4111-8111-111111111111\","
+			 "\"chat_message\":\"");
+	memset(s + k, 'x', n);
+	strlcpy(s + k + n, "\"", 2);
+	return s;
+}
+
+Test(tasks, large_task_runs_and_one_past_the_limit_is_failed_with_the_reason)
+{
+	start(1, NULL);
+	char rid[DP_ID_LEN + 1], big[40], huge[40];
+	dfx_runtime_of(1, rid);
+	char *e = big_extra(2u << 20);
+	fpt_queue(&FP, rid, "", e, big);
+	free(e);
+	cr_assert(wait_status(big, "completed", 30000), "a 2 MiB task did not complete");
+	e = big_extra(9u << 20);
+	fpt_queue(&FP, rid, "", e, huge);
+	free(e);
+	cr_assert(wait_status(huge, "failed", 30000), "a 9 MiB task was not failed");
+	char *err = fpt_field(&FP, huge, "error");
+	cr_assert(strstr(err, "8 MiB") != NULL, "the error names the limit: %s", err);
+	free(err);
+	cr_assert(dp_alive(&D) && dp_count_online(&FP, WS[1]) == 1, "the daemon was disturbed");
+}
