@@ -72,7 +72,8 @@ package: deps
 	@for f in $(PKGBUILD)/*.deb; do echo "package: $$(readlink -f $$f)"; done
 
 # A walk through the daemon against the local emulator (scripts/demo.sh):
-# builds $(BUILD) as `make test` does, ends by itself, leaves nothing behind.
+# builds $(BUILD) as `make test` does (the tests' fake claude CLI included:
+# the demo's tasks run on it), ends by itself, leaves nothing behind.
 demo: build
 	@MC_EXTRA_PKGS="curl jq" sh scripts/install-deps.sh
 	@sh scripts/demo.sh $(BUILD)

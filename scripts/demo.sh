@@ -1,6 +1,8 @@
 #!/bin/sh
 # make demo: multicad against the local control-plane emulator, step by
-# step. Usage: scripts/demo.sh [BUILD_DIR] (default: build).
+# step: registration, a profile edit, a worker crash, reloads, a task that
+# runs on the fake claude agent (tests/agents), a task cancelled while it
+# runs, a clean stop. Usage: scripts/demo.sh [BUILD_DIR] (default: build).
 #
 # Everything lives in one temp dir; the emulator and the daemon are this
 # script's children, stopped by pid (never by name) on any exit, and tied
@@ -13,9 +15,12 @@ BUILD=${1:-build}
 MULTICAD=$BUILD/multicad
 MULTICACTL=$BUILD/multicactl
 FAKEPLANE=$BUILD/multica-fakeplane
-DEMO_DEADLINE=55 # seconds; the whole walk-through takes about 20
+# The fake claude CLI of the tests: speaks claude's stream-json, scripted by
+# FAKE_AGENT_MODE (tests/agents/fake_common.h).
+FAKE_CLAUDE=$BUILD/tests/agents/fake_claude
+DEMO_DEADLINE=55 # seconds; the whole walk-through takes about 25
 
-for b in "$MULTICAD" "$MULTICACTL" "$FAKEPLANE"; do
+for b in "$MULTICAD" "$MULTICACTL" "$FAKEPLANE" "$FAKE_CLAUDE"; do
 	if [ ! -x "$b" ]; then
 		echo "demo: $b not found; run 'make demo' (it builds $BUILD first)" >&2
 		exit 1
@@ -30,6 +35,7 @@ done
 MULTICAD=$(readlink -f "$MULTICAD")
 MULTICACTL=$(readlink -f "$MULTICACTL")
 FAKEPLANE=$(readlink -f "$FAKEPLANE")
+FAKE_CLAUDE=$(readlink -f "$FAKE_CLAUDE")
 
 # ---- presentation ----
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
@@ -123,13 +129,15 @@ wait_for() {
 	done
 }
 
-# ---- fake agent CLIs: what `claude --version` & co. would print ----
+# ---- fake agent CLIs ----
+# claude runs tasks: the tests' fake claude. The others only answer
+# --version (nothing here sends them a task).
 mkdir -p "$tmp/bin" "$tmp/state"
 fake_cli() {
 	printf '#!/bin/sh\necho "%s"\n' "$2" >"$tmp/bin/$1"
 	chmod 755 "$tmp/bin/$1"
 }
-fake_cli claude "2.1.0 (Claude Code)"
+ln -s "$FAKE_CLAUDE" "$tmp/bin/claude"
 fake_cli codex "codex-cli 0.40.0"
 fake_cli ccms "ccms 1.4.2"
 fake_cli review-bot "review-bot 0.9"
@@ -181,6 +189,9 @@ worker_liveness_timeout = 3s
 restart_backoff_min = 2s
 restart_backoff_max = 10s
 stop_timeout = 5s
+; tasks: claim every 500ms (there is no push yet), a 1s grace on a stop
+task_poll_interval = 500ms
+task_stop_grace = 1s
 
 [providers]
 claude = claude
@@ -302,7 +313,83 @@ say "The status header keeps the verdict until the next good reload:"
 ctl status | head -2
 write_config $WS_A $WS_B $WS_C
 
-step "6. A clean stop: SIGTERM"
+# ---- tasks ----
+TASK_RUN=e0000000-0000-4000-8000-0000000000e1
+TASK_CANCEL=e0000000-0000-4000-8000-0000000000e2
+AGENT=f0000000-0000-4000-8000-0000000000f1
+ISSUE=f0000000-0000-4000-8000-0000000000f2
+# frontend's built-in claude runtime (not the CCMS profile's).
+claude_runtime() {
+	server_state | jq -r --arg ws "$WS_A" '[.runtimes[] | select(.workspace_id == $ws
+		and .provider == "claude" and .profile_id == null and .status == "online")][0].id // empty'
+}
+queue_task() { # task-id runtime-id FAKE_AGENT_MODE
+	curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d "{
+		\"id\":\"$1\",\"runtime_id\":\"$2\",\"issue_id\":\"$ISSUE\",
+		\"agent\":{\"id\":\"$AGENT\",\"name\":\"Demo agent\",\"instructions\":\"Be brief.\",
+		\"custom_env\":{\"FAKE_AGENT_MODE\":\"$3\"}}}" "$URL/_admin/tasks"
+}
+task_detail() {
+	curl -sf "$URL/_admin/tasks/$1"
+}
+task_status() {
+	task_detail "$1" | jq -r '.status // empty'
+}
+task_is() { # task-id status
+	[ "$(task_status "$1")" = "$2" ]
+}
+# The daemon's calls for the task, in order, without claims and status polls.
+task_calls() {
+	task_detail "$1" | jq -r '[.calls[]?.op | select(. != "claim" and . != "status")] | join(", ")'
+}
+task_has_call() { # task-id op
+	task_detail "$1" | jq -e --arg op "$2" '[.calls[]?.op] | index($op) != null' >/dev/null
+}
+agent_running() { # task-id: a process of this host carries its MULTICA_TASK_ID
+	# -q: found is found, even when other processes' environ is unreadable
+	grep -qsa "MULTICA_TASK_ID=$1" /proc/[0-9]*/environ 2>/dev/null
+}
+
+step "6. A task runs on a fake claude agent"
+RT=$(claude_runtime)
+say "POST /_admin/tasks: a task for frontend's claude runtime $RT."
+say "The link claims it (task_poll_interval = 500ms), the supervisor routes it to"
+say "frontend's worker, which runs claude (the tests' fake, FAKE_AGENT_MODE=tool)"
+say "in $tmp/state/work/$WS_A/<task>/workdir."
+t0=$(now_ms)
+queue_task $TASK_RUN "$RT" tool
+wait_for 15 "the task to complete" task_is $TASK_RUN completed
+say "completed $(($(now_ms) - t0)) ms later. GET /_admin/tasks/$TASK_RUN on the emulator:"
+task_detail $TASK_RUN | jq -r '
+	"    status:   \(.status), session \(.session_id // "-")",
+	"    calls:    \([.calls[]?.op | select(. != "claim" and . != "status")] | join(", "))",
+	"    messages:", (.messages[]? | "      seq \(.seq) \((.type + "           ")[0:11]) \(
+		(.content // .tool // .output // "") | tostring | gsub("\n"; " ") | .[0:56])"),
+	"    usage:    \([.usage[]? | (.. | objects | select(has("input_tokens"))
+		| "\(.model // "?"): \(.input_tokens) in, \(.output_tokens) out")] | unique | join("; "))",
+	"    result:   \(.result | if type == "object" then (.output // tostring) else tostring end)"'
+say "(Text is numbered when its 500 ms batch is sent, tools when they arrive, as"
+say "multica does: the text before the tool call comes after it.)"
+
+step "7. A second task is cancelled while it runs"
+say "This agent hangs (FAKE_AGENT_MODE=hang). Once it runs, POST /_admin/tasks/{id}/cancel:"
+queue_task $TASK_CANCEL "$RT" hang
+wait_for 15 "the second task to run" task_is $TASK_CANCEL running
+wait_for 10 "its agent process" agent_running $TASK_CANCEL
+show ctl tasks
+curl -sf -o /dev/null -X POST "$URL/_admin/tasks/$TASK_CANCEL/cancel"
+t0=$(now_ms)
+say "The worker polls the task's status every 5 s; a cancelled task stops the"
+say "agent's process group (SIGTERM, task_stop_grace = 1s, SIGKILL) and sends cancel-ack."
+wait_for 15 "the cancel-ack" task_has_call $TASK_CANCEL cancel-ack
+agent_gone() {
+	! agent_running $TASK_CANCEL
+}
+wait_for 5 "the cancelled agent to be gone" agent_gone
+say "cancel-ack $(($(now_ms) - t0)) ms after the cancel; no process of the task is left."
+say "status $(task_status $TASK_CANCEL); calls: $(task_calls $TASK_CANCEL)"
+
+step "8. A clean stop: SIGTERM"
 say "Every worker deregisters its runtimes and exits; then the supervisor exits 0."
 say "online on the server before: $(server_count "" online)"
 t0=$(now_ms)

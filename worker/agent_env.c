@@ -36,14 +36,27 @@ bool mc_agent_env_blocked(const char *key)
 	return false;
 }
 
+/* The service manager's hand-over to the daemon itself: an agent must
+ * not notify systemd as if it were multicad, nor take its sockets. */
+static const char *const service_keys[] = {
+	"NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_PID", "LISTEN_FDS",
+	"LISTEN_FDNAMES",
+};
+
+static bool in_list(const char *key, const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, v[i]) == 0)
+			return true;
+	return false;
+}
+
 bool mc_agent_env_stripped(const char *key)
 {
 	if (strncmp(key, "MULTICA_", 8) == 0 || strncmp(key, "CLAUDECODE_", 11) == 0)
 		return true;
-	for (size_t i = 0; i < sizeof claude_markers / sizeof *claude_markers; i++)
-		if (strcmp(key, claude_markers[i]) == 0)
-			return true;
-	return false;
+	return in_list(key, claude_markers, sizeof claude_markers / sizeof *claude_markers) ||
+	       in_list(key, service_keys, sizeof service_keys / sizeof *service_keys);
 }
 
 struct envb {

@@ -115,6 +115,25 @@ Test(agent_env, daemon_multica_and_claude_markers_removed)
 	mc_agent_env_free(env);
 }
 
+/* systemd's hand-over to the daemon (sd_notify socket, watchdog, socket
+ * activation) is the daemon's alone. */
+Test(agent_env, service_manager_variables_removed)
+{
+	init_task(0);
+	char *base[] = {"NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=30000000",
+			"WATCHDOG_PID=1", "LISTEN_FDS=1", "LISTEN_PID=1", "LISTEN_FDNAMES=x",
+			"JOURNAL_STREAM=8:1", NULL};
+	char **env = build(base, NULL, NULL);
+	cr_assert_null(mc_agent_env_get(env, "NOTIFY_SOCKET"));
+	cr_assert_null(mc_agent_env_get(env, "WATCHDOG_USEC"));
+	cr_assert_null(mc_agent_env_get(env, "WATCHDOG_PID"));
+	cr_assert_null(mc_agent_env_get(env, "LISTEN_FDS"));
+	cr_assert_null(mc_agent_env_get(env, "LISTEN_PID"));
+	cr_assert_null(mc_agent_env_get(env, "LISTEN_FDNAMES"));
+	cr_assert_str_eq(mc_agent_env_get(env, "JOURNAL_STREAM"), "8:1");
+	mc_agent_env_free(env);
+}
+
 Test(agent_env, duplicates_resolved_last_wins)
 {
 	init_task(2);
