@@ -395,3 +395,40 @@ Test(texec, family_without_backend_goes_to_failed_profiles)
 	cr_assert_eq(fx_jcount(&F, "POST", REG_PATH, FX_ANY_STATUS, -1, "\"opencode\""), 0,
 		     "no runtime of type opencode may be registered");
 }
+
+/* The follow-up of a task resumes its session in its work dir; when the
+ * CLI refuses the resume (and no tool ran), one fresh session runs
+ * instead and the task still completes (upstream
+ * TestExecuteAndDrain_ResumeFailureFallback). */
+Test(texec, rejected_resume_is_retried_with_a_fresh_session)
+{
+	start(0);
+	char *rid = runtime_of("claude");
+	char t1[40], t2[40], rec[400], env[600];
+	strlcpy(t1, queue_task(rid, "", ""), sizeof t1);
+	claim_and_route(rid, 0);
+	cr_assert(wait_status(t1, "completed", 20000));
+	char *sid = fpt_field(&F.fp, t1, "session_id"), *wd = fpt_field(&F.fp, t1, "work_dir");
+	cr_assert(sid[0] && wd[0], "the first task pinned no session/work dir");
+	char extra[1024];
+	snprintf(extra, sizeof extra, "\"prior_session_id\":\"%s\",\"prior_work_dir\":\"%s\"", sid,
+		 wd);
+	snprintf(rec, sizeof rec, "%s/agent2.rec", ROOT);
+	snprintf(env, sizeof env, "\"FAKE_AGENT_MODE\":\"resume_reject\",\"FAKE_AGENT_RECORD\":\"%s\"",
+		 rec);
+	strlcpy(t2, queue_task(rid, env, extra), sizeof t2);
+	claim_and_route(rid, 1);
+	cr_assert(wait_status(t2, "completed", 20000), "the fresh-session retry did not complete");
+	char *wd2 = fpt_field(&F.fp, t2, "work_dir"), *sid2 = fpt_field(&F.fp, t2, "session_id");
+	cr_assert_str_eq(wd2, wd, "the prior work dir was not reused");
+	cr_assert_str_neq(sid2, sid, "the refused session id was reported");
+	char *r = read_file(rec);
+	cr_assert_not_null(r);
+	cr_assert(strstr(r, "argv\t--resume\n") == NULL, "the retry still asked to resume");
+	cr_assert(fpt_seqs_increase(&F.fp, t2));
+	free(sid);
+	free(wd);
+	free(wd2);
+	free(sid2);
+	free(rid);
+}
