@@ -432,3 +432,34 @@ Test(texec, rejected_resume_is_retried_with_a_fresh_session)
 	free(sid2);
 	free(rid);
 }
+
+/* A custom profile's runtime runs the profile's resolved command with its
+ * fixed_args as the launch prefix, before the family's own arguments. */
+Test(texec, custom_profile_runs_its_command_with_fixed_args_first)
+{
+	setup_dirs();
+	char prof[1024];
+	snprintf(prof, sizeof prof,
+		 "[{\"id\":\"" PROF1 "\",\"workspace_id\":\"" WS "\",\"display_name\":\"Mine\","
+		 "\"protocol_family\":\"claude\",\"command_name\":\"%s\","
+		 "\"fixed_args\":[\"--fixed-one\",\"two\"],\"visibility\":\"workspace\",\"enabled\":true}]",
+		 FAKE_CLAUDE_BIN);
+	fx_start_plane(&F, prof);
+	struct wh_opts o = { .workspaces_root = WORK, .state_dir = STATE };
+	fx_start_worker_opts(&F, o);
+	cr_assert(wh_wait_report_n(&F.h, 1, 8000), "the profile's runtime was not registered");
+	char *rid = fx_runtime_of(&F, PROF1);
+	cr_assert_not_null(rid);
+	char rec[400], env[600], tid[40];
+	snprintf(rec, sizeof rec, "%s/agent.rec", ROOT);
+	snprintf(env, sizeof env, "\"FAKE_AGENT_RECORD\":\"%s\"", rec);
+	strlcpy(tid, queue_task(rid, env, ""), sizeof tid);
+	claim_and_route(rid, 0);
+	cr_assert(wait_status(tid, "completed", 20000));
+	char *r = read_file(rec);
+	cr_assert_not_null(r);
+	char want[4300];
+	snprintf(want, sizeof want, "argv\t%s\nargv\t--fixed-one\nargv\ttwo\nargv\t-p\n", FAKE_CLAUDE_BIN);
+	cr_assert(strstr(r, want) != NULL, "launch prefix not first:\n%s", r);
+	free(rid);
+}
