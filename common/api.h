@@ -218,6 +218,17 @@ int mc_call_start(struct mc_call *call, CURLM *multi);
  * mc_call_start ignore the queue. 0, or -1 with errno (EBUSY: running or
  * waiting already; or mc_call_start's). */
 int mc_call_enqueue(struct mc_call *call, CURLM *multi);
+/* A lane of an api: the calls enqueued on one lane go one at a time, in
+ * the order they were enqueued; lanes run side by side (each call on a
+ * keep-alive connection of the api's pool). Every call starts on its
+ * api's own lane. Zero-initialise one; it must outlive its calls. */
+struct mc_api_lane {
+	struct mc_call *on_wire;    /* the lane's call running, or NULL */
+	unsigned n_waiting;         /* its calls waiting their turn */
+};
+/* Before mc_call_enqueue: the lane the call waits its turn on (NULL: its
+ * api's own). Ignored while the call is waiting or running. */
+void mc_call_set_lane(struct mc_call *call, struct mc_api_lane *lane);
 /* Reads every finished transfer of multi, decodes it and runs its call's done
  * callback, which may free the call and start others; then starts the
  * enqueued calls whose turn it is. Transfers that are not

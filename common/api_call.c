@@ -126,6 +126,7 @@ struct mc_call *mci_call_alloc(struct mc_api *api, enum mc_api_endpoint ep,
 		return NULL;
 	c->magic = CALL_MAGIC;
 	c->api = api;
+	c->lane = &api->lane;
 	c->ep = ep;
 	c->method = method;
 	c->orphaned = c->retried = -1;

@@ -58,8 +58,7 @@ struct mc_api {
 	CURLSH *share;              /* keep-alive pool + DNS; NULL: make it lazily */
 	unsigned in_flight;         /* calls whose easy is attached to share */
 	bool drop_idle_pending;     /* close_idle asked while calls were running */
-	struct mc_call *on_wire;    /* the mc_call_enqueue'd call running, or NULL */
-	unsigned n_waiting;         /* enqueued calls waiting their turn */
+	struct mc_api_lane lane;    /* enqueued calls without a lane of their own */
 	char *etag;                 /* of the cached workspace list, or NULL */
 	bool have_ws_cache;
 	struct mc_workspace_list ws_cache;
@@ -78,6 +77,7 @@ struct mc_call {
 	CURLM *wait_multi;          /* where a waiting call will run */
 	uint64_t wait_seq;          /* order of enqueueing */
 	struct mc_api *api;
+	struct mc_api_lane *lane;   /* whose turn it waits for (mc_call_enqueue) */
 	enum mc_api_endpoint ep;
 	const char *method;         /* "GET" / "POST" (static strings) */
 	char *path;                 /* "/api/daemon/...", ids escaped */

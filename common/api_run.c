@@ -72,7 +72,7 @@ static void waiting_link(struct mc_call *c)
 	else
 		waiting_head = c;
 	waiting_tail = c;
-	c->api->n_waiting++;
+	c->lane->n_waiting++;
 }
 
 static void waiting_unlink(struct mc_call *c)
@@ -87,7 +87,7 @@ static void waiting_unlink(struct mc_call *c)
 		waiting_tail = c->wait_prev;
 	c->wait_prev = c->wait_next = NULL;
 	c->wait_multi = NULL;
-	c->api->n_waiting--;
+	c->lane->n_waiting--;
 }
 
 /* The api's call on the wire is leaving it (finished or freed). Outside
@@ -95,12 +95,12 @@ static void waiting_unlink(struct mc_call *c)
  * wakeup makes curl_multi_poll return for it at once. */
 static void leave_wire(struct mc_call *c, CURLM *multi, bool in_dispatch)
 {
-	struct mc_api *api = c->api;
-	if (api->on_wire != c)
+	struct mc_api_lane *lane = c->lane;
+	if (lane->on_wire != c)
 		return;
-	api->on_wire = NULL;
+	lane->on_wire = NULL;
 #if CURL_AT_LEAST_VERSION(7, 68, 0)
-	if (!in_dispatch && api->n_waiting > 0 && multi != NULL)
+	if (!in_dispatch && lane->n_waiting > 0 && multi != NULL)
 		curl_multi_wakeup(multi);
 #else
 	(void)multi;
@@ -465,6 +465,12 @@ int mc_call_start(struct mc_call *call, CURLM *multi)
 	return start_in_multi(call, multi);
 }
 
+void mc_call_set_lane(struct mc_call *call, struct mc_api_lane *lane)
+{
+	if (call->state == CALL_IDLE || call->state == CALL_DONE)
+		call->lane = lane != NULL ? lane : &call->api->lane;
+}
+
 int mc_call_enqueue(struct mc_call *call, CURLM *multi)
 {
 	if (call == NULL || multi == NULL) {
@@ -475,11 +481,11 @@ int mc_call_enqueue(struct mc_call *call, CURLM *multi)
 		errno = EBUSY;
 		return -1;
 	}
-	struct mc_api *api = call->api;
-	if (api->on_wire == NULL && api->n_waiting == 0) {
+	struct mc_api_lane *lane = call->lane;
+	if (lane->on_wire == NULL && lane->n_waiting == 0) {
 		if (start_in_multi(call, multi) < 0)
 			return -1;
-		api->on_wire = call;
+		lane->on_wire = call;
 		return 0;
 	}
 	reset_outcome(call);
@@ -503,14 +509,14 @@ static int start_waiting(CURLM *multi)
 		struct mc_call *next = c->wait_next;
 		if (c->wait_seq > upto)
 			break; /* FIFO: everything after it is newer too */
-		if (c->wait_multi != multi || c->api->on_wire != NULL) {
+		if (c->wait_multi != multi || c->lane->on_wire != NULL) {
 			c = next;
 			continue;
 		}
 		waiting_unlink(c);
 		c->state = CALL_IDLE;
 		if (start_in_multi(c, multi) == 0) {
-			c->api->on_wire = c;
+			c->lane->on_wire = c;
 			c = next;
 			continue;
 		}

@@ -31,6 +31,10 @@ struct mc_agent {
 	int wstatus;
 	bool reaped, out_eof, stdin_failed, close_pending;
 	bool stopping, kill_sent, group_empty, done;
+	/* Once the loop reports readiness (mc_agent_set_ready), a service
+	 * touches only the fds that are ready: a flood of lines must not cost
+	 * every agent's reads and waits on every wake-up. */
+	bool gated, out_ready, err_ready, pid_ready;
 	mc_ms_t kill_at, last_now, empty_at, group_checked_at;
 	char *q;                /* stdin queue: q[q_off..q_len) unsent */
 	size_t q_off, q_len, q_cap;
@@ -493,18 +497,41 @@ unsigned mc_agent_waitfds(const struct mc_agent *a, struct curl_waitfd *fds, uns
 	return k;
 }
 
+void mc_agent_set_ready(struct mc_agent *a, const struct curl_waitfd *fds, unsigned n)
+{
+	a->gated = true;
+	for (unsigned i = 0; i < n; i++) {
+		if (fds[i].revents == 0)
+			continue;
+		if (fds[i].fd == a->out_fd)
+			a->out_ready = true;
+		else if (fds[i].fd == a->err_fd)
+			a->err_ready = true;
+		else if (fds[i].fd == a->pidfd)
+			a->pid_ready = true;
+	}
+}
+
 void mc_agent_service(struct mc_agent *a, mc_ms_t now, mc_line_fn fn, void *ctx)
 {
 	a->last_now = now;
-	read_stdout(a, fn, ctx);
-	read_stderr(a);
+	bool all = !a->gated;
+	if (all || a->out_ready)
+		read_stdout(a, fn, ctx);
+	if (all || a->err_ready)
+		read_stderr(a);
 	flush_stdin(a);
 	if (a->stopping && !a->kill_sent && now >= a->kill_at) {
 		a->kill_sent = true;
 		signal_group(a, SIGKILL);
 	}
-	if (!a->reaped || !a->group_empty)
+	/* Without a pidfd the leader is looked at on every call (the
+	 * deadline paces them); what is left of a group after its leader
+	 * exited, likewise. */
+	if ((!a->reaped && (all || a->pidfd < 0 || a->pid_ready)) ||
+	    (a->reaped && !a->group_empty))
 		reap(a);
+	a->out_ready = a->err_ready = a->pid_ready = false;
 	check_group(a, now);
 	if (a->group_empty && !a->out_eof) {
 		read_stdout(a, fn, ctx); /* what the last writers left */

@@ -66,6 +66,11 @@ pid_t mc_agent_pid(const struct mc_agent *a);
  * the pidfd) to fds, at most max; returns how many. */
 unsigned mc_agent_waitfds(const struct mc_agent *a, struct curl_waitfd *fds, unsigned max);
 
+/* The revents of the fds mc_agent_waitfds gave (fds: that slice, n of
+ * them), right after the poll: from then on a service reads and waits
+ * only on what is ready (without it, on everything, every call). */
+void mc_agent_set_ready(struct mc_agent *a, const struct curl_waitfd *fds, unsigned n);
+
 /* Call after every poll (whatever woke it): reads stdout (at most
  * MC_AGENT_READ_BUDGET bytes) and hands each complete line to fn, reads
  * stderr into the tail, writes queued stdin, reaps the leader, escalates a

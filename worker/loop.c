@@ -140,9 +140,11 @@ static void loop_once(struct mc_worker *w)
 	fds[n++] = (struct curl_waitfd){ .fd = w->sigfd, .events = CURL_WAIT_POLLIN };
 	if (w->vprobes != NULL)
 		n += mc_vprobe_waitfds(w->vprobes, fds + n, MAX_WAITFDS - n);
+	unsigned exec_fds = n;
 	n += mc_exec_waitfds(w, fds + n, MAX_WAITFDS - n);
 	int numfds = 0;
 	curl_multi_poll(w->multi, fds, n, wait_timeout(w, now), &numfds);
+	mc_exec_set_ready(w, fds + exec_fds);
 
 	int running = 0;
 	curl_multi_perform(w->multi, &running);

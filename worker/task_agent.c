@@ -304,6 +304,12 @@ unsigned mc_xt_agent_waitfds(struct mc_xtask *x, struct curl_waitfd *fds, unsign
 	return mc_agent_waitfds(x->agent, fds, max);
 }
 
+void mc_xt_agent_set_ready(struct mc_xtask *x, const struct curl_waitfd *fds)
+{
+	if (x->agent != NULL && !x->agent_finished && x->wf_n > 0)
+		mc_agent_set_ready(x->agent, fds + x->wf_off, x->wf_n);
+}
+
 mc_ms_t mc_xt_agent_deadline(const struct mc_xtask *x)
 {
 	if (x->agent == NULL || x->agent_finished)

@@ -35,6 +35,9 @@ int mc_xt_start_call(struct mc_xtask *x, struct mc_call *c, void (*done)(struct 
 		done = op_done;
 	}
 	mc_call_set_done(c, done, x);
+	/* The task's own lane: a call held at the server delays this task's
+	 * next calls only, never another task's. */
+	mc_call_set_lane(c, &x->lane);
 	if (mc_call_enqueue(c, x->w->multi) < 0) {
 		if (x->op_call == c)
 			x->op_call = NULL;

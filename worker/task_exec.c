@@ -33,6 +33,14 @@ static struct mc_api *exec_api(struct mc_worker *w)
 	return w->exec.api;
 }
 
+/* One connection for the registrar and heartbeats, one more per task at
+ * most (each task's calls go one at a time on its own lane): an idle
+ * workspace still costs the server one connection. */
+static void conn_limit(struct mc_worker *w)
+{
+	curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L + (long)w->exec.n);
+}
+
 static struct mc_xtask *xt_new(struct mc_worker *w, int slot)
 {
 	struct mc_xtask *x = calloc(1, sizeof *x);
@@ -46,6 +54,7 @@ static struct mc_xtask *xt_new(struct mc_worker *w, int slot)
 	x->next = w->exec.head;
 	w->exec.head = x;
 	w->exec.n++;
+	conn_limit(w);
 	return x;
 }
 
@@ -85,6 +94,7 @@ static void reap_done(struct mc_worker *w)
 			*pp = x->next;
 			w->exec.n--;
 			xt_free(x);
+			conn_limit(w);
 		} else {
 			pp = &x->next;
 		}
@@ -251,9 +261,18 @@ mc_ms_t mc_exec_next_deadline(const struct mc_worker *w)
 unsigned mc_exec_waitfds(struct mc_worker *w, struct curl_waitfd *fds, unsigned max)
 {
 	unsigned n = 0;
-	for (struct mc_xtask *x = w->exec.head; x != NULL && n < max; x = x->next)
-		n += mc_xt_agent_waitfds(x, fds + n, max - n);
+	for (struct mc_xtask *x = w->exec.head; x != NULL; x = x->next) {
+		x->wf_off = n;
+		x->wf_n = n < max ? mc_xt_agent_waitfds(x, fds + n, max - n) : 0;
+		n += x->wf_n;
+	}
 	return n;
+}
+
+void mc_exec_set_ready(struct mc_worker *w, const struct curl_waitfd *fds)
+{
+	for (struct mc_xtask *x = w->exec.head; x != NULL; x = x->next)
+		mc_xt_agent_set_ready(x, fds);
 }
 
 void mc_exec_service(struct mc_worker *w)

@@ -23,6 +23,9 @@ void mc_exec_accept(struct mc_worker *w, int slot, cJSON *task, struct mc_secret
 void mc_exec_tick(struct mc_worker *w, mc_ms_t now);
 mc_ms_t mc_exec_next_deadline(const struct mc_worker *w);
 unsigned mc_exec_waitfds(struct mc_worker *w, struct curl_waitfd *fds, unsigned max);
+/* Right after the poll: the revents of the fds (the slice that
+ * mc_exec_waitfds filled, from its start). */
+void mc_exec_set_ready(struct mc_worker *w, const struct curl_waitfd *fds);
 void mc_exec_service(struct mc_worker *w);
 /* Stop (STOP, SIGTERM, parent gone): every agent is stopped and its task
  * failed with runtime_offline; true once nothing is left to do, so the

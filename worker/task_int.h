@@ -103,6 +103,7 @@ struct mc_xtask {
 	bool agent_finished;             /* the backend's finish ran */
 	mc_ms_t exited_at;               /* leader reaped, group not yet empty */
 	bool force_killed;
+	unsigned wf_off, wf_n;              /* its slice of the loop's poll fds */
 	enum xt_stop_why stop_why;
 	mc_ms_t last_output_at;
 	bool result_in;
@@ -139,6 +140,7 @@ struct mc_xtask {
 	char outcome[64];
 	bool replay;                     /* an outbox entry of an earlier life: no TASK_STATE */
 
+	struct mc_api_lane lane;          /* its calls in order, beside other tasks' */
 	struct mc_xtask *next;
 };
 
@@ -189,6 +191,7 @@ int mc_xt_agent_spawn(struct mc_xtask *x, char *err, size_t err_size);
 void mc_xt_agent_stop(struct mc_xtask *x, enum xt_stop_why why, long grace_ms);
 void mc_xt_agent_service(struct mc_xtask *x, mc_ms_t now);
 unsigned mc_xt_agent_waitfds(struct mc_xtask *x, struct curl_waitfd *fds, unsigned max);
+void mc_xt_agent_set_ready(struct mc_xtask *x, const struct curl_waitfd *fds);
 mc_ms_t mc_xt_agent_deadline(const struct mc_xtask *x);
 void mc_xt_agent_free(struct mc_xtask *x);
 int mc_xt_agent_pid(const struct mc_xtask *x);
