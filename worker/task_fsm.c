@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bsd/string.h>
 
@@ -139,6 +140,8 @@ static void begin(struct mc_xtask *x)
 {
 	if (mc_xt_prepare(x) < 0)
 		return; /* the task was failed by the pre-flight */
+	if (mc_worker_fault(x->w, "exit_before_start"))
+		_exit(99);
 	struct mc_call *c = mc_call_task_op(x->w->exec.api, MC_TASK_OP_START, x->t.id, NULL);
 	set_state(x, XT_STARTING);
 	if (mc_xt_start_call(x, c, NULL) < 0) {
@@ -159,6 +162,8 @@ static void on_preparing(struct mc_xtask *x, enum xt_event ev)
 
 static void launch(struct mc_xtask *x)
 {
+	if (mc_worker_fault(x->w, "exit_before_spawn"))
+		_exit(99);
 	char body[160];
 	snprintf(body, sizeof body, "{\"summary\":\"Launching %s\",\"step\":1,\"total\":2}",
 		 x->family);
@@ -199,6 +204,8 @@ static void on_starting(struct mc_xtask *x, enum xt_event ev)
 
 static void flush_then_decide(struct mc_xtask *x)
 {
+	if (x->result_in && mc_worker_fault(x->w, "exit_after_result"))
+		_exit(99);
 	mc_xt_send_usage(x);          /* before any cancel handling (#1180) */
 	set_state(x, XT_FLUSHING);
 	x->deadline = mc_now_ms() + MC_TASK_FINAL_FLUSH_MS;

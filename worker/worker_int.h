@@ -165,7 +165,13 @@ struct mc_worker {
  * "ipc_frame_over_max" (a header one byte past MC_IPC_MAX_PAYLOAD),
  * "ipc_report_over_max" (a REPORT of MC_MAX_REPORT + 1 ids) (misbehave on
  * the first PING); "ipc_report_at_max" (once, at a PING after the first
- * REG: a valid REPORT blank-padded to exactly MC_IPC_MAX_PAYLOAD bytes). */
+ * REG: a valid REPORT blank-padded to exactly MC_IPC_MAX_PAYLOAD bytes).
+ * Task stages (the worker dies with _exit(99), test_tasks_faults):
+ * "exit_before_start" (task_fsm.c: routed and prepared, /start not sent),
+ * "exit_before_spawn" (task_fsm.c: /start answered, the agent not spawned),
+ * "exit_after_result" (task_fsm.c: the agent's result read and its group
+ * gone, before usage, the final check and the terminal call),
+ * "exit_after_outbox" (task_report.c: the report in the outbox, not sent). */
 #ifdef MC_TEST_HOOKS
 bool mc_worker_fault(const struct mc_worker *w, const char *name);
 #else
