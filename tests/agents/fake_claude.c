@@ -113,6 +113,7 @@ static void result(const char *subtype, bool is_error, const char *text, int api
 	cJSON_AddNumberToObject(m, "costUSD", 0.000276);
 	cJSON_AddArrayToObject(j, "permission_denials");
 	cJSON_AddStringToObject(j, "terminal_reason", is_error ? "error" : "completed");
+	fa_times("result");
 	emit(j);
 }
 
@@ -216,6 +217,16 @@ static void run(void)
 			snprintf(t, sizeof t, "flood line %lu", i);
 			say(t);
 		}
+	} else if (fa_mode_is("rate")) {
+		long per_s = fa_lines_per_s(), total = per_s * fa_seconds();
+		long long t0 = fa_mono_ns();
+		char t[48];
+		for (long i = 0; i < total; i++) {
+			fa_pace(t0, (unsigned long)i, per_s);
+			snprintf(t, sizeof t, "rl#%ld;", i);
+			say(t);
+		}
+		result("success", false, "hi from fake claude", 0);
 	} else if (fa_mode_is("slow")) {
 		for (int i = 1; i <= 5; i++) {
 			char t[32];
@@ -231,6 +242,7 @@ static void run(void)
 
 int main(int argc, char **argv)
 {
+	fa_times("exec");
 	const char *resume = NULL;
 	bool stream_in = false, stream_out = false, print = false;
 	for (int i = 1; i < argc; i++) {

@@ -156,3 +156,63 @@ void fa_exit_at_eof(int code)
 		free(l);
 	exit(code);
 }
+
+void fa_times(const char *event)
+{
+	const char *path = getenv("FAKE_AGENT_TIMES");
+	if (path == NULL || path[0] == '\0')
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	const char *id = getenv("MULTICA_TASK_ID");
+	char line[256];
+	int n = snprintf(line, sizeof line, "%s\t%lld.%09ld\t%s\t%d\n", event, (long long)ts.tv_sec,
+			 ts.tv_nsec, id != NULL ? id : "-", (int)getpid());
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || n <= 0 || (size_t)n >= sizeof line) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	/* One write to an O_APPEND file: lines of concurrent agents never mix. */
+	ssize_t w;
+	while ((w = write(fd, line, (size_t)n)) < 0 && errno == EINTR)
+		;
+	close(fd);
+}
+
+static long env_long(const char *name, long def, long max)
+{
+	const char *v = getenv(name);
+	if (v == NULL || v[0] == '\0')
+		return def;
+	char *end;
+	errno = 0;
+	long x = strtol(v, &end, 10);
+	return errno == 0 && *end == '\0' && x > 0 && x <= max ? x : def;
+}
+
+long fa_lines_per_s(void)
+{
+	return env_long("FAKE_AGENT_LINES_PER_S", 200, 100000);
+}
+
+long fa_seconds(void)
+{
+	return env_long("FAKE_AGENT_SECONDS", 10, 86400);
+}
+
+long long fa_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void fa_pace(long long start_ns, unsigned long i, long per_s)
+{
+	long long due = start_ns + (long long)i * 1000000000LL / per_s;
+	struct timespec ts = { (time_t)(due / 1000000000LL), (long)(due % 1000000000LL) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}

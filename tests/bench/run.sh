@@ -1,9 +1,13 @@
 #!/bin/sh
 # `make bench`: sv_bench at N = 10, 100, 1000 workspaces (2 runtimes each)
-# over HTTP and HTTPS, CSVs into docs/perf/, PNG plots (gnuplot), and
-# docs/PERFORMANCE.md from tests/bench/PERFORMANCE.md.in. Not part of
-# `make test`; about 3 minutes of runs on the 2-CPU VM (plus the build).
+# over HTTP and HTTPS, then task_bench (the task figures), CSVs into
+# docs/perf/, PNG plots (gnuplot), and docs/PERFORMANCE.md from
+# tests/bench/PERFORMANCE.md.in. Not part of `make test`; about 5 minutes
+# of runs on the 2-CPU VM (plus the build).
 #   tests/bench/run.sh BUILD_DIR
+# BENCH_REPORT_ONLY=1: no runs (the report again from docs/perf/).
+# BENCH_TASKS_ONLY=1: only task_bench runs; the sv_bench CSVs already in
+# docs/perf/ stay and the report is written from both.
 set -eu
 BUILD=${1:-build-bench}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +17,10 @@ BENCH=$SRC/$BUILD/sv_bench
 mkdir -p "$OUT" "$LOG"
 # BENCH_REPORT_ONLY=1: no runs, the plots and docs/PERFORMANCE.md again from
 # the CSVs already in docs/perf/.
-[ -n "${BENCH_REPORT_ONLY:-}" ] || rm -f "$OUT"/*.csv "$OUT"/*.png
+[ -n "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ] || rm -f "$OUT"/*.csv "$OUT"/*.png
+TASKS=$SRC/$BUILD/task_bench
+# `make bench` builds sv_bench; task_bench (and the fake claude it runs) here.
+[ -n "${BENCH_REPORT_ONLY:-}" ] || cmake --build "$SRC/$BUILD" --target task_bench >/dev/null
 T0=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -40,7 +47,7 @@ run() { # name args...
 	grep '^SUMMARY' "$LOG/$name.out" || true
 }
 FAILED=""
-if [ -z "${BENCH_REPORT_ONLY:-}" ]; then
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ]; then
 	for n in 10 100; do
 		run "n$n" -n "$n" -i 15 --skip-kill $HTTPS_ARGS
 	done
@@ -48,11 +55,32 @@ if [ -z "${BENCH_REPORT_ONLY:-}" ]; then
 	run n1000_https -n 1000 -i 35 --skip-kill --skip-http $HTTPS_ARGS
 fi
 T1=$(date +%s)
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ]; then
+	printf 'T0=%s\nT1=%s\nLOAD0="%s"\nLOAD1="%s"\nFAILED="%s"\nSVBUILD="%s"\nSVMEM="%s"\n' \
+		"$T0" "$T1" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$FAILED" "$BUILD" \
+		"$(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')" > "$OUT/run.env"
+fi
+# The task figures: task_bench appends rows of proto "tasks" to figures.csv
+# (a tasks-only run first drops the old ones).
 if [ -z "${BENCH_REPORT_ONLY:-}" ]; then
-	printf 'T0=%s\nT1=%s\nLOAD0="%s"\nLOAD1="%s"\nFAILED="%s"\n' "$T0" "$T1" "$LOAD0" \
-		"$(cut -d' ' -f1-3 /proc/loadavg)" "$FAILED" > "$OUT/run.env"
+	if [ -f "$OUT/figures.csv" ]; then
+		awk -F, '$2 != "tasks"' "$OUT/figures.csv" > "$OUT/figures.csv.tmp"
+		mv "$OUT/figures.csv.tmp" "$OUT/figures.csv"
+	fi
+	TT0=$(date +%s); TLOAD0=$(cut -d' ' -f1-3 /proc/loadavg); TFAILED=""
+	echo "bench: task_bench (log: $LOG/tasks.*)"
+	if ! "$TASKS" --csv "$OUT" >"$LOG/tasks.out" 2>"$LOG/tasks.err"; then
+		echo "bench: task_bench did not finish cleanly (see $LOG/tasks.out)" >&2
+		TFAILED=" tasks"
+	fi
+	grep '^SUMMARY' "$LOG/tasks.out" || true
+	printf 'TT0=%s\nTT1=%s\nTLOAD0="%s"\nTLOAD1="%s"\nTFAILED="%s"\nTBUILD="%s"\n' "$TT0" \
+		"$(date +%s)" "$TLOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$TFAILED" "$BUILD" \
+		> "$OUT/tasks.env"
 fi
 . "$OUT/run.env"
+. "$OUT/tasks.env"
+FAILED="$FAILED$TFAILED"
 
 # ---- figures ----
 F=$OUT/figures.csv
@@ -64,6 +92,9 @@ r1() { awk -v v="$1" 'BEGIN { if (v=="n/a") print v; else printf "%.1f", v }'; }
 r2() { awk -v v="$1" 'BEGIN { if (v=="n/a") print v; else printf "%.2f", v }'; }
 r4() { awk -v v="$1" 'BEGIN { if (v=="n/a") print v; else printf "%.4f", v }'; }
 met() { awk "BEGIN { print (($1) ? \"**met**\" : \"**missed**\") }"; }
+tfig() { # figure -> value of the task run (or "n/a")
+	awk -F, -v f="$1" '$2=="tasks" && $3==f { v=$4 } END { print (v=="" ? "n/a" : v) }' "$F"
+}
 
 # start-up vs N
 {
@@ -80,8 +111,10 @@ met() { awk "BEGIN { print (($1) ? \"**met**\" : \"**missed**\") }"; }
 	done; done
 } > "$OUT/memory.csv"
 
-# ---- plots ----
+# ---- plots ---- (of the sv_bench CSVs: not redrawn by a tasks-only run)
 cd "$OUT"
+[ -z "${BENCH_TASKS_ONLY:-}" ] || { cd "$SRC"; SKIP_PLOTS=1; }
+if [ -z "${SKIP_PLOTS:-}" ]; then
 [ -f "pss_by_start_order_N1000_$HTTPS.csv" ] || : > "pss_by_start_order_N1000_$HTTPS.csv"
 gnuplot <<GP
 set datafile separator ","
@@ -118,6 +151,7 @@ set key bottom right
 plot "< tail -n +2 kill_dereg_N1000.csv | cut -d, -f2 | sort -g | awk '{ n[NR]=\$1 } END { for (i=1;i<=NR;i++) print n[i] \",\" i/NR }'" using 1:2 with steps title "kill -> DEREG (CDF)"
 GP
 cd "$SRC"
+fi
 
 # ---- docs/PERFORMANCE.md ----
 H=http; S=$HTTPS
@@ -132,9 +166,10 @@ D=$(printf '\001')   # the sed delimiter: the tables' values hold '|'
 sub() { printf 's%s@%s@%s%s%sg\n' "$D" "$1" "$D" "$(printf '%s' "$2" | sed 's/[&\\]/\\&/g')" "$D"; }
 {
 	sub DATE "$(date -u -d "@$T0" '+%Y-%m-%d %H:%M UTC')"
-	sub NPROC "$(nproc)"; sub MEM "$(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')"
+	# A run.env from before these were kept: the Makefile's build dir, the memory now.
+	sub NPROC "$(nproc)"; sub MEM "${SVMEM:-$(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')}"
 	sub KERNEL "$(uname -sr)"; sub LOAD0 "$LOAD0"; sub LOAD1 "$LOAD1"
-	sub SECS "$((T1 - T0))"; sub BUILD "$BUILD"; sub STORE "$STORE"; sub CERTS "$CERTS"; sub HTTPS "$HTTPS"
+	sub SECS "$((T1 - T0))"; sub BUILD "${SVBUILD:-build-bench}"; sub TBUILD "$TBUILD"; sub STORE "$STORE"; sub CERTS "$CERTS"; sub HTTPS "$HTTPS"
 	sub FAILED "${FAILED:- none}"; sub SPACING "$SPACING"; sub RATE "$((1000 / SPACING))"
 	sub STEADY "$(r0 $(fig 1000 $H idle_server_rps))"
 	sub BURSTX "$(awk -v a="$PEAK" -v b="$(fig 1000 $H idle_server_rps)" 'BEGIN { printf "%.0f", a / b }')"
@@ -163,6 +198,30 @@ sub() { printf 's%s@%s@%s%s%sg\n' "$D" "$1" "$D" "$(printf '%s' "$2" | sed 's/[&
 		sub "FSPSS_$P" "$(r0 $(fig 1000 $p forkserver_pss))"; sub "TOT_$P" "$(r0 $(fig 1000 $p workers_total_pss))"
 	done
 	sub EXP "$(r4 $(fig 1000 $H idle_expected_per_ws_s))"
+	# ---- tasks (task_bench) ----
+	sub TDATE "$(date -u -d "@$TT0" '+%Y-%m-%d %H:%M UTC')"; sub TSECS "$((TT1 - TT0))"
+	sub TLOAD0 "$TLOAD0"; sub TLOAD1 "$TLOAD1"
+	C2E=$(tfig claim_to_exec_median); R2C=$(tfig result_to_complete_median)
+	TP=$(tfig throughput_tasks_s); TPBAD=$(tfig throughput_bad)
+	FLC=$(tfig flood_cpu_pct); FLB=$(tfig flood_batch_median); FLM=$(tfig flood_lines_missing)
+	MEMP=$(tfig mem_per_task_pss); MEMD=$(tfig mem_per_task_private_dirty)
+	IDC=$(tfig idle_claims_per_poll)
+	sub C2E "$(r1 $C2E)"; sub C2E95 "$(r1 $(tfig claim_to_exec_p95))"
+	sub C2E_OK "$(met "$C2E < 20")"
+	sub R2C "$(r1 $R2C)"; sub R2C95 "$(r1 $(tfig result_to_complete_p95))"
+	sub R2C_OK "$(met "$R2C < 10")"
+	sub TP "$(r0 $TP)"; sub TPBAD "$(r0 $TPBAD)"; sub TPWS "$(r0 $(tfig throughput_ws))"
+	sub TP_OK "$(met "$TP >= 50 && $TPBAD == 0")"
+	sub FLC "$(r1 $FLC)"; sub FLCA "$(r1 $(tfig flood_cpu_all_pct))"
+	sub FLB "$(r0 $FLB)"; sub FLB95 "$(r0 $(tfig flood_batch_p95))"
+	sub FLM "$(r0 $FLM)"; sub FLL "$(r0 $(tfig flood_lines))"
+	sub FL_OK "$(met "$FLC < 10 && $FLM == 0 && $FLB >= 450 && $FLB <= 600")"
+	sub MEMP "$(r1 $MEMP)"; sub MEMD "$(r1 $MEMD)"; sub MEMR "$(r1 $(tfig mem_per_task_rss))"
+	sub MEMI "$(r0 $(tfig mem_worker_idle_pss))"; sub MEMA "$(r0 $(tfig mem_worker_after_pss))"
+	sub MEM_OK "$(met "$MEMP < 64 && $MEMD < 64")"
+	sub IDC "$(r2 $IDC)"; sub IDN "$(r0 $(tfig idle_claims))"; sub IDW "$(r1 $(tfig idle_window_s))"
+	sub IDIDS "$(r0 $(tfig idle_claim_runtime_ids))"
+	sub ID_OK "$(met "$IDC > 0.8 && $IDC <= 1.05")"
 	sub STARTUP_TABLE "$(awk -F, 'NR>1 { printf "| %s | %s | %.0f | %.0f | %.0f |<br>", $1, $2, $3, $4, $5 }' "$OUT/startup.csv")"
 	sub MEMORY_TABLE "$(awk -F, 'NR>1 { printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %s |<br>", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$OUT/memory.csv")"
 } > "$LOG/subst.sed"
