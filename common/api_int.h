@@ -28,17 +28,6 @@
 
 #ifndef MC_VERSION
 #define MC_VERSION "0.0.0"
-
-/* ---- api_task.c ---- */
-
-/* True for the endpoints of api_task.h. */
-bool mci_task_endpoint(enum mc_api_endpoint ep);
-/* Decodes the 2xx answer of a task endpoint into the call. 0, or -1
- * after filling derr (never with a value from the body: it holds tokens). */
-int mci_task_decode(struct mc_call *c, const char *body, size_t len, struct mc_api_error *derr);
-/* Frees what mci_task_decode left in the call (wiping what is secret). */
-void mci_task_reset(struct mc_call *c);
-
 #endif
 
 #define CALL_MAGIC 0x4d4343414c4c3031ULL /* "MCCALL01" */

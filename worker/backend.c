@@ -237,14 +237,25 @@ void mc_bs_bad_line(struct mc_backend_session *s)
 	s->bad_lines++;
 }
 
+/* Counts (each >= 0) summed over an agent's lines: saturated far below
+ * INT64_MAX, so a hostile agent cannot overflow them, nor the executor that
+ * adds up the attempts of a task. */
+#define USAGE_MAX ((int64_t)1 << 60)
+static int64_t usage_add(int64_t a, int64_t b)
+{
+	return b > USAGE_MAX - a ? USAGE_MAX : a + b;
+}
+
 void mc_bs_usage(struct mc_backend_session *s, const char *model, const struct mc_usage *u,
 		 bool replace)
 {
 	if (model == NULL || model[0] == '\0')
 		model = "unknown";
 	struct usage_entry *e = NULL;
+	/* Within the stored width: a longer name is kept cut, and must find
+	 * its entry again (else it is reported once per line, not per model). */
 	for (size_t i = 0; i < s->n_usage && e == NULL; i++)
-		if (strcmp(s->usage[i].model, model) == 0)
+		if (strncmp(s->usage[i].model, model, sizeof s->usage[i].model - 1) == 0)
 			e = &s->usage[i];
 	if (e == NULL) {
 		if (s->n_usage == MAX_MODELS)
@@ -257,10 +268,10 @@ void mc_bs_usage(struct mc_backend_session *s, const char *model, const struct m
 		e->u = *u;
 		return;
 	}
-	e->u.input += u->input;
-	e->u.output += u->output;
-	e->u.cache_read += u->cache_read;
-	e->u.cache_write += u->cache_write;
+	e->u.input = usage_add(e->u.input, u->input);
+	e->u.output = usage_add(e->u.output, u->output);
+	e->u.cache_read = usage_add(e->u.cache_read, u->cache_read);
+	e->u.cache_write = usage_add(e->u.cache_write, u->cache_write);
 }
 
 void mc_bs_usage_reset(struct mc_backend_session *s)
@@ -359,37 +370,43 @@ static const struct mc_blocked_flag *blocked_match(const char *arg,
 	return NULL;
 }
 
-/* One layer of matching quotes around s (or around the value of k="v"). */
-static int push_unquoted(struct mc_argv *out, const char *s)
+/* One layer of matching quotes around s (or around the value of k="v"):
+ * a malloc'd copy (caller frees), NULL on ENOMEM. */
+static char *unquoted(const char *s)
 {
 	size_t n = strlen(s);
 	char *c = strdup(s);
 	if (c == NULL)
-		return -1;
+		return NULL;
 	const char *eq = s[0] == '-' ? strchr(s, '=') : NULL;
 	size_t from = eq != NULL ? (size_t)(eq - s) + 1 : 0;
 	if (n - from >= 2 && (s[from] == '"' || s[from] == '\'') && s[n - 1] == s[from]) {
 		memcpy(c + from, s + from + 1, n - from - 2);
 		c[n - 2] = '\0';
 	}
-	int rc = mc_argv_push(out, c);
-	free(c);
-	return rc;
+	return c;
 }
 
 int mc_backend_filter_args(char *const *args, size_t n, const struct mc_blocked_flag *blocked,
 			   bool unquote, struct mc_argv *out)
 {
 	for (size_t i = 0; i < n; i++) {
+		/* Matched as the CLI will see it: a quoted '--output-format' is one. */
+		char *arg = unquote ? unquoted(args[i]) : strdup(args[i]);
+		if (arg == NULL)
+			return -1;
 		bool inline_value = false;
-		const struct mc_blocked_flag *b = blocked_match(args[i], blocked, &inline_value);
+		const struct mc_blocked_flag *b = blocked_match(arg, blocked, &inline_value);
 		if (b != NULL) {
 			/* Its value goes too, unless the next token is another flag. */
 			if (b->takes_value && !inline_value && i + 1 < n && args[i + 1][0] != '-')
 				i++;
+			free(arg);
 			continue;
 		}
-		if ((unquote ? push_unquoted(out, args[i]) : mc_argv_push(out, args[i])) < 0)
+		int rc = mc_argv_push(out, arg);
+		free(arg);
+		if (rc < 0)
 			return -1;
 	}
 	return 0;

@@ -99,7 +99,8 @@ static void fail_rpc(struct mc_backend_session *s, struct codex *c, const struct
 	const cJSON *code = cx_obj_of(e->payload, "code");
 	const char *m = cx_str_of(e->payload, "message");
 	snprintf(buf, sizeof buf, "%s: %s (code=%ld)", e->method, m != NULL ? m : "error",
-		 cJSON_IsNumber(code) ? (long)code->valuedouble : 0L);
+		 cJSON_IsNumber(code) && code->valuedouble > -1e15 && code->valuedouble < 1e15
+			 ? (long)code->valuedouble : 0L); /* a cast out of range is UB */
 	cx_fail(s, c, buf);
 }
 
@@ -474,7 +475,9 @@ static void codex_line(struct mc_backend_session *s, void *st, char *line, size_
 		struct cx_ev e = { .j = j, .payload = cx_obj_of(j, "params"), .method = method };
 		dispatch(s, c, EV_NOTIFY, &e);
 	} else if (cJSON_IsNumber(id)) {
-		enum rpc_kind k = take_pending(c, (long)id->valuedouble);
+		/* Out of range (UB to cast): no id of ours, which start at 1. */
+		double d = id->valuedouble;
+		enum rpc_kind k = take_pending(c, d > 0 && d < 1e15 ? (long)d : -1);
 		if (k != K_NONE && k == c->rpc_waiting)
 			c->rpc_deadline = 0;
 		const cJSON *err = cx_obj_of(j, "error");

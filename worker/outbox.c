@@ -189,8 +189,9 @@ static int decode(const char *text, size_t len, const char *want_id, struct mc_o
 		why = "bad runtime_id";
 	else if (!cJSON_IsObject(body))
 		why = "body is not an object";
-	else if (!cJSON_IsNumber(att) || att->valuedouble < 0 || !cJSON_IsNumber(at))
-		why = "bad attempts or created_at";
+	else if (!cJSON_IsNumber(att) || !(att->valuedouble >= 0) || !cJSON_IsNumber(at) ||
+		 !(at->valuedouble >= 0 && at->valuedouble < 9e15))
+		why = "bad attempts or created_at"; /* in range before the casts below */
 	if (!why) {
 		strlcpy(e->task_id, tid->valuestring, sizeof e->task_id);
 		strlcpy(e->runtime_id, rid->valuestring, sizeof e->runtime_id);

@@ -35,7 +35,8 @@ static int64_t ended_at(int tfd)
 		cJSON *o = cJSON_ParseWithLength(s, len);
 		free(s);
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "ended_at_ms");
-		int64_t at = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+		int64_t at = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9e15 ?
+			(int64_t)v->valuedouble : -1;
 		cJSON_Delete(o);
 		if (at >= 0)
 			return at;
