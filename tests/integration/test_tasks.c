@@ -49,6 +49,14 @@ static void queue(int ws, const char *env, char id[40])
 	fpt_queue(&FP, rid, env, "", id);
 }
 
+static bool status_is(const char *id, const char *want)
+{
+	char *s = fpt_field(&FP, id, "status");
+	bool eq = strcmp(s, want) == 0;
+	free(s);
+	return eq;
+}
+
 static bool wait_status(const char *id, const char *want, int ms)
 {
 	return fpt_wait_status(&FP, id, want, ms, NULL);
@@ -142,7 +150,7 @@ Test(tasks, killed_worker_task_ends_once_and_its_agent_dies)
 	cr_assert_gt(w, 0);
 	cr_assert_eq(kill(w, SIGKILL), 0);
 	cr_assert(wait_no_task_procs(id, 3000), "the agent outlived its worker");
-	DFX_WAIT_UP(strcmp(fpt_field(&FP, id, "status"), "failed") == 0, 15000,
+	DFX_WAIT_UP(status_is(id, "failed"), 15000,
 		    "the task was not failed after its worker died");
 	char *why = fpt_field(&FP, id, "failure_reason");
 	cr_assert_str_eq(why, "runtime_recovery", "retryable: the server re-runs it");
