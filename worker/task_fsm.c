@@ -207,6 +207,9 @@ static void flush_then_decide(struct mc_xtask *x)
 	if (x->result_in && mc_worker_fault(x->w, "exit_after_result"))
 		_exit(99);
 	mc_xt_send_usage(x);          /* before any cancel handling (#1180) */
+	if (x->stop_why == XS_NONE && !x->server_ended)
+		mc_xt_send_aux(x, MC_TASK_OP_PROGRESS,
+			       "{\"summary\":\"Finishing task\",\"step\":2,\"total\":2}");
 	set_state(x, XT_FLUSHING);
 	x->deadline = mc_now_ms() + MC_TASK_FINAL_FLUSH_MS;
 	mc_xt_flush_messages(x, mc_now_ms(), true);

@@ -187,6 +187,7 @@ Test(texec, claude_task_runs_to_completed_with_messages_usage_and_session)
 	cr_assert(strstr(calls, "usage") != NULL && strstr(calls, "usage") < strstr(calls, "complete"),
 		  "usage before complete: %s", calls);
 	cr_assert(strstr(calls, "session") != NULL, "session pinned: %s", calls);
+	cr_assert_eq(count_op(calls, "progress"), 2, "Launching, then Finishing: %s", calls);
 
 	cJSON *j = task_detail(tid);
 	cJSON *msgs = cJSON_GetObjectItem(j, "messages"), *m;
