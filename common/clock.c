@@ -36,3 +36,22 @@ mc_ms_t mc_wall_ms(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (mc_ms_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+mc_ms_t mc_ms_earliest(mc_ms_t a, mc_ms_t b)
+{
+	if (a <= 0)
+		return b;
+	if (b <= 0)
+		return a;
+	return a < b ? a : b;
+}
+
+int mc_ms_wait(mc_ms_t deadline, mc_ms_t now, int max_ms)
+{
+	if (deadline <= 0)
+		return max_ms;
+	mc_ms_t t = deadline - now;
+	if (t < 0)
+		t = 0;
+	return t > max_ms ? max_ms : (int)t;
+}

@@ -11,6 +11,11 @@ mc_ms_t mc_now_ms(void);
 /* CLOCK_REALTIME in ms: for what is written down (files, reports). */
 mc_ms_t mc_wall_ms(void);
 
+/* The earlier of two deadlines, where <= 0 means none. */
+mc_ms_t mc_ms_earliest(mc_ms_t a, mc_ms_t b);
+/* A poll timeout: ms until deadline (<= 0: none), at most max_ms. */
+int mc_ms_wait(mc_ms_t deadline, mc_ms_t now, int max_ms);
+
 /* Uniform random integer in [0, n) (libsodium's unbiased generator); 0 when n <= 0. */
 mc_ms_t mc_rand_below(mc_ms_t n);
 

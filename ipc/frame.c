@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -308,4 +309,22 @@ ssize_t mc_ipc_writer_flush(struct mc_ipc_writer *w, int fd)
 size_t mc_ipc_writer_pending(const struct mc_ipc_writer *w)
 {
 	return w->tail - w->head;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void mc_ipc_writer_drain(struct mc_ipc_writer *w, int fd, int budget_ms)
+{
+	long long until = mono_ms() + budget_ms;
+	while (mc_ipc_writer_pending(w) > 0 && mono_ms() < until) {
+		if (mc_ipc_writer_flush(w, fd) < 0)
+			break;
+		if (mc_ipc_writer_pending(w) > 0)
+			usleep(1000);
+	}
 }

@@ -96,6 +96,9 @@ int mc_ipc_writer_queue(struct mc_ipc_writer *w, uint16_t type, const void *payl
  * queued (0: all sent), or -1 with errno (EPIPE, ECONNRESET, ...). */
 ssize_t mc_ipc_writer_flush(struct mc_ipc_writer *w, int fd);
 size_t mc_ipc_writer_pending(const struct mc_ipc_writer *w);
+/* At exit: writes what is queued, waiting for the peer at most budget_ms
+ * (a process's last frames: REPORT, STOPPED). */
+void mc_ipc_writer_drain(struct mc_ipc_writer *w, int fd, int budget_ms);
 
 /* Header codec, exposed for tests and fuzzing. */
 void mc_ipc_header_encode(uint8_t out[MC_IPC_HEADER_SIZE], uint16_t type, uint32_t len);

@@ -3,7 +3,6 @@
  * + a signalfd + timers), worker/loop.c's model. Nothing blocks: the loop
  * always answers a PING within one turn. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <bsd/unistd.h>
-
+#include "common/child.h"
 #include "common/log.h"
 #include "common/proctitle.h"
 #include "common/secret.h"
@@ -45,36 +43,6 @@ void mc_link_stop(struct mc_link *l, const char *why)
 	mc_fails_hurry(l);
 }
 
-/* The socket on fd 3, everything else but stdio closed. */
-static int setup_fds(int ipc_fd)
-{
-	int ipc = fcntl(ipc_fd, F_DUPFD_CLOEXEC, 10);
-	if (ipc < 0 || dup2(ipc, MC_LINK_IPC_FD) < 0)
-		return -1;
-	closefrom(MC_LINK_IPC_FD + 1);
-	int fl = fcntl(MC_LINK_IPC_FD, F_GETFL);
-	if (fl < 0 || fcntl(MC_LINK_IPC_FD, F_SETFL, fl | O_NONBLOCK) < 0 ||
-	    fcntl(MC_LINK_IPC_FD, F_SETFD, FD_CLOEXEC) < 0)
-		return -1;
-	return 0;
-}
-
-static int setup_signals(void)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	for (int s = 1; s < NSIG; s++)
-		sigaction(s, &dfl, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_SETMASK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
-
 static void on_signal(struct mc_link *l)
 {
 	struct signalfd_siginfo si;
@@ -83,26 +51,12 @@ static void on_signal(struct mc_link *l)
 			mc_link_stop(l, strsignal((int)si.ssi_signo));
 }
 
-static mc_ms_t earliest(mc_ms_t a, mc_ms_t b)
-{
-	if (a <= 0)
-		return b;
-	if (b <= 0)
-		return a;
-	return a < b ? a : b;
-}
-
 static int wait_timeout(const struct mc_link *l, mc_ms_t now)
 {
-	mc_ms_t d = earliest(mc_claim_next_deadline(l), mc_fails_next_deadline(l));
+	mc_ms_t d = mc_ms_earliest(mc_claim_next_deadline(l), mc_fails_next_deadline(l));
 	if (l->stop_requested)
-		d = earliest(d, l->stop_deadline);
-	if (d <= 0)
-		return MAX_WAIT_MS;
-	mc_ms_t t = d - now;
-	if (t < 0)
-		t = 0;
-	return t > MAX_WAIT_MS ? MAX_WAIT_MS : (int)t;
+		d = mc_ms_earliest(d, l->stop_deadline);
+	return mc_ms_wait(d, now, MAX_WAIT_MS);
 }
 
 /* Stopping: done once the fails are (or the budget is over). */
@@ -143,17 +97,6 @@ static void loop_once(struct mc_link *l)
 		mc_link_peer_on_readable(l);
 }
 
-static void final_flush(struct mc_link *l)
-{
-	mc_ms_t until = mc_now_ms() + FINAL_FLUSH_MS;
-	while (!l->peer_gone && mc_ipc_writer_pending(&l->wr) > 0 && mc_now_ms() < until) {
-		if (mc_ipc_writer_flush(&l->wr, l->fd) < 0)
-			break;
-		if (mc_ipc_writer_pending(&l->wr) > 0)
-			usleep(1000);
-	}
-}
-
 static void link_free(struct mc_link *l)
 {
 	mc_claim_free(l);
@@ -183,7 +126,7 @@ static int link_init(struct mc_link *l)
 		return -1;
 	/* One keep-alive connection; requests go one after the other. */
 	curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
-	if ((l->sigfd = setup_signals()) < 0)
+	if ((l->sigfd = mc_child_signalfd()) < 0)
 		return -1;
 	return 0;
 }
@@ -192,7 +135,7 @@ int mc_link_main(int ipc_fd, pid_t parent)
 {
 	mc_log_set_context("link", NULL);
 	mc_proctitle_set("mc-link", "multicad: link");
-	if (setup_fds(ipc_fd) < 0) {
+	if (mc_child_take_fds(ipc_fd, MC_LINK_IPC_FD, -1, -1) < 0) { /* the socket on fd 3 */
 		mc_log(MC_LOG_ERROR, "link fd set-up failed", "error", strerror(errno), NULL);
 		return MC_LINK_EXIT_FAILURE;
 	}
@@ -209,7 +152,8 @@ int mc_link_main(int ipc_fd, pid_t parent)
 	mc_ipc_send_hello(&l.wr, (int)getpid());
 	while (!l.exit_now)
 		loop_once(&l);
-	final_flush(&l);
+	if (!l.peer_gone)
+		mc_ipc_writer_drain(&l.wr, l.fd, FINAL_FLUSH_MS);
 	int code = l.exit_code;
 	link_free(&l);
 	return code;

@@ -3,7 +3,6 @@
  * probe pipes + timers). No step blocks: the loop always answers a ping
  * within one iteration. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <bsd/unistd.h>
-
+#include "common/child.h"
 #include "common/log.h"
 #include "common/proctitle.h"
 #include "worker/task_exec.h"
@@ -45,45 +43,6 @@ void mc_worker_fatal(struct mc_worker *w, const char *reason)
 	mc_registrar_event(w, EV_STOP);
 }
 
-/* Puts the socket on fd 3, the generation lock on fd 4, and closes
- * everything else but stdio. Both are first moved out of the way so that
- * neither dup2 can clobber the other. */
-static int setup_fds(int ipc_fd, int hold_fd)
-{
-	int ipc = fcntl(ipc_fd, F_DUPFD_CLOEXEC, 10);
-	int hold = hold_fd >= 0 ? fcntl(hold_fd, F_DUPFD_CLOEXEC, 10) : -1;
-	if (ipc < 0 || (hold_fd >= 0 && hold < 0))
-		return -1;
-	if (dup2(ipc, MC_WORKER_IPC_FD) < 0)
-		return -1;
-	if (hold >= 0 && (dup2(hold, MC_WORKER_HOLD_FD) < 0 ||
-			  fcntl(MC_WORKER_HOLD_FD, F_SETFD, FD_CLOEXEC) < 0))
-		return -1;
-	closefrom(hold >= 0 ? MC_WORKER_HOLD_FD + 1 : MC_WORKER_IPC_FD + 1);
-	int fl = fcntl(MC_WORKER_IPC_FD, F_GETFL);
-	if (fl < 0 || fcntl(MC_WORKER_IPC_FD, F_SETFL, fl | O_NONBLOCK) < 0 ||
-	    fcntl(MC_WORKER_IPC_FD, F_SETFD, FD_CLOEXEC) < 0)
-		return -1;
-	return 0;
-}
-
-/* Default dispositions, then SIGTERM/SIGINT/SIGHUP through a signalfd. */
-static int setup_signals(void)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	for (int s = 1; s < NSIG; s++)
-		sigaction(s, &dfl, NULL); /* EINVAL for SIGKILL/SIGSTOP: fine */
-	signal(SIGPIPE, SIG_IGN);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_SETMASK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
-
 static void on_signal(struct mc_worker *w)
 {
 	struct signalfd_siginfo si;
@@ -97,25 +56,10 @@ static void on_signal(struct mc_worker *w)
 	}
 }
 
-static mc_ms_t earliest(mc_ms_t a, mc_ms_t b)
-{
-	if (a <= 0)
-		return b;
-	if (b <= 0)
-		return a;
-	return a < b ? a : b;
-}
-
 static int wait_timeout(const struct mc_worker *w, mc_ms_t now)
 {
-	mc_ms_t d = earliest(mc_registrar_next_deadline(w), mc_heartbeat_next_deadline(w));
-	d = earliest(d, mc_exec_next_deadline(w));
-	if (d <= 0)
-		return MAX_WAIT_MS;
-	mc_ms_t t = d - now;
-	if (t < 0)
-		t = 0;
-	return t > MAX_WAIT_MS ? MAX_WAIT_MS : (int)t;
+	mc_ms_t d = mc_ms_earliest(mc_registrar_next_deadline(w), mc_heartbeat_next_deadline(w));
+	return mc_ms_wait(mc_ms_earliest(d, mc_exec_next_deadline(w)), now, MAX_WAIT_MS);
 }
 
 static void loop_once(struct mc_worker *w)
@@ -157,18 +101,6 @@ static void loop_once(struct mc_worker *w)
 	if (w->vprobes != NULL && mc_vprobe_service(w->vprobes, mc_now_ms()) &&
 	    w->reg == REG_PROBING)
 		mc_registrar_event(w, EV_PROBES_DONE);
-}
-
-/* Pushes the last REPORT/STOPPED frames out, bounded in time. */
-static void final_flush(struct mc_worker *w)
-{
-	mc_ms_t until = mc_now_ms() + FINAL_FLUSH_MS;
-	while (!w->peer_gone && mc_ipc_writer_pending(&w->wr) > 0 && mc_now_ms() < until) {
-		if (mc_ipc_writer_flush(&w->wr, w->fd) < 0)
-			break;
-		if (mc_ipc_writer_pending(&w->wr) > 0)
-			usleep(1000);
-	}
 }
 
 static void worker_free(struct mc_worker *w)
@@ -224,7 +156,7 @@ static int worker_init(struct mc_worker *w)
 	 * the server's stale threshold (tests/bench/README.md). The limit only
 	 * backs the queue up. */
 	curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
-	if ((w->sigfd = setup_signals()) < 0)
+	if ((w->sigfd = mc_child_signalfd()) < 0)
 		return -1;
 	return 0;
 }
@@ -233,7 +165,8 @@ int mc_worker_main(int ipc_fd, pid_t parent, int hold_fd)
 {
 	mc_log_set_context("worker", NULL);
 	mc_proctitle_set("mc-worker", "multicad: worker");
-	if (setup_fds(ipc_fd, hold_fd) < 0) {
+	/* The socket on fd 3, the generation lock on fd 4, nothing else. */
+	if (mc_child_take_fds(ipc_fd, MC_WORKER_IPC_FD, hold_fd, MC_WORKER_HOLD_FD) < 0) {
 		mc_log(MC_LOG_ERROR, "worker fd set-up failed", "error", strerror(errno), NULL);
 		return MC_WORKER_EXIT_FAILURE;
 	}
@@ -253,7 +186,8 @@ int mc_worker_main(int ipc_fd, pid_t parent, int hold_fd)
 	mc_ipc_send_hello(&w.wr, (int)getpid());
 	while (!w.exit_now)
 		loop_once(&w);
-	final_flush(&w);
+	if (!w.peer_gone) /* the last REPORT/STOPPED frames, bounded in time */
+		mc_ipc_writer_drain(&w.wr, w.fd, FINAL_FLUSH_MS);
 	int code = w.exit_code;
 	worker_free(&w);
 	return code;

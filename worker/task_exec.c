@@ -230,30 +230,21 @@ void mc_exec_tick(struct mc_worker *w, mc_ms_t now)
 	}
 }
 
-static mc_ms_t earlier(mc_ms_t a, mc_ms_t b)
-{
-	if (a <= 0)
-		return b;
-	if (b <= 0)
-		return a;
-	return a < b ? a : b;
-}
-
 mc_ms_t mc_exec_next_deadline(const struct mc_worker *w)
 {
 	mc_ms_t d = w->exec.stopping ? w->exec.stop_deadline : 0;
 	for (const struct mc_xtask *x = w->exec.head; x != NULL; x = x->next) {
-		d = earlier(d, x->deadline);
-		d = earlier(d, x->retry_at);
-		d = earlier(d, mc_xt_agent_deadline(x));
+		d = mc_ms_earliest(d, x->deadline);
+		d = mc_ms_earliest(d, x->retry_at);
+		d = mc_ms_earliest(d, mc_xt_agent_deadline(x));
 		if (x->st == XT_RUNNING) {
 			if (x->msgs != NULL && mc_msgbatch_deadline(x->msgs) >= 0)
-				d = earlier(d, mc_msgbatch_deadline(x->msgs));
+				d = mc_ms_earliest(d, mc_msgbatch_deadline(x->msgs));
 			if (x->w->cfg.task_idle_timeout_ms > 0 && x->last_output_at > 0)
-				d = earlier(d, x->last_output_at + x->w->cfg.task_idle_timeout_ms);
+				d = mc_ms_earliest(d, x->last_output_at + x->w->cfg.task_idle_timeout_ms);
 		}
 		if (x->st >= XT_STARTING && x->st <= XT_STOPPING_AGENT && !x->server_ended)
-			d = earlier(d, x->next_status_at);
+			d = mc_ms_earliest(d, x->next_status_at);
 	}
 	return d;
 }
