@@ -142,17 +142,31 @@ static void set_last_line(struct mc_msgbatch *b, const char *s, size_t n)
 	size_t seg = n - start;
 	if (seg > 4 * MC_MSGBATCH_LAST_LINE)
 		seg = 4 * MC_MSGBATCH_LAST_LINE;
-	size_t clen;
-	char *clean = mc_text_sanitize(s + start, seg, &clen);
-	if (!clean)
-		return;
+	/* Called for every piece of text: repaired on the stack, no malloc
+	 * (an invalid byte grows to 3, so the buffer is 3 x the segment). */
+	char clean[3 * 4 * MC_MSGBATCH_LAST_LINE];
+	const unsigned char *u = (const unsigned char *)s + start;
+	size_t clen = 0;
+	for (size_t i = 0; i < seg;) {
+		size_t q = u[i] != 0 && u[i] < 0x80 ? 1 : mc_utf8_seq(u + i, seg - i);
+		if (u[i] == 0) {
+			i++; /* NULs are stripped, as everywhere */
+		} else if (q == 0) {
+			memcpy(clean + clen, "\xEF\xBF\xBD", 3);
+			clen += 3;
+			i++;
+		} else {
+			memcpy(clean + clen, u + i, q);
+			clen += q;
+			i += q;
+		}
+	}
 	size_t k = mc_utf8_cut(clean, clen, MC_MSGBATCH_LAST_LINE);
 	for (size_t i = 0; i < k; i++) {
 		unsigned char c = (unsigned char)clean[i];
 		b->last_line[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
 	}
 	b->last_line[k] = '\0';
-	free(clean);
 }
 
 /* Accumulates sanitized agent text into acc, within the caps. */

@@ -125,6 +125,10 @@ int mc_sbuf_add_clean(struct mc_sbuf *b, const char *s, size_t n)
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0, run = 0;     /* u[run..i) is clean, not yet copied */
 	while (i < n) {
+		if (u[i] != 0 && u[i] < 0x80) { /* the common case: plain ASCII */
+			i++;
+			continue;
+		}
 		size_t k = mc_utf8_seq(u + i, n - i);
 		if (k != 0 && u[i] != 0) {
 			i += k;
