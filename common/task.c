@@ -6,6 +6,8 @@
  * task carries secrets (custom_env values are often API keys). */
 #include "common/task.h"
 
+#include <sodium.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -348,4 +350,20 @@ void mc_task_clear(struct mc_task *t)
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		free(*strs[i]);
 	memset(t, 0, sizeof *t);
+}
+
+void mc_task_token_hash_bytes(const char *token, size_t len, char out[MC_TOKEN_HASH_HEX])
+{
+	unsigned char h[32];
+	crypto_generichash(h, sizeof h, (const unsigned char *)token, len, NULL, 0);
+	sodium_bin2hex(out, MC_TOKEN_HASH_HEX, h, sizeof h);
+	sodium_memzero(h, sizeof h);
+}
+
+void mc_task_token_hash(struct mc_secret *token, char out[MC_TOKEN_HASH_HEX])
+{
+	const char *t = token != NULL ? mc_secret_open(token) : NULL;
+	mc_task_token_hash_bytes(t != NULL ? t : "", t != NULL ? mc_secret_len(token) : 0, out);
+	if (t != NULL)
+		mc_secret_close(token);
 }

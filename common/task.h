@@ -87,6 +87,12 @@ struct mc_secret *mc_task_take_token(cJSON *j);
 /* True for a UUID in its 8-4-4-4-12 hex form (either case). */
 bool mc_task_is_uuid(const char *s);
 
+/* The hex BLAKE2b-256 of the token: how the local API knows a running
+ * task's token without holding it (the worker reports the hash). */
+#define MC_TOKEN_HASH_HEX 65
+void mc_task_token_hash(struct mc_secret *token, char out[MC_TOKEN_HASH_HEX]);
+void mc_task_token_hash_bytes(const char *token, size_t len, char out[MC_TOKEN_HASH_HEX]);
+
 /* True when the token is task-scoped: non-empty and starting "mat_". */
 bool mc_task_token_scoped(struct mc_secret *token);
 
