@@ -157,6 +157,16 @@ struct mc_workspace_list {
 };
 void mc_workspace_list_clear(struct mc_workspace_list *l);
 
+/* GET /api/daemon/workspaces/{id}/repos: {"workspace_id", "repos":
+ * [{"url", "description"?}], "repos_version", "settings"?}. */
+struct mc_workspace_repos {
+	size_t n;
+	char **urls;            /* heap strings, the server's order */
+	char *repos_version;    /* "" when absent */
+	char *settings;         /* the raw settings object printed, or NULL */
+};
+void mc_workspace_repos_clear(struct mc_workspace_repos *r);
+
 /* ---- calls ---- */
 
 enum mc_api_endpoint {
@@ -173,6 +183,8 @@ enum mc_api_endpoint {
 	MC_EP_TASK_OP,
 	MC_EP_TASK_STATUS,
 	MC_EP_TASK_PREPARE_LEASE,
+	/* the agents' local API (agentapi/) */
+	MC_EP_WORKSPACE_REPOS,
 };
 
 struct mc_call;
@@ -188,6 +200,8 @@ struct mc_call *mc_call_deregister(struct mc_api *api, size_t n, const char *con
 struct mc_call *mc_call_heartbeat(struct mc_api *api, const char *runtime_id);
 struct mc_call *mc_call_recover_orphans(struct mc_api *api, const char *runtime_id);
 struct mc_call *mc_call_renew_token(struct mc_api *api);
+/* GET /api/daemon/workspaces/{id}/repos (the local API's readiness). */
+struct mc_call *mc_call_workspace_repos(struct mc_api *api, const char *workspace_id);
 
 void mc_call_set_done(struct mc_call *call, mc_call_done_fn fn, void *arg);
 /* Overrides the api's whole-request timeout for this call (before it starts),
@@ -259,6 +273,7 @@ long mc_call_num_connects(const struct mc_call *call);
 int mc_call_take_workspaces(struct mc_call *call, struct mc_workspace_list *out);
 int mc_call_take_profiles(struct mc_call *call, struct mc_profile_list *out);
 int mc_call_take_runtimes(struct mc_call *call, struct mc_runtime_list *out);
+int mc_call_take_workspace_repos(struct mc_call *call, struct mc_workspace_repos *out);
 /* list-workspaces only: the answer was 304 and came from the cache. */
 bool mc_call_not_modified(const struct mc_call *call);
 /* recover-orphans only. */

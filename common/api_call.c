@@ -306,6 +306,20 @@ struct mc_call *mc_call_renew_token(struct mc_api *api)
 			     mci_empty_object_json());
 }
 
+struct mc_call *mc_call_workspace_repos(struct mc_api *api, const char *workspace_id)
+{
+	if (workspace_id == NULL || workspace_id[0] == '\0') {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct mc_call *c = mci_call_alloc(api, MC_EP_WORKSPACE_REPOS, "GET");
+	if (c == NULL)
+		return NULL;
+	return mci_call_built(c, mci_call_set_path(c, "/api/daemon/workspaces/", workspace_id,
+						   "/repos") == 0 &&
+			      mci_call_set_body(c, NULL) == 0);
+}
+
 void mc_call_set_done(struct mc_call *call, mc_call_done_fn fn, void *arg)
 {
 	call->done_fn = fn;

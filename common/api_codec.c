@@ -581,6 +581,67 @@ int mc_decode_recover(const char *body, size_t len, long *orphaned, long *retrie
 	return rc == 0 ? decode_ok(err) : -1;
 }
 
+void mc_workspace_repos_clear(struct mc_workspace_repos *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->urls[i]);
+	free(r->urls);
+	free(r->repos_version);
+	free(r->settings);
+	memset(r, 0, sizeof *r);
+}
+
+static int decode_repo_urls(const cJSON *arr, struct mc_workspace_repos *r,
+			    struct mc_api_error *err)
+{
+	if (require_object_elems(arr, "repos", err) < 0)
+		return -1;
+	size_t n = array_len(arr);
+	if (n > 0 && (r->urls = calloc(n, sizeof *r->urls)) == NULL)
+		return mc_json_fail(err->message, sizeof err->message, "", "out of memory");
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) {
+		char p[ELEM_PATH_MAX];
+		mc_json_path_index(p, sizeof p, "repos", r->n);
+		if (mc_json_get_string(it, p, "url", MC_JSON_STR_NONEMPTY, &r->urls[r->n],
+				       err->message, sizeof err->message) < 0)
+			return -1;
+		r->n++;
+	}
+	return 0;
+}
+
+int mc_decode_workspace_repos(const char *body, size_t len, struct mc_workspace_repos *out,
+			      struct mc_api_error *err)
+{
+	decode_err_init(err);
+	memset(out, 0, sizeof *out);
+	cJSON *root = parse_object(body, len, err);
+	if (root == NULL)
+		return -1;
+	struct mc_workspace_repos r = { 0 };
+	const cJSON *arr = NULL;
+	int rc = -1;
+	if (mc_json_get_array(root, "", "repos", true, &arr, err->message,
+			      sizeof err->message) < 0 ||
+	    (arr != NULL && decode_repo_urls(arr, &r, err) < 0) ||
+	    mc_json_get_string(root, "", "repos_version", MC_JSON_STR_OR_EMPTY,
+			       &r.repos_version, err->message, sizeof err->message) < 0)
+		goto done;
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "settings");
+	if (st != NULL && !cJSON_IsNull(st) && (r.settings = cJSON_PrintUnformatted(st)) == NULL) {
+		mc_json_fail(err->message, sizeof err->message, "", "out of memory");
+		goto done;
+	}
+	*out = r;
+	memset(&r, 0, sizeof r);
+	rc = decode_ok(err);
+done:
+	mc_workspace_repos_clear(&r);
+	cJSON_Delete(root);
+	return rc;
+}
+
 /* ---- error classification ---- */
 
 /* Case-insensitive search in a body that is not NUL-terminated and may hold

@@ -34,6 +34,11 @@ int mc_decode_register(const char *body, size_t len, size_t expected_n,
 int mc_decode_heartbeat(const char *body, size_t len, struct mc_api_error *err);
 int mc_decode_recover(const char *body, size_t len, long *orphaned, long *retried,
 		      struct mc_api_error *err);
+/* GET .../workspaces/{id}/repos: repos[] objects with a string url
+ * (required, non-empty), repos_version a string or absent, settings any
+ * JSON value (kept printed) or absent/null. */
+int mc_decode_workspace_repos(const char *body, size_t len, struct mc_workspace_repos *out,
+			      struct mc_api_error *err);
 
 /* Fills err for an HTTP status >= 400: kind HTTP or RUNTIME_NOT_FOUND, the
  * server's "error" text when the body is {"error": "..."} else the first

@@ -101,6 +101,7 @@ struct mc_call {
 	struct mc_runtime_list runtimes;
 	struct mc_claimed claimed;  /* claims: the tasks, tokens already taken out */
 	char *task_status;          /* status call: the decoded status */
+	struct mc_workspace_repos repos; /* workspace-repos call */
 };
 
 /* ---- api.c ---- */

@@ -124,6 +124,7 @@ static void reset_outcome(struct mc_call *c)
 	mc_profile_list_clear(&c->profiles);
 	mc_runtime_list_clear(&c->runtimes);
 	mci_task_reset(c);
+	mc_workspace_repos_clear(&c->repos);
 }
 
 /* Attaches headers and the api's share. 0, or -1 with errno (EBUSY when
@@ -335,9 +336,13 @@ static void decode_success(struct mc_call *c, long status)
 	case MC_EP_TASK_PREPARE_LEASE:
 		rc = mci_task_decode(c, body, c->resp_len, &derr);
 		break;
+	case MC_EP_WORKSPACE_REPOS:
+		rc = mc_decode_workspace_repos(body, c->resp_len, &c->repos, &derr);
+		break;
 	}
 	if (rc == 0) {
-		c->have_result = c->ep == MC_EP_RUNTIME_PROFILES || c->ep == MC_EP_REGISTER;
+		c->have_result = c->ep == MC_EP_RUNTIME_PROFILES || c->ep == MC_EP_REGISTER ||
+				 c->ep == MC_EP_WORKSPACE_REPOS;
 		return;
 	}
 	c->orphaned = c->retried = -1;
@@ -642,3 +647,13 @@ int mc_call_take_runtimes(struct mc_call *call, struct mc_runtime_list *out)
 	return 0;
 }
 
+
+int mc_call_take_workspace_repos(struct mc_call *call, struct mc_workspace_repos *out)
+{
+	if (!can_take(call, MC_EP_WORKSPACE_REPOS))
+		return -1;
+	*out = call->repos;
+	memset(&call->repos, 0, sizeof call->repos);
+	call->have_result = false;
+	return 0;
+}

@@ -275,7 +275,7 @@ static int decode_all(const cJSON *j, struct mc_task *t, char *err, size_t err_s
 	    decode_agent(j, t, err, err_size) < 0 || decode_strings(j, t, err, err_size) < 0 ||
 	    mc_json_get_bool(j, "", "prior_session_resume_unavailable", false, false,
 			     &t->prior_session_resume_unavailable, err, err_size) < 0 ||
-	    decode_coalesced(j, t, err, err_size) < 0)
+	    decode_coalesced(j, t, err, err_size) < 0 || mc_task_decode_repos(j, t, err, err_size) < 0)
 		return -1;
 	derive_key(t->id, t->key);
 	t->kind = t->chat_session_id[0] != '\0' ? MC_TASK_CHAT
@@ -339,6 +339,7 @@ void mc_task_clear(struct mc_task *t)
 		free(c->created_at);
 	}
 	free(t->coalesced);
+	free(t->repos);
 	char **strs[] = {
 		&t->issue_id, &t->agent_name, &t->agent_instructions, &t->model,
 		&t->thinking_level, &t->prior_session_id, &t->prior_work_dir,

@@ -30,6 +30,16 @@ enum mc_task_kind {
 	MC_TASK_CHAT,             /* chat_session_id set */
 };
 
+/* repos[] of a task (the project's or the workspace's repositories): the
+ * local API allows their urls and takes ref as a checkout's default. */
+#define MC_TASK_REPOS_MAX    64
+#define MC_TASK_REPO_URL_MAX 512   /* bytes with the NUL */
+#define MC_TASK_REPO_REF_MAX 256
+struct mc_task_repo {
+	char url[MC_TASK_REPO_URL_MAX];  /* trimmed, non-empty, no control bytes */
+	char ref[MC_TASK_REPO_REF_MAX];  /* "" when none */
+};
+
 struct mc_task_comment {          /* coalesced_comments[] */
 	char *id, *author_type, *author_name, *content, *created_at;
 };
@@ -69,6 +79,8 @@ struct mc_task {
 	char *project_title;
 	char *project_description;
 	char *regenerate_quick_actions_for; /* set: complete empty, never run */
+	size_t n_repos;
+	struct mc_task_repo *repos; /* heap (task_repos.c), NULL when none */
 };
 
 /* Decodes the task object j (auth_token already removed, or ignored).
@@ -78,6 +90,11 @@ int mc_task_decode(const cJSON *j, struct mc_task *t, char *err, size_t err_size
 /* The same from JSON text. */
 int mc_task_parse(const char *json, size_t len, struct mc_task *t, char *err, size_t err_size);
 void mc_task_clear(struct mc_task *t);
+
+/* task_repos.c: decodes j.repos (missing or null: none) into t->repos.
+ * At most MC_TASK_REPOS_MAX entries, each an object with a url string
+ * that fits (trimmed, non-empty) and an optional ref string. */
+int mc_task_decode_repos(const cJSON *j, struct mc_task *t, char *err, size_t err_size);
 
 /* Removes "auth_token" from the task object j, wiping cJSON's copy, and
  * returns it in guarded memory (caller frees), or NULL when it is absent

@@ -1,6 +1,7 @@
 #include "ipc/messages.h"
 #include "ipc/msg_int.h"
 #include "ipc/task_msgs.h"
+#include "ipc/agentapi_msgs.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -61,7 +62,11 @@ int mc_ipc_type_ok_from_link(uint16_t type)
 
 uint32_t mc_ipc_type_max_payload(uint16_t type)
 {
-	return type == MC_IPC_TASK ? MC_IPC_TASK_MAX : MC_IPC_MAX_PAYLOAD;
+	if (type == MC_IPC_TASK)
+		return MC_IPC_TASK_MAX;
+	if (type == MC_IPC_AGENT_TASK)
+		return MC_IPC_AGENT_TASK_MAX; /* repos: ipc/agentapi_msgs.h */
+	return MC_IPC_MAX_PAYLOAD;
 }
 
 const char *mc_ipc_type_name(uint16_t type)
@@ -76,6 +81,7 @@ const char *mc_ipc_type_name(uint16_t type)
 		[MC_IPC_TASK] = "TASK", [MC_IPC_CLAIM_DONE] = "CLAIM_DONE",
 		[MC_IPC_RUNTIMES] = "RUNTIMES", [MC_IPC_WAKE] = "WAKE",
 		[MC_IPC_TASK_FAIL] = "TASK_FAIL", [MC_IPC_TASK_STATE] = "TASK_STATE",
+		[MC_IPC_AGENT_TASK] = "AGENT_TASK", [MC_IPC_AGENT_STATUS] = "AGENT_STATUS",
 	};
 	if (type < sizeof names / sizeof names[0] && names[type] != NULL)
 		return names[type];
@@ -128,7 +134,7 @@ int mc_ipc_send_json(struct mc_ipc_writer *w, uint16_t type, cJSON *obj)
 	}
 	size_t len = strlen(text);
 	int rc = -1;
-	if (len > MC_IPC_MAX_PAYLOAD)
+	if (len > mc_ipc_type_max_payload(type))
 		errno = EMSGSIZE;
 	else
 		rc = mc_ipc_writer_queue(w, type, text, (uint32_t)len);

@@ -40,6 +40,9 @@ enum mc_ipc_type {
 	MC_IPC_WAKE       = 16, /* S->L {"reason":".."} */
 	MC_IPC_TASK_FAIL  = 17, /* S->L {"task_id","runtime_id","reason","error"} */
 	MC_IPC_TASK_STATE = 18, /* W->S struct mc_task_state_msg */
+	/* the agent-api process: ipc/agentapi_msgs.h */
+	MC_IPC_AGENT_TASK   = 19, /* S->A struct mc_agent_task */
+	MC_IPC_AGENT_STATUS = 20, /* A->S struct mc_agent_status */
 	MC_IPC_TYPE_END
 };
 

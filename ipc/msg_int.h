@@ -26,4 +26,13 @@ int mc_ipc_get_str(const cJSON *obj, const char *key, char *dst, size_t dst_size
 int mc_ipc_get_long(const cJSON *obj, const char *key, long min, long max, long *out,
 		    char *err, size_t err_size);
 
+/* repos [{url, ref}] (agentapi_msgs.c), shared by TASK_STATE and
+ * AGENT_TASK. add: false on ENOMEM or a bad entry. get: missing or null is
+ * none; at most MC_TASK_REPOS_MAX entries into v. */
+struct mc_task_repo;
+bool mc_ipc_repos_ok(size_t n, const struct mc_task_repo *v);
+bool mc_ipc_repos_add(cJSON *o, size_t n, const struct mc_task_repo *v);
+int mc_ipc_repos_get(const cJSON *o, size_t *n, struct mc_task_repo *v, char *err,
+		     size_t err_size);
+
 #endif

@@ -4,6 +4,7 @@
  * forwards without printing the task again; the others are small JSON
  * objects like the rest of messages.c. */
 #include "ipc/task_msgs.h"
+#include "ipc/agentapi_msgs.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -413,6 +414,42 @@ int mc_ipc_parse_task_fail(const struct mc_ipc_frame *f, char task_id[40], char 
 
 /* ---- TASK_STATE ---- */
 
+/* The local API's fields of a running task (only when token_hash is set). */
+static bool agent_fields_add(cJSON *o, const struct mc_task_state_msg *m)
+{
+	if (m->state != MC_TS_RUNNING || m->token_hash[0] == '\0')
+		return true;
+	return cJSON_AddStringToObject(o, "work_dir", m->work_dir) &&
+	       cJSON_AddStringToObject(o, "agent_id", m->agent_id) &&
+	       cJSON_AddStringToObject(o, "agent_name", m->agent_name) &&
+	       cJSON_AddStringToObject(o, "token_hash", m->token_hash) &&
+	       mc_ipc_repos_add(o, m->n_repos, m->repos);
+}
+
+static int agent_fields_get(const cJSON *o, struct mc_task_state_msg *m, char *err,
+			    size_t err_size)
+{
+	if (cJSON_GetObjectItemCaseSensitive(o, "token_hash") == NULL)
+		return 0;
+	if (m->state != MC_TS_RUNNING)
+		return mc_ipc_fail(err, err_size, "token_hash: only for state running");
+	if (mc_ipc_get_str(o, "work_dir", m->work_dir, sizeof m->work_dir, false, err, err_size) ||
+	    mc_ipc_get_str(o, "agent_id", m->agent_id, sizeof m->agent_id, false, err, err_size) ||
+	    mc_ipc_get_str(o, "agent_name", m->agent_name, sizeof m->agent_name, true, err,
+			   err_size) ||
+	    mc_ipc_get_str(o, "token_hash", m->token_hash, sizeof m->token_hash, false, err,
+			   err_size) ||
+	    mc_ipc_repos_get(o, &m->n_repos, m->repos, err, err_size))
+		return -1;
+	if (m->work_dir[0] != '/')
+		return mc_ipc_fail(err, err_size, "work_dir: not absolute");
+	if (!mc_is_uuid(m->agent_id))
+		return mc_ipc_fail(err, err_size, "agent_id: not a UUID");
+	if (!mc_ipc_is_token_hash(m->token_hash))
+		return mc_ipc_fail(err, err_size, "token_hash: not 64 lowercase hex digits");
+	return 0;
+}
+
 int mc_ipc_send_task_state(struct mc_ipc_writer *w, const struct mc_task_state_msg *m)
 {
 	if (!mc_is_uuid(m->task_id) || !mc_is_uuid(m->runtime_id) || (unsigned)m->state >= MC_TS_COUNT) {
@@ -434,7 +471,8 @@ int mc_ipc_send_task_state(struct mc_ipc_writer *w, const struct mc_task_state_m
 			  !cJSON_AddNumberToObject(o, "pgid", m->pgid) ||
 			  !cJSON_AddStringToObject(o, "family", m->family) ||
 			  !cJSON_AddStringToObject(o, "last_output", out) ||
-			  !cJSON_AddStringToObject(o, "outcome", m->outcome))) {
+			  !cJSON_AddStringToObject(o, "outcome", m->outcome) ||
+			  !agent_fields_add(o, m))) {
 		cJSON_Delete(o);
 		o = NULL;
 	}
@@ -466,7 +504,7 @@ static int task_state_fields(const cJSON *o, struct mc_task_state_msg *m, char *
 	m->state = (enum mc_task_state)s;
 	m->pid = (int)pid;
 	m->pgid = (int)pgid;
-	return 0;
+	return agent_fields_get(o, m, err, err_size);
 }
 
 int mc_ipc_parse_task_state(const struct mc_ipc_frame *f, struct mc_task_state_msg *m,

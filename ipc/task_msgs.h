@@ -32,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/secret.h"
+#include "common/task.h"
 #include "ipc/frame.h"
 
 #define MC_IPC_TASK_MAX (8u * 1024u * 1024u)
@@ -59,6 +60,14 @@ struct mc_task_state_msg {
 	char family[32];                  /* "claude", "codex" */
 	char last_output[MC_TASK_STATE_OUTPUT_MAX + 1];
 	char outcome[64];                 /* ended: "completed", "failed:<reason>", "cancelled", ... */
+	/* state running only, for the agents' local API (optional in the
+	 * codec: "" / 0 when absent; sent when token_hash is set) */
+	char work_dir[1024];              /* absolute */
+	char agent_id[40];
+	char agent_name[256];
+	char token_hash[MC_TOKEN_HASH_HEX]; /* mc_task_token_hash of the task's token */
+	size_t n_repos;
+	struct mc_task_repo repos[MC_TASK_REPOS_MAX];
 };
 
 /* TASK: queues the frame (the token is copied from its guarded memory

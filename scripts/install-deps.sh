@@ -7,7 +7,7 @@ PKGS="cmake make gcc pkg-config
 libcurl4-openssl-dev libssl-dev libcjson-dev libsodium-dev libbsd-dev libinih-dev
 libmicrohttpd-dev libcriterion-dev libsystemd-dev
 clang-14 libclang-rt-14-dev
-python3
+python3 git
 ${MC_EXTRA_PKGS:-}"
 
 # The real-CLI tests install claude and codex with npm

@@ -47,6 +47,10 @@ struct mc_ws_section {
 	char test_fault[MC_TEST_FAULT_MAX];    /* MC_TEST_HOOKS builds only; "" otherwise */
 };
 
+#define MC_AGENT_API_OFF (-1)
+/* "127.0.0.1:<port>" or "off" into out (32 bytes are enough). */
+void mc_cfg_format_agent_api(int port, char *out, size_t out_size);
+
 struct mc_config {
 	char path[MC_PATH_MAX];           /* the file this came from */
 
@@ -84,6 +88,8 @@ struct mc_config {
 	long task_stop_grace_ms;
 	long task_drain_timeout_ms;       /* reload: how long a changed worker drains */
 	long task_retention_ms;
+	int agent_api_port;               /* agent_api_listen: 127.0.0.1:<port> (0: any
+					     free port), MC_AGENT_API_OFF for off */
 
 	/* [providers] */
 	bool providers_section;           /* the file had a [providers] section */

@@ -85,6 +85,9 @@ struct parse {
 	size_t ov_cap;            /* capacity of the current section's overrides */
 };
 
+/* config_agentapi.c */
+int mc_cfg_set_agent_api(struct parse *p, const struct dkey *k, const char *v, bool cont);
+
 /* ---- problems (config.c) ---- */
 
 /* Records a problem at line (0: the file as a whole) about key (may be

@@ -303,6 +303,7 @@ const struct dkey mc_cfg_dkeys[] = {
 	  DURATION_MIN_MS, MC_CFG_TASK_MS_MAX, "1h", false },
 	{ "task_retention", mc_cfg_set_days, OFF(task_retention_ms),
 	  DURATION_MIN_MS, MC_CFG_TASK_MS_MAX, "7d", false },
+	{ "agent_api_listen", mc_cfg_set_agent_api, 0, 0, 0, "127.0.0.1:19514", false },
 };
 #define N_DKEYS (sizeof mc_cfg_dkeys / sizeof mc_cfg_dkeys[0])
 _Static_assert(N_DKEYS <= DKEYS_MAX, "daemon_keys_set and dkey_line hold 32 keys");

@@ -65,6 +65,9 @@ static void print_daemon(const struct mc_config *c, FILE *f)
 		} else if (k->set == mc_cfg_set_int) {
 			fprintf(f, "%s = %d%s\n", k->name, *(const int *)((const char *)c + k->off),
 				default_mark(c, k->name));
+		} else if (k->set == mc_cfg_set_agent_api) {
+			mc_cfg_format_agent_api(c->agent_api_port, d, sizeof d);
+			fprintf(f, "%s = %s%s\n", k->name, d, default_mark(c, k->name));
 		} else if (k->off == OFF(state_dir) || k->off == OFF(control_socket) ||
 			   k->off == OFF(workspaces_root)) {
 			fprintf(f, "%s = %s%s\n", k->name, (const char *)c + k->off,

@@ -13,6 +13,7 @@
 
 #include <bsd/string.h>
 
+#include "supervisor/agentapi_proc.h"
 #include "common/log.h"
 #include "supervisor/notify.h"
 #include "supervisor/outbox_deliver.h"
@@ -222,6 +223,7 @@ void mc_sv_shutdown(struct mc_sv *sv)
 	sv->shutting_down = true;
 	sv->tasks.claiming_stopped = true; /* no slot granted while stopping */
 	mc_link_proc_stop(sv); /* first: no claim may race the stop */
+	mc_aapi_stop(sv);
 	mc_notify_stopping(sv);
 	sv->shutdown_deadline = mc_now_ms() + sv->cfg.stop_timeout_ms;
 	mc_timerq_arm(&sv->timers, &sv->shutdown_timer, sv->shutdown_deadline);
@@ -301,7 +303,7 @@ void mc_sv_shutdown_progress(struct mc_sv *sv)
 {
 	if (!sv->shutting_down || sv->done)
 		return;
-	if (sv->n_workers > 0 || !mc_link_proc_done(sv))
+	if (sv->n_workers > 0 || !mc_link_proc_done(sv) || !mc_aapi_done(sv))
 		return;
 	if (!sv->final_cleanup_started)
 		start_final(sv);
@@ -342,6 +344,7 @@ void mc_sv_on_shutdown_timer(struct mc_sv *sv)
 	}
 	sv->stragglers_killed = true;
 	mc_link_proc_kill(sv);
+	mc_aapi_kill(sv);
 	/* Kill every straggler first, then wait for them together, bounded: a
 	 * process stuck in uninterruptible sleep must not hang the shutdown. */
 	RB_FOREACH_SAFE(wk, mc_wk_tree, &sv->workers, tmp) {

@@ -11,6 +11,7 @@
  * re-delivers a claim whose answer was lost. Forked directly (the fork
  * server makes workers only); mc_sv_child_forget drops the token first and
  * the child closes every fd but its socket. */
+#include "supervisor/agentapi_proc.h"
 #include "supervisor/link_proc.h"
 
 #include <errno.h>
@@ -219,7 +220,7 @@ void mc_sv_task_config(const struct mc_sv *sv, struct mc_worker_config *c)
 	c->task_stop_grace_ms = g->task_stop_grace_ms;
 	c->task_retention_ms = g->task_retention_ms;
 	c->stop_timeout_ms = g->stop_timeout_ms;
-	c->agent_api_port = 0; /* agent_api_listen: not configurable yet */
+	c->agent_api_port = mc_aapi_port(sv); /* the port bound: MULTICA_DAEMON_PORT */
 }
 
 void mc_link_proc_build_config(const struct mc_sv *sv, struct mc_worker_config *c)

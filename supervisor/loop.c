@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "supervisor/agentapi_proc.h"
 #include "common/log.h"
 #include "supervisor/forkserver.h"
 #include "supervisor/notify.h"
@@ -113,6 +114,12 @@ static void dispatch(struct mc_sv *sv, struct mc_src *src, uint32_t events)
 	case SRC_LINK_PID:
 		mc_link_proc_on_exit(sv);
 		break;
+	case SRC_AAPI_IPC:
+		mc_aapi_on_ipc(sv, events);
+		break;
+	case SRC_AAPI_PID:
+		mc_aapi_on_exit(sv);
+		break;
 	default:
 		break;
 	}
@@ -153,6 +160,9 @@ static void fire_timer(struct mc_sv *sv, struct mc_timer *t)
 		break;
 	case TIMER_LINK:
 		mc_link_proc_on_timer(sv);
+		break;
+	case TIMER_AAPI:
+		mc_aapi_on_timer(sv);
 		break;
 	default:
 		break;

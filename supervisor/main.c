@@ -18,6 +18,7 @@
 #include <bsd/libutil.h>
 #include <bsd/string.h>
 
+#include "supervisor/agentapi_proc.h"
 #include "common/api.h"
 #include "common/log.h"
 #include "common/proctitle.h"
@@ -238,6 +239,7 @@ static void sv_free(struct mc_sv *sv)
 	mc_wk_reap_graveyard(sv);
 	mc_helper_kill_all(sv);
 	mc_link_proc_free(sv);
+	mc_aapi_free(sv);
 	mc_fs_stop(sv);
 	mc_reaper_free(sv);
 	mc_sv_tasks_free(&sv->tasks);
@@ -311,6 +313,10 @@ static int run(const struct options *o)
 	mc_fs_watch(&sv);
 	if (mc_control_open(&sv, err, sizeof err) < 0) {
 		mc_log(MC_LOG_ERROR, "cannot open the control socket", "error", err, NULL);
+		goto out;
+	}
+	if (mc_aapi_listen(&sv, err, sizeof err) < 0) { /* before any workspace starts */
+		mc_log(MC_LOG_ERROR, err, NULL);
 		goto out;
 	}
 	mc_notify_init(&sv);

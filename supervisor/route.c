@@ -25,6 +25,7 @@
 
 #include <bsd/string.h>
 
+#include "supervisor/agentapi_proc.h"
 #include "common/api_task.h"
 #include "common/log.h"
 #include "ipc/task_msgs.h"
@@ -198,6 +199,7 @@ void mc_route_turn(struct mc_sv *sv)
 	}
 	mc_link_proc_tick(sv);
 	mc_link_proc_follow(sv);
+	mc_aapi_tick(sv);
 	if (sv->tasks.gen != journaled_gen) {
 		journaled_gen = sv->tasks.gen;
 		journal(sv);
@@ -397,6 +399,7 @@ void mc_route_task_state(struct mc_sv *sv, struct mc_wk *wk, const struct mc_ipc
 	strlcpy(t->family, m.family, sizeof t->family);
 	strlcpy(t->last_output, m.last_output, sizeof t->last_output);
 	t->state_at = mc_now_ms();
+	mc_aapi_task_state(sv, wk->ws, &m);
 	if (m.state != MC_TS_ENDED)
 		return;
 	mc_wk_log(MC_LOG_INFO, wk, "task ended", "task", m.task_id);
@@ -406,6 +409,7 @@ void mc_route_task_state(struct mc_sv *sv, struct mc_wk *wk, const struct mc_ipc
 
 void mc_route_drop_ws(struct mc_sv *sv, const char *ws)
 {
+	mc_aapi_drop_ws(sv, ws);
 	if (mc_sv_tasks_drop_ws(&sv->tasks, ws) > 0)
 		mc_sv_tasks_changed(sv);
 }

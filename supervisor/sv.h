@@ -38,6 +38,8 @@ enum mc_src_kind {
 	SRC_FORKSERVER,      /* the fork server's pidfd (forkserver.c) */
 	SRC_LINK_IPC,        /* the link's socket (link_proc.c) */
 	SRC_LINK_PID,        /* the link's pidfd */
+	SRC_AAPI_IPC,        /* the agent-api process's socket (agentapi_proc.c) */
+	SRC_AAPI_PID,        /* its pidfd */
 };
 
 struct mc_src {
@@ -58,6 +60,7 @@ enum mc_timer_kind {
 	TIMER_REAPER,     /* agent groups of dead workers checked empty (reaper.c) */
 	TIMER_DRAIN,      /* drain progress: host-wide and per workspace (lifecycle.c) */
 	TIMER_LINK,       /* the link's handshake, pings, respawn (link_proc.c) */
+	TIMER_AAPI,       /* the agent-api process's, likewise (agentapi_proc.c) */
 };
 
 /* Worker lifecycle (state x event in wk.c). */
@@ -234,6 +237,7 @@ struct mc_sv {
 	/* tasks (svtask.h) */
 	struct mc_sv_tasks tasks;
 	struct mc_link_proc *link;      /* the link process (link_proc.c) */
+	struct mc_aapi_proc *aapi;      /* the agent-api process (agentapi_proc.c) */
 
 	/* drain (multicactl drain): no more claims, stop once no task runs */
 	bool draining;

@@ -787,3 +787,27 @@ Test(fp_tasks_redeliver, stale_dispatched_task_is_claimed_again)
 	free(tok1);
 	assert_task_status(started, "running");
 }
+
+/* ---- the workspace's repositories (issue 15) ---- */
+
+Test(fp_tasks, repos_set_by_admin_are_what_the_daemon_reads)
+{
+	const char *path = "/api/daemon/workspaces/" WS_A "/repos";
+	cJSON *j = call("GET", path, NULL, AUTH, 200);
+	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "repos")), 0);
+	char *v0 = strdup(str(j, "repos_version"));
+	cJSON_Delete(j);
+	cJSON_Delete(call("POST", "/_admin/repos/" WS_A,
+			  "{\"repos\":[{\"url\":\"file:///tmp/a.git\",\"description\":\"A\"},"
+			  "{\"url\":\"file:///tmp/b.git\"}]}", NULL, 200));
+	j = call("GET", path, NULL, AUTH, 200);
+	cJSON *repos = cJSON_GetObjectItem(j, "repos");
+	cr_assert_eq(cJSON_GetArraySize(repos), 2);
+	cr_assert_str_eq(str(cJSON_GetArrayItem(repos, 0), "url"), "file:///tmp/a.git");
+	cr_assert_str_neq(str(j, "repos_version"), v0, "the version changes with the list");
+	cJSON_Delete(j);
+	free(v0);
+	call_error("POST", "/_admin/repos/" WS_A, "{\"repos\":[{}]}", 400,
+		   "repos: expected [{url, description?}]");
+	call_error("POST", "/_admin/repos/" NOPE, "{\"repos\":[]}", 404, "not found");
+}

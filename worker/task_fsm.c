@@ -9,6 +9,7 @@
  * Fail closed: only a run whose result is "completed" goes to /complete;
  * everything else is a /fail with a reason, or a cancel-ack when the server
  * ended the task itself. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,22 @@ static void set_state(struct mc_xtask *x, enum xt_state s)
 	x->deadline = 0;
 }
 
+/* What the agents' local API knows a running task by (never its token). */
+static void agent_fields(struct mc_xtask *x, struct mc_task_state_msg *m)
+{
+	if (x->token == NULL || x->work_dir == NULL)
+		return;
+	strlcpy(m->work_dir, x->work_dir, sizeof m->work_dir);
+	strlcpy(m->agent_id, x->t.agent_id, sizeof m->agent_id);
+	strlcpy(m->agent_name, x->t.agent_name != NULL ? x->t.agent_name : "", sizeof m->agent_name);
+	for (char *c = m->agent_name; *c; c++)
+		if ((unsigned char)*c < 0x20)
+			*c = ' '; /* the parser refuses control bytes */
+	for (size_t i = 0; i < x->t.n_repos && i < MC_TASK_REPOS_MAX; i++)
+		m->repos[m->n_repos++] = x->t.repos[i];
+	mc_task_token_hash(x->token, m->token_hash);
+}
+
 void mc_xt_report_state(struct mc_xtask *x, enum mc_task_state s)
 {
 	if (x->replay || (x->reported == s && s != MC_TS_RUNNING))
@@ -54,7 +71,18 @@ void mc_xt_report_state(struct mc_xtask *x, enum mc_task_state s)
 		strlcpy(m.family, x->family, sizeof m.family);
 	strlcpy(m.last_output, x->last_output, sizeof m.last_output);
 	strlcpy(m.outcome, x->outcome, sizeof m.outcome);
-	if (mc_ipc_send_task_state(&x->w->wr, &m) < 0)
+	if (s == MC_TS_RUNNING)
+		agent_fields(x, &m);
+	int rc = mc_ipc_send_task_state(&x->w->wr, &m);
+	if (rc < 0 && errno == EMSGSIZE && m.n_repos > 0) {
+		/* repos of pathological urls past the frame: the local API then
+		 * allows the workspace's list only */
+		mc_log(MC_LOG_WARN, "the task's repos do not fit a task state; sent without them",
+		       "task", x->t.id, NULL);
+		m.n_repos = 0;
+		rc = mc_ipc_send_task_state(&x->w->wr, &m);
+	}
+	if (rc < 0)
 		mc_log(MC_LOG_WARN, "cannot queue a task state for the supervisor", "task", x->t.id,
 		       NULL);
 }

@@ -227,6 +227,15 @@ static void run(void)
 			say(t);
 		}
 		result("success", false, "hi from fake claude", 0);
+	} else if (fa_mode_is("checkout")) {
+		long st;
+		const char *path = fa_checkout(&st);
+		char t[4200];
+		snprintf(t, sizeof t, "checked out into %s", path[0] ? path : "(failed)");
+		say(t);
+		result("success", false, path[0] ? "checked out and committed" : "checkout failed", 0);
+		if (!path[0])
+			exit(1);
 	} else if (fa_mode_is("slow")) {
 		for (int i = 1; i <= 5; i++) {
 			char t[32];

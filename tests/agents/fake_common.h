@@ -53,4 +53,8 @@ __attribute__((noreturn)) void fa_hang(void);
 /* Reads stdin to EOF, then exits with code. */
 __attribute__((noreturn)) void fa_exit_at_eof(int code);
 
+/* fake_checkout.c: `multica repo checkout` as the CLI sends it, then a
+ * commit in the checkout; the path ("" on failure), *status the HTTP status. */
+const char *fa_checkout(long *status);
+
 #endif

@@ -186,6 +186,38 @@ static void a_workspace_delete(struct fp_app *app, const cJSON *body, const char
 		reply_ok(out);
 }
 
+/* POST /_admin/repos/{workspace_id} {"repos":[{"url":..,"description":..}]}:
+ * the list GET /api/daemon/workspaces/{id}/repos answers from now on. */
+static void a_repos_put(struct fp_app *app, const cJSON *body, const char *param,
+			struct fp_reply *out)
+{
+	char id[FP_UUID_LEN + 1];
+	if (!path_uuid(param, id, out))
+		return;
+	const cJSON *repos = cJSON_GetObjectItemCaseSensitive(body, "repos");
+	const cJSON *r;
+	bool ok = cJSON_IsArray(repos);
+	if (ok)
+		cJSON_ArrayForEach(r, repos)
+			ok = ok && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "url"));
+	if (!ok) {
+		fp_reply_error(out, 400, "repos: expected [{url, description?}]");
+		return;
+	}
+	fp_state_lock(app->st);
+	struct fp_workspace *w = fp_state_workspace(app->st, id);
+	if (w != NULL) {
+		cJSON_Delete(w->repos);
+		w->repos = cJSON_Duplicate(repos, 1);
+		w->repos_version++;
+	}
+	fp_state_unlock(app->st);
+	if (w == NULL)
+		fp_reply_error(out, 404, "not found");
+	else
+		reply_ok(out);
+}
+
 static void a_token_put(struct fp_app *app, const cJSON *body, const char *param,
 			struct fp_reply *out)
 {
@@ -259,6 +291,7 @@ static const struct admin_route admin_routes[] = {
 	{ "DELETE", "runtimes", false, false, a_runtimes_delete_all },
 	{ "POST", "workspaces", false, true, a_workspace_put },
 	{ "DELETE", "workspaces", true, false, a_workspace_delete },
+	{ "POST", "repos", true, true, a_repos_put },
 	{ "POST", "tokens", false, true, a_token_put },
 	{ "DELETE", "tokens", true, false, a_token_delete },
 	{ "GET", "faults", false, false, a_faults_list },

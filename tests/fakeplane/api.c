@@ -134,8 +134,17 @@ static void h_repos(struct fp_app *app, const struct fp_request *rq, const char 
 		return;
 	cJSON *o = fp_json_object();
 	fp_json_add_str(o, "workspace_id", param);
-	fp_json_add(o, "repos", fp_json_array());
-	fp_json_add_str(o, "repos_version", FP_EMPTY_REPOS_VERSION);
+	struct fp_workspace *w = fp_state_workspace(app->st, ws); /* lock held */
+	cJSON *repos = w != NULL && w->repos != NULL ? cJSON_Duplicate(w->repos, 1) : NULL;
+	unsigned version = w != NULL ? w->repos_version : 0;
+	fp_json_add(o, "repos", repos != NULL ? repos : fp_json_array());
+	if (version == 0) {
+		fp_json_add_str(o, "repos_version", FP_EMPTY_REPOS_VERSION);
+	} else {
+		char v[32];
+		snprintf(v, sizeof v, "v%u", version);
+		fp_json_add_str(o, "repos_version", v);
+	}
 	fp_json_add(o, "settings", cJSON_CreateNull());
 	fp_reply_json(out, 200, o);
 }

@@ -62,6 +62,7 @@ void fp_workspace_free(struct fp_workspace *w)
 		return;
 	free(w->name);
 	free_strings(&w->members);
+	cJSON_Delete(w->repos);
 	free(w);
 }
 
@@ -227,10 +228,14 @@ struct fp_workspace *fp_state_put_workspace(struct fp_state *st, struct fp_works
 {
 	struct fp_workspace *old = fp_state_workspace(st, w->id);
 	if (old != NULL) {
-		/* Swap the contents so that w carries the old ones to free. */
+		/* Swap the contents so that w carries the old ones to free; the
+		 * repos list stays (it is set on its own admin route). */
 		struct fp_workspace tmp = *old;
 		*old = *w;
 		*w = tmp;
+		old->repos = w->repos;
+		old->repos_version = w->repos_version;
+		w->repos = NULL;
 		fp_workspace_free(w);
 		return old;
 	}

@@ -26,6 +26,8 @@ struct fp_workspace {
 	char id[FP_UUID_LEN + 1];
 	char *name;
 	struct fp_vec members;          /* char * user ids */
+	cJSON *repos;                   /* the repos list the daemon reads; NULL: [] */
+	unsigned repos_version;         /* bumped by every change of it */
 };
 
 struct fp_profile {

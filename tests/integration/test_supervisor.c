@@ -540,8 +540,8 @@ Test(supervisor, sigterm_with_a_hung_worker_kills_it_at_stop_timeout_and_deregis
 
 static bool quiet(pid_t bystander)
 {
-	/* Two workers, the fork server and the link. */
-	return dp_children(&D, NULL, 0) == 4 && dp_worker_pid(&D, WS[1]) != 0 &&
+	/* Two workers, the fork server, the link and the agent-api process. */
+	return dp_children(&D, NULL, 0) == 5 && dp_worker_pid(&D, WS[1]) != 0 &&
 	       dp_worker_pid(&D, WS[2]) == bystander && dp_count_zombies(&D) == 0;
 }
 

@@ -163,12 +163,15 @@ Test(tasks_server_faults, messages_progress_usage_session_faults_are_not_retried
 		/* A reset before any answer on a reused connection is sent
 		 * again once by libcurl itself (and then reaches the server);
 		 * the executor never sends it again. */
-		int sent = 0, most = i % 4 == 2 ? 2 : 1;
+		/* Two progress calls a task (Launching, Finishing), one of each
+		 * other kind; the fault takes the first. */
+		int per = strcmp(op, "progress") == 0 ? 2 : 1;
+		int sent = 0, most = per + (i % 4 == 2 ? 1 : 0);
 		/* A delayed request is journaled once the server is done with it. */
 		cr_expect(DP_WAIT((sent = tf_requests(r.id[i], op)) >= 1, 8000), "%s: never sent",
 			  r.what[i]);
 		cr_expect_leq(sent, most, "%s: sent %d times", r.what[i], sent);
-		cr_expect_leq(handled(r.id[i], op), 1, "%s: taken %d times", r.what[i],
+		cr_expect_leq(handled(r.id[i], op), per, "%s: taken %d times", r.what[i],
 			      handled(r.id[i], op));
 	}
 }

@@ -59,12 +59,12 @@ static void prepare_daemon(int n)
 	dfx_prepare_daemon(&c, NULL);
 }
 
-/* Every workspace 1..n online and n + 2 children (the workers, the fork
- * server and the link): found without titles, so that a broken title fails the
+/* Every workspace 1..n online and n + 3 children (the workers, the fork
+ * server, the link and the agent-api process): found without titles, so that a broken title fails the
  * title assertions, not this wait. */
 static void wait_up(int n)
 {
-	DFX_WAIT_UP(dp_count_online(&FP, NULL) == n && dp_children(&D, NULL, 0) == (size_t)n + 2,
+	DFX_WAIT_UP(dp_count_online(&FP, NULL) == n && dp_children(&D, NULL, 0) == (size_t)n + 3,
 		   READY_MS, "the daemon did not bring %d workspaces online with one worker each",
 		   n);
 }
@@ -163,7 +163,15 @@ static void assert_link_title(void)
 	assert_comm(l, "mc-link");
 }
 
-/* The supervisor, the fork server, the link and the n workers
+static void assert_agentapi_title(void)
+{
+	pid_t a = child_with_prefix("multicad: agent-api");
+	cr_assert_neq(a, 0, "no child's cmdline starts with \"multicad: agent-api\"");
+	assert_cmdline(a, "multicad: agent-api");
+	assert_comm(a, "mc-agentapi");
+}
+
+/* The supervisor, the fork server, the link, the agent-api process and the n workers
  * (workspaces 1..n) have clean titles. */
 static void assert_all_titles(int n)
 {
@@ -171,6 +179,7 @@ static void assert_all_titles(int n)
 	assert_comm(D.pid, "multicad");
 	assert_forkserver_title();
 	assert_link_title();
+	assert_agentapi_title();
 	for (int i = 1; i <= n; i++) {
 		char title[128];
 		snprintf(title, sizeof title, "multicad: worker %s", WS[i]);

@@ -198,6 +198,7 @@ char *dp_config_text(const struct dp *d, const struct dp_config *c)
 		"restart_backoff_max = %s\n"
 		"stop_timeout = %s\n"
 		"http_timeout = %s\n"
+		"agent_api_listen = %s\n"
 		"%s"
 		"[providers]\n"
 		"%s"
@@ -207,7 +208,8 @@ char *dp_config_text(const struct dp *d, const struct dp_config *c)
 		or(c->heartbeat_interval, "500ms"), or(c->profile_sync_interval, "1s"),
 		or(c->worker_ping_interval, "200ms"), or(c->worker_liveness_timeout, "1s"),
 		or(c->restart_backoff_min, "100ms"), or(c->restart_backoff_max, "2s"),
-		or(c->stop_timeout, "3s"), or(c->http_timeout, "2s"), or(c->daemon_extra, ""),
+		or(c->stop_timeout, "3s"), or(c->http_timeout, "2s"),
+		or(c->agent_api_listen, "127.0.0.1:0"), or(c->daemon_extra, ""),
 		or(c->providers, "claude = claude\n"), or(c->tail, ""));
 	if (fclose(f) != 0) {
 		free(text);

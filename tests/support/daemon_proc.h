@@ -42,6 +42,7 @@ struct dp_config {
 	const char *providers;                /* [providers] body; NULL: "claude = claude\n" */
 	const char *tail;                     /* appended last ([workspace ...] sections) */
 	const char *daemon_id;                /* host-1 */
+	const char *agent_api_listen;         /* 127.0.0.1:0 (suites run daemons in parallel) */
 };
 
 struct dp {

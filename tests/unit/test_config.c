@@ -1335,3 +1335,60 @@ Test(config, task_keys_refused_by_name, .init = setup, .fini = teardown)
 	write_conf(MIN_DAEMON "task_stop_grace = 2h\n");
 	load_fails(4, "task_stop_grace: \"2h\" is out of range (10ms to 1h)", NULL);
 }
+
+/* ---- agent_api_listen ---- */
+
+Test(config, agent_api_listen_default_port_and_off, .init = setup, .fini = teardown)
+{
+	struct mc_config c;
+	write_conf(MIN_DAEMON);
+	load_ok(&c);
+	cr_assert_eq(c.agent_api_port, 19514, "multica's port by default");
+	mc_config_free(&c);
+	write_conf(MIN_DAEMON "agent_api_listen = 127.0.0.1:0\n");
+	load_ok(&c);
+	cr_assert_eq(c.agent_api_port, 0, "any free port (tests)");
+	mc_config_free(&c);
+	write_conf(MIN_DAEMON "agent_api_listen = off\n");
+	load_ok(&c);
+	cr_assert_eq(c.agent_api_port, MC_AGENT_API_OFF);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	mc_config_print(&c, f);
+	fclose(f);
+	cr_assert_not_null(strstr(buf, "\nagent_api_listen = off\n"), "%s", buf);
+	mc_config_free(&c);
+	free(buf);
+	write_conf(MIN_DAEMON "agent_api_listen = 127.0.0.1:65535\n");
+	load_ok(&c);
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	mc_config_print(&c, f);
+	fclose(f);
+	cr_assert_not_null(strstr(buf, "\nagent_api_listen = 127.0.0.1:65535\n"), "%s", buf);
+	mc_config_free(&c);
+	write_raw(conf_path, buf, len, 0644);
+	load_ok(&c);
+	cr_assert_eq(c.agent_api_port, 65535, "the printed file parses back");
+	mc_config_free(&c);
+	free(buf);
+}
+
+Test(config, agent_api_listen_refused_by_name, .init = setup, .fini = teardown)
+{
+	write_conf(MIN_DAEMON "agent_api_listen = 0.0.0.0:19514\n");
+	load_fails(4, "agent_api_listen: \"0.0.0.0:19514\" must be 127.0.0.1:PORT or off", NULL);
+	write_conf(MIN_DAEMON "agent_api_listen = localhost:19514\n");
+	load_fails(4, "agent_api_listen: \"localhost:19514\" must be 127.0.0.1:PORT or off", NULL);
+	write_conf(MIN_DAEMON "agent_api_listen = [::1]:19514\n");
+	load_fails(4, "agent_api_listen: \"[::1]:19514\" must be", NULL);
+	write_conf(MIN_DAEMON "agent_api_listen = 127.0.0.1:65536\n");
+	load_fails(4, "agent_api_listen: \"127.0.0.1:65536\": the port must be 0 to 65535", NULL);
+	write_conf(MIN_DAEMON "agent_api_listen = 127.0.0.1:\n");
+	load_fails(4, "agent_api_listen: \"127.0.0.1:\": the port must be", NULL);
+	write_conf(MIN_DAEMON "agent_api_listen = 127.0.0.1:-1\n");
+	load_fails(4, "agent_api_listen: \"127.0.0.1:-1\": the port must be", NULL);
+	write_conf(MIN_DAEMON "agent_api_listen = 19514\n");
+	load_fails(4, "agent_api_listen: \"19514\" must be 127.0.0.1:PORT or off", NULL);
+}
