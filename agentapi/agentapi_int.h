@@ -60,6 +60,13 @@ struct mca_ctx {
 	pid_t daemon_pid;               /* the supervisor: /health's pid */
 };
 
+/* ---- gc.c ---- */
+/* The main loop's turn: starts the cache maintenance when it is due. */
+void mca_gc_tick(struct mca_ctx *ctx, int64_t now_ms);
+int64_t mca_gc_next(void);
+/* At exit (before the cache is freed). */
+void mca_gc_join(void);
+
 /* ---- http.c ---- */
 struct mca_reply {
 	unsigned status;

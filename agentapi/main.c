@@ -225,6 +225,8 @@ static void loop_once(struct loop *l)
 {
 	mc_ms_t now = mc_now_ms();
 	status_timer(l, now);
+	if (l->peer == READY)
+		mca_gc_tick(l->ctx, now);
 	flush(l);
 	if (l->stop)
 		return;
@@ -232,7 +234,8 @@ static void loop_once(struct loop *l)
 		{ .fd = l->fd, .events = POLLIN | (mc_ipc_writer_pending(&l->wr) ? POLLOUT : 0) },
 		{ .fd = l->sigfd, .events = POLLIN },
 	};
-	int wait = l->peer == READY ? mc_ms_wait(l->next_status, now, STATUS_EVERY_MS) : 1000;
+	int wait = l->peer == READY ?
+		mc_ms_wait(mc_ms_earliest(l->next_status, mca_gc_next()), now, STATUS_EVERY_MS) : 1000;
 	if (poll(p, 2, wait) < 0)
 		return; /* EINTR: the next turn */
 	if (p[1].revents)
@@ -257,6 +260,7 @@ static int ctx_init(struct mca_ctx *ctx, int listen_fd, pid_t parent)
 static void ctx_free(struct mca_ctx *ctx)
 {
 	mca_http_stop(ctx); /* first: connection threads use the rest */
+	mca_gc_join();
 	mca_ws_free_all(ctx);
 	mc_repocache_free(ctx->rc);
 	mc_api_free(ctx->api);
