@@ -1,48 +1,23 @@
-/* The link process as the supervisor holds it (link_proc.c: its life;
- * route.c: what it sends and what it is sent). Private to those two and
- * the few hooks sv.h declares. Error convention: 0 / -1 with errno. */
+/* The link process as the supervisor holds it (link_proc.c, over
+ * hostproc.c: its life; route.c: what it sends and what it is sent).
+ * Private to those two and the few hooks sv.h declares. Error convention: 0 / -1 with errno. */
 #ifndef MC_SV_LINK_PROC_H
 #define MC_SV_LINK_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/backoff.h"
 #include "ipc/frame.h"
 #include "ipc/messages.h"
+#include "supervisor/hostproc.h"
 #include "supervisor/sv.h"
 
-enum mc_lp_state {
-	LPS_DOWN,        /* not started yet (before the first probe round) */
-	LPS_STARTING,    /* forked; handshake in progress */
-	LPS_RUNNING,
-	LPS_STOPPING,    /* STOP sent (shutdown) */
-	LPS_BACKOFF,     /* dead; respawned at the timer */
-	LPS_DONE,        /* stopped for good (shutdown) */
-	LPS_COUNT,
-};
-
 struct mc_link_proc {
-	enum mc_lp_state state;
-	pid_t pid;
-	int fd, pidfd;
-	struct mc_src ipc_src, pid_src;
-	struct mc_ipc_reader rd;
-	struct mc_ipc_writer wr;
-	bool rd_ready;
-	bool untrusted;                 /* broke the protocol: killed, frames ignored */
-	bool stopped_msg;
-	struct mc_timer timer;
-	mc_ms_t started_at, last_pong_at, ping_due_at;
-	uint64_t ping_seq, ping_acked;
-	struct mc_backoff backoff;
-	unsigned restarts;
-	char last_error[256];
-	const struct mc_secret *token_sent; /* the token it has (compared by pointer:
-					       a new one is read before the old is freed) */
+	struct mc_hostproc hp;          /* its life (hostproc.c) */
 	unsigned reloads_seen;          /* sv->reloads when its CONFIG was checked */
 	char cfg_digest[65];            /* of the CONFIG it was given */
-	bool restart;                   /* stopping to come back with a new CONFIG */
 
 	/* route.c */
 	int outstanding;                /* granted by the last SLOTS, not yet accounted */
@@ -52,6 +27,7 @@ struct mc_link_proc {
 	bool wake_due;
 	char wake_reason[32];
 };
+
 
 /* link_proc.c */
 bool mc_link_proc_running(const struct mc_sv *sv);

@@ -52,7 +52,7 @@ static void wake(struct mc_sv *sv, const char *reason)
 void mc_route_runtimes_dirty(struct mc_sv *sv, const char *ws)
 {
 	struct mc_link_proc *lp = sv->link;
-	if (lp == NULL || lp->state != LPS_RUNNING)
+	if (lp == NULL || lp->hp.state != MC_HP_RUNNING)
 		return; /* the handshake sends every set */
 	for (size_t i = 0; i < lp->n_dirty; i++)
 		if (strcmp(lp->dirty[i], ws) == 0)
@@ -90,8 +90,8 @@ static void send_runtimes(struct mc_sv *sv, const char *ws)
 {
 	const char *const *ids;
 	size_t n = claimable(sv, ws, &ids);
-	if (mc_link_proc_queued(sv, mc_ipc_send_runtimes(&sv->link->wr, ws, n, ids)) < 0 &&
-	    sv->link->fd >= 0 && !sv->link->untrusted)
+	if (mc_link_proc_queued(sv, mc_ipc_send_runtimes(&sv->link->hp.wr, ws, n, ids)) < 0 &&
+	    sv->link->hp.fd >= 0 && !sv->link->hp.untrusted)
 		mc_log(MC_LOG_ERROR, "cannot send RUNTIMES to the link", "ws", ws, NULL);
 }
 
@@ -216,7 +216,7 @@ void mc_route_turn(struct mc_sv *sv)
 	lp->n_dirty = 0;
 	if (lp->wake_due && mc_link_proc_running(sv)) {
 		lp->wake_due = false;
-		mc_link_proc_queued(sv, mc_ipc_send_wake(&lp->wr, lp->wake_reason));
+		mc_link_proc_queued(sv, mc_ipc_send_wake(&lp->hp.wr, lp->wake_reason));
 	}
 }
 
@@ -243,7 +243,7 @@ static void on_slots_req(struct mc_sv *sv, const struct mc_ipc_frame *f)
 	sv->tasks.reserved += grant;
 	lp->outstanding = grant;
 	lp->claim_open = grant > 0;
-	if (mc_link_proc_queued(sv, mc_ipc_send_slots(&lp->wr, grant)) < 0)
+	if (mc_link_proc_queued(sv, mc_ipc_send_slots(&lp->hp.wr, grant)) < 0)
 		mc_route_link_gone(sv);
 }
 
@@ -259,7 +259,7 @@ static void fail_back(struct mc_sv *sv, const char *tid, const char *rid, const 
 {
 	mc_log(MC_LOG_WARN, "task not routed; failing it (runtime_offline)", "task", tid,
 	       "runtime", rid, "error", error, NULL);
-	int rc = mc_ipc_send_task_fail(&sv->link->wr, tid, rid, "runtime_offline", error);
+	int rc = mc_ipc_send_task_fail(&sv->link->hp.wr, tid, rid, "runtime_offline", error);
 	mc_link_proc_queued(sv, rc);
 }
 
@@ -360,9 +360,9 @@ void mc_route_link_frame(struct mc_sv *sv, const struct mc_ipc_frame *f)
 		mc_link_proc_on_pong(sv, f);
 		return;
 	case MC_IPC_STOPPED:
-		if (lp->stopped_msg || mc_ipc_parse_stopped(f, &flag, err, sizeof err) < 0)
+		if (lp->hp.stopped_msg || mc_ipc_parse_stopped(f, &flag, err, sizeof err) < 0)
 			mc_link_proc_kill_why(sv, "bad or repeated STOPPED");
-		lp->stopped_msg = true;
+		lp->hp.stopped_msg = true;
 		return;
 	case MC_IPC_SLOTS_REQ:
 		on_slots_req(sv, f);
