@@ -354,6 +354,7 @@ static void write_config(const char *extra)
 		 "server_url = %s\n"
 		 "token_file = %s/token\n"
 		 "daemon_id = ctl-test-host\n"
+		 "agent_api_listen = 127.0.0.1:0\n" /* suites run side by side */
 		 "workspaces = " WS_A " " WS_B "\n"
 		 "state_dir = %s/state\n"
 		 "control_socket = %s\n"
@@ -1081,7 +1082,7 @@ Test(multicad_control_path, refuses_what_is_not_a_socket, .timeout = 60)
 		char text[1024];
 		snprintf(text, sizeof text,
 			 "[daemon]\nserver_url = http://127.0.0.1:9\ntoken_file = %s/token\n"
-			 "daemon_id = ctl-test-host\nworkspaces = " WS_A "\n"
+			 "daemon_id = ctl-test-host\nagent_api_listen = 127.0.0.1:0\nworkspaces = " WS_A "\n"
 			 "state_dir = %s/state\ncontrol_socket = %s\n[providers]\n",
 			 fx.dir, fx.dir, socks[i]);
 		cr_assert(write_file(fx.conf, text, 0644) == 0);

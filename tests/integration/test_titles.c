@@ -478,6 +478,7 @@ Test(cli, check_names_providers_that_never_register)
 	char text[1024];
 	snprintf(text, sizeof text,
 		 "[daemon]\nserver_url = http://127.0.0.1:1\ntoken_file = %s\nstate_dir = %s\n"
+		 "agent_api_listen = 127.0.0.1:0\n"
 		 "daemon_id = host-1\nworkspaces = all\n[providers]\nclaude = claude\n"
 		 "opencode = opencode\n", D.token_path, D.state_dir);
 	cr_assert_eq(dp_write_config_text(&D, text), 0);
