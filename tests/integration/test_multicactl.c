@@ -553,7 +553,7 @@ Test(multicactl, reload_ok_then_rejected)
 	cr_assert_eq(rc, 1, "rejected reload: exit %d", rc);
 	cr_assert_str_empty(r.out);
 	char want[256];
-	snprintf(want, sizeof want, "multicactl: reload failed: %s:14: ", fx.conf);
+	snprintf(want, sizeof want, "multicactl: reload failed: %s:15: ", fx.conf);
 	cr_assert(strncmp(r.err, want, strlen(want)) == 0, "stderr: %s (want %s...)", r.err, want);
 	cr_assert(strstr(r.err, "bogus") != NULL, "stderr: %s", r.err);
 	ctl_free(&r);
