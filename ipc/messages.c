@@ -31,7 +31,7 @@ int mc_ipc_type_ok_for_supervisor(uint16_t type)
 {
 	switch (type) {
 	case MC_IPC_HELLO: case MC_IPC_PONG: case MC_IPC_REPORT:
-	case MC_IPC_STOPPED: case MC_IPC_FATAL: case MC_IPC_TASK_STATE:
+	case MC_IPC_STOPPED: case MC_IPC_FATAL: case MC_IPC_TASK_STATE: case MC_IPC_TASKS_READY:
 		return 1;
 	default:
 		return 0;
@@ -82,6 +82,7 @@ const char *mc_ipc_type_name(uint16_t type)
 		[MC_IPC_RUNTIMES] = "RUNTIMES", [MC_IPC_WAKE] = "WAKE",
 		[MC_IPC_TASK_FAIL] = "TASK_FAIL", [MC_IPC_TASK_STATE] = "TASK_STATE",
 		[MC_IPC_AGENT_TASK] = "AGENT_TASK", [MC_IPC_AGENT_STATUS] = "AGENT_STATUS",
+		[MC_IPC_TASKS_READY] = "TASKS_READY",
 	};
 	if (type < sizeof names / sizeof names[0] && names[type] != NULL)
 		return names[type];
@@ -720,6 +721,11 @@ int mc_ipc_parse_report(const struct mc_ipc_frame *f, struct mc_report *r,
 int mc_ipc_send_stop(struct mc_ipc_writer *w)
 {
 	return mc_ipc_send_json(w, MC_IPC_STOP, cJSON_CreateObject());
+}
+
+int mc_ipc_send_tasks_ready(struct mc_ipc_writer *w)
+{
+	return mc_ipc_send_json(w, MC_IPC_TASKS_READY, cJSON_CreateObject());
 }
 
 int mc_ipc_parse_empty(const struct mc_ipc_frame *f, char *err, size_t err_size)

@@ -43,6 +43,10 @@ enum mc_ipc_type {
 	/* the agent-api process: ipc/agentapi_msgs.h */
 	MC_IPC_AGENT_TASK   = 19, /* S->A struct mc_agent_task */
 	MC_IPC_AGENT_STATUS = 20, /* A->S struct mc_agent_status */
+	/* W->S {}: the first registration's recover-orphans are done; only
+	 * then may the link claim for its runtimes (a claim landing before
+	 * them would be failed by them) */
+	MC_IPC_TASKS_READY  = 21,
 	MC_IPC_TYPE_END
 };
 
@@ -163,6 +167,7 @@ int mc_ipc_send_ping(struct mc_ipc_writer *w, uint64_t seq);
 int mc_ipc_send_pong(struct mc_ipc_writer *w, uint64_t seq);
 int mc_ipc_send_report(struct mc_ipc_writer *w, size_t n, const char *const *ids);
 int mc_ipc_send_stop(struct mc_ipc_writer *w);
+int mc_ipc_send_tasks_ready(struct mc_ipc_writer *w);
 int mc_ipc_send_stopped(struct mc_ipc_writer *w, bool deregistered);
 int mc_ipc_send_fatal(struct mc_ipc_writer *w, const char *reason);
 

@@ -83,6 +83,11 @@ static size_t claimable(struct mc_sv *sv, const char *ws, const char *const **id
 	*ids = NULL;
 	if (wk != NULL && wk->draining)
 		return 0;
+	/* A live worker's runtimes are claimed for only once its first
+	 * recover-orphans are done: a claim landing before them would be
+	 * failed by them (runtime_recovery) before it ever started. */
+	if (wk != NULL && (wk->state == WK_STARTING || wk->state == WK_RUNNING) && !wk->tasks_ready)
+		return 0;
 	return mc_ledger_get(sv->ledger, ws, ids);
 }
 

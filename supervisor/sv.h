@@ -109,6 +109,7 @@ struct mc_wk {
 	bool untrusted;                 /* broke the protocol: killed, frames ignored */
 	bool stopped_msg;               /* STOPPED received */
 	bool fatal_msg;                 /* FATAL received */
+	bool tasks_ready;               /* TASKS_READY of this life: its runtimes are claimable */
 	struct mc_backoff backoff;
 	unsigned restarts;              /* respawns since it was added */
 	unsigned crash_streak;          /* crashes without a healthy run between */

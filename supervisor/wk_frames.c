@@ -21,6 +21,7 @@ void mc_wk_frames_reset(struct mc_wk *wk, mc_ms_t now)
 	wk->report_credit = REPORT_BURST * 1000;
 	wk->report_credit_at = now;
 	wk->untrusted = false;
+	wk->tasks_ready = false;
 }
 
 /* The token bucket, in thousandths of a REPORT: one more allowed? */
@@ -153,6 +154,18 @@ static void handle_frame(struct mc_sv *sv, struct mc_wk *wk, const struct mc_ipc
 	case MC_IPC_TASK_STATE:
 		mc_route_task_state(sv, wk, f);
 		return;
+	case MC_IPC_TASKS_READY: {
+		char err[256];
+		if (mc_ipc_parse_empty(f, err, sizeof err) < 0) {
+			mc_wk_violation(sv, wk, err);
+			return;
+		}
+		if (!wk->tasks_ready) {
+			wk->tasks_ready = true;
+			mc_route_runtimes_dirty(sv, wk->ws); /* the link may claim for it now */
+		}
+		return;
+	}
 	default:
 		mc_wk_violation(sv, wk, "unexpected message type");
 	}

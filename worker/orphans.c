@@ -6,6 +6,17 @@
 #include "common/log.h"
 #include "worker/worker_int.h"
 
+/* The first registration's recover-orphans have all answered (or could
+ * not be sent): the supervisor may let the link claim for our runtimes. */
+static void tasks_ready_if_done(struct mc_worker *w)
+{
+	if (w->tasks_ready_sent || !w->first_ro_sent || w->n_ro > 0)
+		return;
+	w->tasks_ready_sent = true;
+	if (mc_ipc_send_tasks_ready(&w->wr) < 0)
+		mc_log(MC_LOG_WARN, "cannot queue TASKS_READY for the supervisor", NULL);
+}
+
 static void ro_done(struct mc_call *call, void *arg)
 {
 	struct mc_worker *w = arg;
@@ -24,6 +35,7 @@ static void ro_done(struct mc_call *call, void *arg)
 		}
 	}
 	mc_call_free(call);
+	tasks_ready_if_done(w);
 }
 
 static void send_recover_orphans(struct mc_worker *w, const char *id)
@@ -63,7 +75,10 @@ void mc_orphans_after_register(struct mc_worker *w)
 		if (all || !was_tracked_before(w, id))
 			send_recover_orphans(w, id);
 	}
+	if (all)
+		w->first_ro_sent = true;
 	w->ro_on_next_reg = false;
+	tasks_ready_if_done(w);
 }
 
 void mc_orphans_cancel(struct mc_worker *w)

@@ -134,6 +134,8 @@ struct mc_worker {
 	/* recover-orphans calls: fire and forget, cancelled on stop */
 	size_t n_ro;
 	struct mc_call **ro;
+	bool first_ro_sent;             /* the first registration's are out */
+	bool tasks_ready_sent;          /* ... and all answered: TASKS_READY sent */
 
 	/* version probes */
 	struct mc_vprobe_cache *vprobes;

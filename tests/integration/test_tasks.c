@@ -239,3 +239,28 @@ Test(tasks, large_task_runs_and_one_past_the_limit_is_failed_with_the_reason)
 	free(err);
 	cr_assert(dp_alive(&D) && dp_count_online(&FP, WS[1]) == 1, "the daemon was disturbed");
 }
+
+/* A task queued before the daemon starts is claimed only after the first
+ * registration's recover-orphans have landed: claimed before, it would be
+ * failed by them (runtime_recovery) before it ever started. The slow
+ * recover-orphans make the window wide. */
+Test(tasks, no_claim_before_the_first_recover_orphans_landed)
+{
+	dfx_start_plane(1, NULL, NULL, NULL);
+	cr_assert_eq(fp_fault(&FP, "{\"method\":\"POST\",\"path_prefix\":\"/api/daemon/runtimes/\","
+				   "\"delay_ms\":1500,\"count\":1}"), 200);
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 1) };
+	static char providers[600];
+	snprintf(providers, sizeof providers, "claude = %s\n", FAKE_CLAUDE_BIN);
+	c.daemon_extra = "task_poll_interval = 200ms\n";
+	c.providers = providers;
+	dfx_start_daemon(&c, NULL);
+	char rid[DP_ID_LEN + 1], id[40];
+	DFX_WAIT_UP(dp_runtime_id(&FP, WS[1], "claude", NULL, rid), 10000, "no runtime row");
+	/* Slow enough to be running when the held recover-orphans lands. */
+	fpt_queue(&FP, rid, "\"FAKE_AGENT_MODE\":\"slow\",\"FAKE_AGENT_DELAY_MS\":\"500\"", "", id);
+	cr_assert(wait_status(id, "completed", 20000), "the task did not complete");
+	char *why = fpt_field(&FP, id, "failure_reason");
+	cr_assert_str_eq(why, "", "the task was failed first: %s", why);
+	free(why);
+}

@@ -138,6 +138,9 @@ static void handle(struct wh *h, const struct mc_ipc_frame *f)
 	case MC_IPC_TASK_STATE:
 		record_task_state(h, f);
 		break;
+	case MC_IPC_TASKS_READY:
+		h->tasks_ready = true;
+		break;
 	default:
 		h->violation = true;
 	}

@@ -69,6 +69,7 @@ struct wh {
 	bool exited;
 	int status;                     /* waitpid status once exited */
 	bool violation;                 /* the worker sent something invalid */
+	bool tasks_ready;               /* TASKS_READY received */
 	struct wh_task tasks[WH_MAX_TASKS];
 	size_t n_tasks;
 };
