@@ -259,8 +259,8 @@ out:
 /* ---- the checkout ---- */
 
 static void run_checkout(struct mca_ctx *ctx, const struct mc_agent_task *t,
-			 const struct co_body *b, const char *workdir, int64_t deadline,
-			 struct mca_reply *out)
+			 const struct co_body *b, const char *workdir, int64_t arrived,
+			 int64_t deadline, struct mca_reply *out)
 {
 	const char *dref = mca_task_repo_ref(t, b->url);
 	struct mc_checkout_req req = {
@@ -274,6 +274,7 @@ static void run_checkout(struct mca_ctx *ctx, const struct mc_agent_task *t,
 		.isolated = strcmp(b->checkout_mode, "isolated") == 0,
 		.lock_wait_ms = b->retry_busy ? ctx->lock_wait_ms : 0,
 		.deadline_ms = deadline,
+		.arrived_ms = arrived,
 	};
 	struct mc_checkout_res *res = calloc(1, sizeof *res);
 	char err[ERR_MAX] = "";
@@ -295,6 +296,41 @@ static void run_checkout(struct mca_ctx *ctx, const struct mc_agent_task *t,
 		mca_reply_error(out, 500, "%s", err[0] ? err : "checkout failed");
 	}
 	free(res);
+}
+
+/* ---- a retried request keeps its first arrival ---- */
+
+/* The CLI answers 503 retry_busy by sending the request again: the retry
+ * is the same checkout, so it keeps the arrival of the first attempt (a
+ * fetch that began after that serves it too; repocache.h arrived_ms).
+ * A small ring of tasks answered busy; a lost entry only costs a fetch. */
+#define BUSY_RING 64
+static pthread_mutex_t busy_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { char task[MCA_ID_MAX]; int64_t arrived; } busy_ring[BUSY_RING];
+static unsigned busy_next;
+
+/* now, or the first attempt's arrival when task was answered busy; the
+ * entry is taken (a new busy answer records it again). */
+static int64_t first_arrival(const char *task, int64_t now)
+{
+	int64_t at = now;
+	pthread_mutex_lock(&busy_mu);
+	for (unsigned i = 0; i < BUSY_RING; i++)
+		if (busy_ring[i].task[0] != '\0' && strcmp(busy_ring[i].task, task) == 0) {
+			at = busy_ring[i].arrived < now ? busy_ring[i].arrived : now;
+			busy_ring[i].task[0] = '\0';
+		}
+	pthread_mutex_unlock(&busy_mu);
+	return at;
+}
+
+static void remember_busy(const char *task, int64_t arrived)
+{
+	pthread_mutex_lock(&busy_mu);
+	unsigned i = busy_next++ % BUSY_RING;
+	snprintf(busy_ring[i].task, sizeof busy_ring[i].task, "%s", task);
+	busy_ring[i].arrived = arrived;
+	pthread_mutex_unlock(&busy_mu);
 }
 
 /* Rows 3-9 of the check table, after the token (row 2) matched t. */
@@ -354,12 +390,16 @@ void mca_checkout_handle(struct mca_ctx *ctx, const struct mca_request *rq,
 		mca_reply_error(out, 500, "repo cache not initialized");
 		goto done;
 	}
-	int64_t deadline = mc_now_ms() + MCA_CHECKOUT_BUDGET_MS;
+	int64_t now = mc_now_ms();
+	int64_t arrived = first_arrival(t->task_id, now);
+	int64_t deadline = now + MCA_CHECKOUT_BUDGET_MS;
 	atomic_fetch_add(&ctx->checkout_waiters, 1);
 	int ready = ensure_ready(ctx, t, b.url, deadline, out);
 	atomic_fetch_sub(&ctx->checkout_waiters, 1);
 	if (ready == 0)
-		run_checkout(ctx, t, &b, workdir, deadline, out);
+		run_checkout(ctx, t, &b, workdir, arrived, deadline, out);
+	if (out->retry_busy)
+		remember_busy(t->task_id, arrived);
 	mc_log(MC_LOG_INFO, "repo checkout", "task", t->task_id, "url", b.url,
 	       "status", MC_LOG_NUM(out->status), NULL);
 done:

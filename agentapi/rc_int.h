@@ -24,6 +24,7 @@ struct rc_repo {
 	bool held;                  /* the lock */
 	int waiters;                /* foreground waiters */
 	int64_t fetched_ms;         /* monotonic ms of the last good fetch, 0 never */
+	int64_t fetch_began_ms;     /* monotonic ms that fetch (or the clone) began */
 	char last_err[RC_ERR];
 };
 

@@ -287,6 +287,7 @@ int rc_fetch(struct mc_repocache *rc, struct rc_repo *r, int64_t deadline, char 
 	pthread_mutex_lock(&rc->mu);
 	rc->fetches++;
 	pthread_mutex_unlock(&rc->mu);
+	int64_t began = mc_now_ms();
 	if (rc_git_ok(deadline, NULL, err, err_size, "-C", r->bare, "fetch", "origin", NULL) < 0)
 		return -1;
 	char ignored[RC_ERR];
@@ -294,6 +295,7 @@ int rc_fetch(struct mc_repocache *rc, struct rc_repo *r, int64_t deadline, char 
 	       "--auto", NULL);
 	pthread_mutex_lock(&rc->mu);
 	r->fetched_ms = mc_now_ms();
+	r->fetch_began_ms = began;
 	pthread_mutex_unlock(&rc->mu);
 	return 0;
 }
@@ -333,6 +335,7 @@ static int clone_repo(struct mc_repocache *rc, struct rc_repo *r, int64_t deadli
 		return -1;
 	}
 	rc_rmtree(r->bare); /* a leftover without HEAD */
+	int64_t began = mc_now_ms();
 	if (clone_into(r, tmp, deadline, err, err_size) < 0 || rename(tmp, r->bare) < 0) {
 		char e2[RC_ERR];
 		snprintf(e2, sizeof(e2), "git clone --bare: %s", err[0] ? err : strerror(errno));
@@ -344,6 +347,7 @@ static int clone_repo(struct mc_repocache *rc, struct rc_repo *r, int64_t deadli
 	int64_t bytes = rc_tree_bytes(r->bare);
 	pthread_mutex_lock(&rc->mu);
 	r->fetched_ms = mc_now_ms();
+	r->fetch_began_ms = began;
 	rc->disk_bytes += bytes;
 	pthread_mutex_unlock(&rc->mu);
 	return 0;
@@ -482,9 +486,23 @@ static int checkout_lock(struct mc_repocache *rc, struct rc_repo *r,
 	return MC_CO_ERROR;
 }
 
-static void fetch_for_checkout(struct mc_repocache *rc, struct rc_repo *r, int64_t deadline)
+/* True when the cache was fresh when the request arrived (its waiters
+ * in the lock queue do not fetch again), or a good fetch (or the clone)
+ * began after that: its refs are as new as this checkout's own fetch. */
+static bool fresh_at(struct mc_repocache *rc, struct rc_repo *r, int64_t arrived)
 {
-	if (rc_is_fresh(rc, r))
+	pthread_mutex_lock(&rc->mu);
+	bool fresh = r->fetched_ms > 0 &&
+		     (r->fetch_began_ms > arrived ||
+		      (rc->fresh_ms > 0 && arrived - r->fetched_ms < rc->fresh_ms));
+	pthread_mutex_unlock(&rc->mu);
+	return fresh;
+}
+
+static void fetch_for_checkout(struct mc_repocache *rc, struct rc_repo *r, int64_t arrived,
+			       int64_t deadline)
+{
+	if (rc_is_fresh(rc, r) || fresh_at(rc, r, arrived))
 		return;
 	char e[RC_ERR];
 	if (rc_fetch(rc, r, deadline, e, sizeof(e)) == 0)
@@ -500,6 +518,7 @@ enum mc_checkout_outcome mc_repocache_checkout(struct mc_repocache *rc,
 					       size_t err_size)
 {
 	memset(res, 0, sizeof(*res));
+	int64_t arrived = req->arrived_ms > 0 ? req->arrived_ms : mc_now_ms();
 	if (!req_ok(req, err, err_size))
 		return MC_CO_ERROR;
 	struct rc_repo *r = rc_repo_get(rc, req->workspace_id, req->url, err, err_size);
@@ -522,7 +541,7 @@ enum mc_checkout_outcome mc_repocache_checkout(struct mc_repocache *rc,
 			out = MC_CO_ERROR;
 		} else {
 			rc_stamp(r->bare, mc_wall_ms());
-			fetch_for_checkout(rc, r, req->deadline_ms);
+			fetch_for_checkout(rc, r, arrived, req->deadline_ms);
 			out = rc_checkout_locked(rc, r, req, res, err, err_size);
 		}
 		rc_unlock(rc, r);

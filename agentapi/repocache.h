@@ -49,6 +49,10 @@ struct mc_checkout_req {
 	bool isolated;              /* checkout_mode "isolated" */
 	long lock_wait_ms;          /* > 0: give up (busy) after this; 0: wait as long as it takes */
 	int64_t deadline_ms;        /* absolute CLOCK_MONOTONIC ms for the whole checkout */
+	/* Additive (HY1): CLOCK_MONOTONIC ms the request arrived (0: at the
+	 * call). A fetch that began after it already holds what this
+	 * checkout's own fetch would get: no second fetch for a burst. */
+	int64_t arrived_ms;
 };
 
 struct mc_checkout_res {

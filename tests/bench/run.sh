@@ -8,6 +8,9 @@
 # BENCH_REPORT_ONLY=1: no runs (the report again from docs/perf/).
 # BENCH_TASKS_ONLY=1: only task_bench runs; the sv_bench CSVs already in
 # docs/perf/ stay and the report is written from both.
+# BENCH_AGENTAPI_ONLY=1: only agentapi_bench (the local API's figures) runs;
+# the other CSVs stay. AGENTAPI_TMP: where its repository and checkouts go
+# (default /tmp; see tests/bench/README.md on ext4 after mass deletions).
 set -eu
 BUILD=${1:-build-bench}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,10 +20,11 @@ BENCH=$SRC/$BUILD/sv_bench
 mkdir -p "$OUT" "$LOG"
 # BENCH_REPORT_ONLY=1: no runs, the plots and docs/PERFORMANCE.md again from
 # the CSVs already in docs/perf/.
-[ -n "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ] || rm -f "$OUT"/*.csv "$OUT"/*.png
+[ -n "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ] || rm -f "$OUT"/*.csv "$OUT"/*.png
 TASKS=$SRC/$BUILD/task_bench
 # `make bench` builds sv_bench; task_bench (and the fake claude it runs) here.
-[ -n "${BENCH_REPORT_ONLY:-}" ] || cmake --build "$SRC/$BUILD" --target task_bench >/dev/null
+[ -n "${BENCH_REPORT_ONLY:-}" ] || cmake --build "$SRC/$BUILD" --target task_bench agentapi_bench >/dev/null
+AAPI=$SRC/$BUILD/agentapi_bench
 T0=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -47,7 +51,7 @@ run() { # name args...
 	grep '^SUMMARY' "$LOG/$name.out" || true
 }
 FAILED=""
-if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ]; then
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ]; then
 	for n in 10 100; do
 		run "n$n" -n "$n" -i 15 --skip-kill $HTTPS_ARGS
 	done
@@ -55,14 +59,14 @@ if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ]; then
 	run n1000_https -n 1000 -i 35 --skip-kill --skip-http $HTTPS_ARGS
 fi
 T1=$(date +%s)
-if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ]; then
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ]; then
 	printf 'T0=%s\nT1=%s\nLOAD0="%s"\nLOAD1="%s"\nFAILED="%s"\nSVBUILD="%s"\nSVMEM="%s"\n' \
 		"$T0" "$T1" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$FAILED" "$BUILD" \
 		"$(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')" > "$OUT/run.env"
 fi
 # The task figures: task_bench appends rows of proto "tasks" to figures.csv
 # (a tasks-only run first drops the old ones).
-if [ -z "${BENCH_REPORT_ONLY:-}" ]; then
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ]; then
 	if [ -f "$OUT/figures.csv" ]; then
 		awk -F, '$2 != "tasks"' "$OUT/figures.csv" > "$OUT/figures.csv.tmp"
 		mv "$OUT/figures.csv.tmp" "$OUT/figures.csv"
@@ -81,6 +85,27 @@ fi
 . "$OUT/run.env"
 . "$OUT/tasks.env"
 FAILED="$FAILED$TFAILED"
+# The local API's figures: agentapi_bench appends rows of proto "agentapi"
+# (a run drops the old ones first).
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ]; then
+	if [ -f "$OUT/figures.csv" ]; then
+		awk -F, '$2 != "agentapi"' "$OUT/figures.csv" > "$OUT/figures.csv.tmp"
+		mv "$OUT/figures.csv.tmp" "$OUT/figures.csv"
+	fi
+	AT0=$(date +%s); ALOAD0=$(cut -d' ' -f1-3 /proc/loadavg); AFAILED=""
+	echo "bench: agentapi_bench (log: $LOG/agentapi.*)"
+	if ! "$AAPI" --csv "$OUT" --tmp "${AGENTAPI_TMP:-/tmp}" >"$LOG/agentapi.out" 2>"$LOG/agentapi.err"; then
+		echo "bench: agentapi_bench did not finish cleanly (see $LOG/agentapi.out)" >&2
+		AFAILED=" agentapi"
+	fi
+	grep '^SUMMARY' "$LOG/agentapi.out" || true
+	printf 'AT0=%s\nAT1=%s\nALOAD0="%s"\nALOAD1="%s"\nAFAILED="%s"\nABUILD="%s"\nATMP="%s"\nAFS="%s"\n' \
+		"$AT0" "$(date +%s)" "$ALOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$AFAILED" "$BUILD" \
+		"${AGENTAPI_TMP:-/tmp}" "$(df -T "${AGENTAPI_TMP:-/tmp}" | awk 'NR==2 { print $2 }')" > "$OUT/agentapi.env"
+fi
+AT0=0; AT1=0; ALOAD0=n/a; ALOAD1=n/a; AFAILED=""; ABUILD=n/a; ATMP=n/a; AFS=n/a
+[ ! -f "$OUT/agentapi.env" ] || . "$OUT/agentapi.env"
+FAILED="$FAILED$AFAILED"
 
 # ---- figures ----
 F=$OUT/figures.csv
@@ -113,7 +138,7 @@ tfig() { # figure -> value of the task run (or "n/a")
 
 # ---- plots ---- (of the sv_bench CSVs: not redrawn by a tasks-only run)
 cd "$OUT"
-[ -z "${BENCH_TASKS_ONLY:-}" ] || { cd "$SRC"; SKIP_PLOTS=1; }
+[ -z "${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ] || { cd "$SRC"; SKIP_PLOTS=1; }
 if [ -z "${SKIP_PLOTS:-}" ]; then
 [ -f "pss_by_start_order_N1000_$HTTPS.csv" ] || : > "pss_by_start_order_N1000_$HTTPS.csv"
 gnuplot <<GP
@@ -222,6 +247,27 @@ sub() { printf 's%s@%s@%s%s%sg\n' "$D" "$1" "$D" "$(printf '%s' "$2" | sed 's/[&
 	sub IDC "$(r2 $IDC)"; sub IDN "$(r0 $(tfig idle_claims))"; sub IDW "$(r1 $(tfig idle_window_s))"
 	sub IDIDS "$(r0 $(tfig idle_claim_runtime_ids))"
 	sub ID_OK "$(met "$IDC > 0.8 && $IDC <= 1.05")"
+	# ---- the agents' local API (agentapi_bench) ----
+	afig() { awk -F, -v f="$1" '$2=="agentapi" && $3==f { v=$4 } END { print (v=="" ? "n/a" : v) }' "$F"; }
+	sub ADATE "$(date -u -d "@$AT0" '+%Y-%m-%d %H:%M UTC')"; sub ASECS "$((AT1 - AT0))"
+	sub ALOAD0 "$ALOAD0"; sub ALOAD1 "$ALOAD1"; sub ATMP "$ATMP"; sub AFS "$AFS"
+	HP99=$(afig health_busy_p99); HMAX=$(afig health_busy_max)
+	sub AH50 "$(r2 $(afig health_busy_p50))"; sub AH99 "$(r2 $HP99)"; sub AHMAX "$(r2 $HMAX)"
+	sub AHN "$(r0 $(afig health_busy_n))"; sub AHBAD "$(r0 $(afig health_busy_bad))"
+	sub AHIDLE "$(r2 $(afig health_idle_p50))"; sub AHOK "$(r0 $(afig health_checkouts_ok))"
+	sub AHWALL "$(r1 $(afig health_checkouts_wall))"
+	sub AH_OK "$(met "$HMAX < 5")"
+	WM=$(afig warm_checkout_median)
+	sub AW50 "$(r0 $WM)"; sub AWMIN "$(r0 $(afig warm_checkout_min))"; sub AWMAX "$(r0 $(afig warm_checkout_max))"
+	sub AWN "$(r0 $(afig warm_checkout_n))"; sub AWGIT "$(r0 $(afig warm_git_worktree_add_median))"
+	sub AWD "$(r0 $(afig warm_daemon_share))"; sub AW_OK "$(met "$WM < 200")"
+	for b in cold stale; do B=$(echo $b | tr a-z A-Z)
+		sub "AB${B}OK" "$(r0 $(afig burst_${b}_ok))"; sub "AB${B}WALL" "$(r1 $(afig burst_${b}_wall))"
+		sub "AB${B}SLOW" "$(r1 $(afig burst_${b}_slowest))"; sub "AB${B}BUSY" "$(r0 $(afig burst_${b}_busy))"
+		sub "AB${B}CL" "$(r0 $(afig burst_${b}_clones))"; sub "AB${B}F" "$(r0 $(afig burst_${b}_fetches))"
+		sub "AB${B}UP" "$(r0 $(afig burst_${b}_uploads))"
+	done
+	sub AB_OK "$(met "$(afig burst_cold_ok) == 20 && $(afig burst_stale_ok) == 20 && $(afig burst_cold_clones) == 1 && $(afig burst_cold_fetches) <= 1 && $(afig burst_stale_fetches) == 1")"
 	sub STARTUP_TABLE "$(awk -F, 'NR>1 { printf "| %s | %s | %.0f | %.0f | %.0f |<br>", $1, $2, $3, $4, $5 }' "$OUT/startup.csv")"
 	sub MEMORY_TABLE "$(awk -F, 'NR>1 { printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %s |<br>", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$OUT/memory.csv")"
 } > "$LOG/subst.sed"
