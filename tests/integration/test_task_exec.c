@@ -160,6 +160,25 @@ static bool wait_file(const char *path, int timeout_ms)
 	return true;
 }
 
+/* A task of the agent env given on the provider's runtime, queued,
+ * claimed and routed to slot 0; its id into tid. Returns the runtime id
+ * (malloc'd). */
+static char *route_new(const char *provider, const char *env, char tid[40])
+{
+	char *rid = runtime_of(provider);
+	strlcpy(tid, queue_task(rid, env, ""), 40);
+	claim_and_route(rid, 0);
+	return rid;
+}
+
+/* The task row's failure_reason equals want. */
+static void assert_reason(const char *tid, const char *want)
+{
+	char *why = fpt_field(&F.fp, tid, "failure_reason");
+	cr_assert_str_eq(why, want);
+	free(why);
+}
+
 TestSuite(texec, .fini = fini, .timeout = 60);
 
 Test(texec, claude_task_runs_to_completed_with_messages_usage_and_session)
@@ -223,11 +242,8 @@ Test(texec, claude_task_runs_to_completed_with_messages_usage_and_session)
 Test(texec, failing_agent_is_reported_with_fail_never_complete)
 {
 	start(0);
-	char *rid = runtime_of("claude");
-	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"error\"", "");
 	char tid[40];
-	strlcpy(tid, id, sizeof tid);
-	claim_and_route(rid, 0);
+	char *rid = route_new("claude", "\"FAKE_AGENT_MODE\":\"error\"", tid);
 	cr_assert(wait_status(tid, "failed", 20000), "the task did not fail");
 	char calls[2048];
 	calls_of(tid, calls, sizeof calls);
@@ -239,11 +255,8 @@ Test(texec, failing_agent_is_reported_with_fail_never_complete)
 Test(texec, crash_mid_stream_fails_the_task)
 {
 	start(0);
-	char *rid = runtime_of("claude");
-	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"crash\"", "");
 	char tid[40];
-	strlcpy(tid, id, sizeof tid);
-	claim_and_route(rid, 0);
+	char *rid = route_new("claude", "\"FAKE_AGENT_MODE\":\"crash\"", tid);
 	cr_assert(wait_status(tid, "failed", 20000));
 	free(rid);
 }
@@ -251,11 +264,8 @@ Test(texec, crash_mid_stream_fails_the_task)
 Test(texec, codex_task_runs_to_completed)
 {
 	start(0);
-	char *rid = runtime_of("codex");
-	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"tool\"", "");
 	char tid[40];
-	strlcpy(tid, id, sizeof tid);
-	claim_and_route(rid, 0);
+	char *rid = route_new("codex", "\"FAKE_AGENT_MODE\":\"tool\"", tid);
 	cr_assert(wait_status(tid, "completed", 20000), "the codex task did not complete");
 	free(rid);
 }
@@ -263,11 +273,8 @@ Test(texec, codex_task_runs_to_completed)
 Test(texec, cancel_while_running_stops_the_group_and_acks)
 {
 	start(0);
-	char *rid = runtime_of("claude");
-	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"grandchild\"", "");
 	char tid[40];
-	strlcpy(tid, id, sizeof tid);
-	claim_and_route(rid, 0);
+	char *rid = route_new("claude", "\"FAKE_AGENT_MODE\":\"grandchild\"", tid);
 	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_RUNNING, 10000), "never running");
 	int pid = wh_task(&F.h, tid)->pid;
 	cr_assert_gt(pid, 0);
@@ -286,11 +293,8 @@ Test(texec, cancel_while_running_stops_the_group_and_acks)
 Test(texec, deleted_task_stops_the_agent)
 {
 	start(0);
-	char *rid = runtime_of("claude");
-	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"hang\"", "");
 	char tid[40];
-	strlcpy(tid, id, sizeof tid);
-	claim_and_route(rid, 0);
+	char *rid = route_new("claude", "\"FAKE_AGENT_MODE\":\"hang\"", tid);
 	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_RUNNING, 10000));
 	int pid = wh_task(&F.h, tid)->pid;
 	char path[128];
@@ -304,39 +308,25 @@ Test(texec, deleted_task_stops_the_agent)
 Test(texec, idle_agent_is_stopped_and_failed_as_timeout)
 {
 	start(1500);
-	char *rid = runtime_of("claude");
-	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"hang\"", "");
 	char tid[40];
-	strlcpy(tid, id, sizeof tid);
-	claim_and_route(rid, 0);
+	char *rid = route_new("claude", "\"FAKE_AGENT_MODE\":\"hang\"", tid);
 	cr_assert(wait_status(tid, "failed", 20000));
-	cJSON *j = task_detail(tid);
-	cJSON *row = cJSON_GetObjectItem(j, "task");
-	const char *reason = cJSON_GetStringValue(cJSON_GetObjectItem(row ? row : j, "failure_reason"));
-	cr_assert_str_eq(reason ? reason : "", "timeout");
-	cJSON_Delete(j);
+	assert_reason(tid, "timeout");
 	free(rid);
 }
 
 Test(texec, stop_fails_running_tasks_runtime_offline_then_deregisters)
 {
 	start(0);
-	char *rid = runtime_of("claude");
-	const char *id = queue_task(rid, "\"FAKE_AGENT_MODE\":\"hang\"", "");
 	char tid[40];
-	strlcpy(tid, id, sizeof tid);
-	claim_and_route(rid, 0);
+	char *rid = route_new("claude", "\"FAKE_AGENT_MODE\":\"hang\"", tid);
 	cr_assert(wh_wait_task_state(&F.h, tid, MC_TS_RUNNING, 10000));
 	int pid = wh_task(&F.h, tid)->pid;
 	cr_assert_eq(wh_stop(&F.h, 15000), 0, "the worker did not stop cleanly");
 	char *s = task_status(tid);
 	cr_assert_str_eq(s, "failed");
 	free(s);
-	cJSON *j = task_detail(tid);
-	cJSON *row = cJSON_GetObjectItem(j, "task");
-	const char *reason = cJSON_GetStringValue(cJSON_GetObjectItem(row ? row : j, "failure_reason"));
-	cr_assert_str_eq(reason ? reason : "", "runtime_offline");
-	cJSON_Delete(j);
+	assert_reason(tid, "runtime_offline");
 	cr_assert(!group_alive(pid), "the agent's group outlived its task");
 	cr_assert(fx_wait_status(&F, rid, "offline", 3000), "deregistered after the fail");
 	free(rid);
