@@ -765,18 +765,18 @@ int mc_ipc_parse_stopped(const struct mc_ipc_frame *f, bool *deregistered,
 	return rc;
 }
 
-int mc_ipc_send_fatal(struct mc_ipc_writer *w, const char *reason)
+int mc_ipc_send_reason(struct mc_ipc_writer *w, uint16_t type, const char *reason)
 {
 	cJSON *o = cJSON_CreateObject();
 	if (o != NULL && !cJSON_AddStringToObject(o, "reason", reason)) {
 		cJSON_Delete(o);
 		o = NULL;
 	}
-	return mc_ipc_send_json(w, MC_IPC_FATAL, o);
+	return mc_ipc_send_json(w, type, o);
 }
 
-int mc_ipc_parse_fatal(const struct mc_ipc_frame *f, char *reason, size_t reason_size,
-		       char *err, size_t err_size)
+int mc_ipc_parse_reason(const struct mc_ipc_frame *f, char *reason, size_t reason_size,
+			char *err, size_t err_size)
 {
 	cJSON *o = mc_ipc_parse_object(f, err, err_size);
 	if (o == NULL)
@@ -784,4 +784,15 @@ int mc_ipc_parse_fatal(const struct mc_ipc_frame *f, char *reason, size_t reason
 	int rc = mc_ipc_get_str(o, "reason", reason, reason_size, false, err, err_size);
 	cJSON_Delete(o);
 	return rc;
+}
+
+int mc_ipc_send_fatal(struct mc_ipc_writer *w, const char *reason)
+{
+	return mc_ipc_send_reason(w, MC_IPC_FATAL, reason);
+}
+
+int mc_ipc_parse_fatal(const struct mc_ipc_frame *f, char *reason, size_t reason_size,
+		       char *err, size_t err_size)
+{
+	return mc_ipc_parse_reason(f, reason, reason_size, err, err_size);
 }

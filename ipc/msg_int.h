@@ -17,6 +17,10 @@ int mc_ipc_fail(char *err, size_t err_size, const char *fmt, ...)
 /* Prints obj as one frame of type and deletes it (takes ownership; NULL
  * is ENOMEM). EMSGSIZE past MC_IPC_MAX_PAYLOAD. */
 int mc_ipc_send_json(struct mc_ipc_writer *w, uint16_t type, cJSON *obj);
+/* A frame {"reason":"..."} of type (FATAL, WAKE), and its parser. */
+int mc_ipc_send_reason(struct mc_ipc_writer *w, uint16_t type, const char *reason);
+int mc_ipc_parse_reason(const struct mc_ipc_frame *f, char *reason, size_t reason_size,
+			char *err, size_t err_size);
 /* The payload as a JSON object (caller deletes), or NULL with err. */
 cJSON *mc_ipc_parse_object(const struct mc_ipc_frame *f, char *err, size_t err_size);
 /* A string field that fits dst and holds no control bytes. */

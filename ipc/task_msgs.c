@@ -353,23 +353,13 @@ int mc_ipc_parse_runtimes(const struct mc_ipc_frame *f, char workspace_id[40], s
 
 int mc_ipc_send_wake(struct mc_ipc_writer *w, const char *reason)
 {
-	cJSON *o = cJSON_CreateObject();
-	if (o != NULL && !cJSON_AddStringToObject(o, "reason", reason)) {
-		cJSON_Delete(o);
-		o = NULL;
-	}
-	return mc_ipc_send_json(w, MC_IPC_WAKE, o);
+	return mc_ipc_send_reason(w, MC_IPC_WAKE, reason);
 }
 
 int mc_ipc_parse_wake(const struct mc_ipc_frame *f, char *reason, size_t reason_size,
 		      char *err, size_t err_size)
 {
-	cJSON *o = mc_ipc_parse_object(f, err, err_size);
-	if (o == NULL)
-		return -1;
-	int rc = mc_ipc_get_str(o, "reason", reason, reason_size, false, err, err_size);
-	cJSON_Delete(o);
-	return rc;
+	return mc_ipc_parse_reason(f, reason, reason_size, err, err_size);
 }
 
 int mc_ipc_send_task_fail(struct mc_ipc_writer *w, const char *task_id, const char *runtime_id,
