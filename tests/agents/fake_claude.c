@@ -1,5 +1,5 @@
 /* A fake `claude` CLI speaking Claude Code 2.1.197's stream-json, as
- * ../shared/agent-cli-lab/README.md shows it: the prompt arrives on stdin
+ * tests/agents/README.md and tests/integration/test_real_cli.c show it: the prompt arrives on stdin
  * as a user frame, events go to stdout one JSON object per line, and the
  * CLI exits once stdin reaches EOF after its result. Scripted by
  * FAKE_AGENT_MODE (fake_common.h). */

@@ -1,6 +1,6 @@
 /* A fake `codex` CLI: `codex app-server --listen stdio://` speaking the
  * JSON-RPC 2.0 of codex-cli 0.171.0 (v2 notifications) as
- * ../shared/agent-cli-lab/README.md shows it: initialize, initialized,
+ * tests/agents/README.md and tests/integration/test_real_cli.c show it: initialize, initialized,
  * thread/start or thread/resume, turn/start, then notifications until
  * turn/completed; exits at stdin EOF. Scripted by FAKE_AGENT_MODE
  * (fake_common.h). */

@@ -1,5 +1,5 @@
 /* The claude backend fed the lines the real Claude Code 2.1.197 prints
- * (../shared/agent-cli-lab/README.md): what the sink sees is what the
+ * (tests/agents/README.md and tests/integration/test_real_cli.c): what the sink sees is what the
  * executor reports to the server. */
 #include <criterion/criterion.h>
 

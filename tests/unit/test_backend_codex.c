@@ -1,5 +1,5 @@
 /* The codex backend fed what `codex app-server` 0.171.0 prints
- * (../shared/agent-cli-lab/README.md): the JSON-RPC sequence it writes for
+ * (tests/agents/README.md and tests/integration/test_real_cli.c): the JSON-RPC sequence it writes for
  * a fresh thread and for a resume that fails, the approvals it answers,
  * both notification dialects, and the one result. */
 #include <criterion/criterion.h>

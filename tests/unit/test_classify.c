@@ -1,5 +1,5 @@
 /* The failure classifier (common/classify.h), row by row with the texts
- * the real agent CLIs print (../shared/agent-cli-lab/README.md) and the
+ * the real agent CLIs print (tests/agents/README.md and tests/integration/test_real_cli.c) and the
  * errors of our own API client, plus the retryable reasons. */
 #include <stddef.h>
 #include <string.h>
