@@ -491,8 +491,7 @@ static void on_register_done(struct mc_worker *w)
 	mc_peer_report(w);
 	commit_signature(w);
 	remember_resolution(w);
-	if (mc_launch_table_update(&w->exec.launch, &w->tracked, &w->payload, &w->builtins) < 0)
-		mc_log(MC_LOG_ERROR, "out of memory: tasks of new runtimes will be refused", NULL);
+	mc_exec_registered(w);
 	mc_orphans_after_register(w);
 	complete_recovery(w, true);
 	/* Any REG built from the current built-in set (a drift that noticed the
@@ -690,10 +689,8 @@ static const reg_handler handlers[REG_STATE_COUNT] = {
 
 void mc_registrar_event(struct mc_worker *w, enum mc_reg_event ev)
 {
-	if (ev == EV_STOP && !w->stop_requested && !mc_exec_idle(w)) {
-		mc_exec_stop(w);
+	if (ev == EV_STOP && !w->stop_requested && mc_exec_defer_stop(w))
 		return; /* the executor raises EV_STOP again once its tasks have ended */
-	}
 	if (ev == EV_STOP && !w->stop_requested) {
 		w->stop_requested = true;
 		w->stop_deadline = mc_now_ms() + MC_WORKER_STOP_BUDGET_MS;

@@ -291,6 +291,20 @@ void mc_exec_stop(struct mc_worker *w)
 	reap_done(w);
 }
 
+bool mc_exec_defer_stop(struct mc_worker *w)
+{
+	if (mc_exec_idle(w))
+		return false;
+	mc_exec_stop(w);
+	return true;
+}
+
+void mc_exec_registered(struct mc_worker *w)
+{
+	if (mc_launch_table_update(&w->exec.launch, &w->tracked, &w->payload, &w->builtins) < 0)
+		mc_log(MC_LOG_ERROR, "out of memory: tasks of new runtimes will be refused", NULL);
+}
+
 bool mc_exec_idle(const struct mc_worker *w)
 {
 	return w->exec.n == 0;

@@ -32,6 +32,12 @@ void mc_exec_service(struct mc_worker *w);
  * final DEREG may go. */
 void mc_exec_stop(struct mc_worker *w);
 bool mc_exec_idle(const struct mc_worker *w);
+/* A STOP while tasks run: they are ended first (mc_exec_stop); true when
+ * the registrar must wait for the executor to raise EV_STOP again. */
+bool mc_exec_defer_stop(struct mc_worker *w);
+/* A REG answer was applied: what each runtime launches is taken from the
+ * payload it was registered with. */
+void mc_exec_registered(struct mc_worker *w);
 size_t mc_exec_running(const struct mc_worker *w);
 /* At start: deliver what a previous life left in the outbox first. */
 void mc_exec_start(struct mc_worker *w);
