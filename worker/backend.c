@@ -2,6 +2,8 @@
  * plumbing, usage per model, the once-only result, argv filtering. */
 #include "worker/backend.h"
 
+#include <cjson/cJSON.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -421,4 +423,23 @@ bool mc_backend_contains_ci(const char *hay, const char *needle)
 		if (strncasecmp(hay, needle, n) == 0)
 			return true;
 	return false;
+}
+
+int mc_bs_write_json(struct mc_backend_session *s, cJSON *j)
+{
+	char *txt = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
+	cJSON_Delete(j);
+	if (txt == NULL)
+		return -1;
+	size_t n = strlen(txt);
+	char *line = realloc(txt, n + 2);
+	if (line == NULL) {
+		free(txt);
+		return -1;
+	}
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	int rc = mc_bs_write(s, line, n + 1);
+	free(line);
+	return rc;
 }

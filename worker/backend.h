@@ -183,6 +183,9 @@ void mc_bs_session_id(struct mc_backend_session *s, const char *id);
 /* Sends bytes to stdin; on failure marks stdin broken and returns -1. */
 int mc_bs_write(struct mc_backend_session *s, const char *data, size_t len);
 bool mc_bs_stdin_broken(const struct mc_backend_session *s);
+/* Prints j (deleted, even on failure) as one line to the agent's stdin. */
+struct cJSON;
+int mc_bs_write_json(struct mc_backend_session *s, struct cJSON *j);
 void mc_bs_close_stdin(struct mc_backend_session *s);
 void mc_bs_turn_done(struct mc_backend_session *s);
 void mc_bs_bad_line(struct mc_backend_session *s);

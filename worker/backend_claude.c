@@ -140,25 +140,6 @@ static void claude_fini(void *st)
 	free(c);
 }
 
-/* Writes one JSON object as a line. */
-static int write_json(struct mc_backend_session *s, cJSON *j)
-{
-	char *txt = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
-	cJSON_Delete(j);
-	if (txt == NULL)
-		return -1;
-	size_t n = strlen(txt);
-	char *line = realloc(txt, n + 2);
-	if (line == NULL) {
-		free(txt);
-		return -1;
-	}
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	int rc = mc_bs_write(s, line, n + 1);
-	free(line);
-	return rc;
-}
 
 static void claude_start(struct mc_backend_session *s, void *st)
 {
@@ -176,7 +157,7 @@ static void claude_start(struct mc_backend_session *s, void *st)
 		cJSON_AddItemToArray(content, block);
 	else
 		cJSON_Delete(block);
-	write_json(s, j);
+	mc_bs_write_json(s, j);
 }
 
 /* The session id as the agent reports it; told to the sink when new. */
@@ -412,7 +393,7 @@ static void on_control_request(struct mc_backend_session *s, const cJSON *j)
 	} else {
 		cJSON_Delete(upd);
 	}
-	write_json(s, o);
+	mc_bs_write_json(s, o);
 }
 
 static void claude_line(struct mc_backend_session *s, void *st, char *line, size_t len,

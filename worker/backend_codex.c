@@ -57,24 +57,6 @@ void cx_set_owned(char **dst, const char *src)
 	}
 }
 
-int cx_write_json(struct mc_backend_session *s, cJSON *j)
-{
-	char *txt = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
-	cJSON_Delete(j);
-	if (txt == NULL)
-		return -1;
-	size_t n = strlen(txt);
-	char *line = realloc(txt, n + 2);
-	if (line == NULL) {
-		free(txt);
-		return -1;
-	}
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	int rc = mc_bs_write(s, line, n + 1);
-	free(line);
-	return rc;
-}
 
 /* Ends the turn (codex exits at stdin EOF). */
 void cx_end_turn(struct mc_backend_session *s, struct codex *c)
@@ -125,7 +107,7 @@ static void request(struct mc_backend_session *s, struct codex *c, enum rpc_kind
 	cJSON_AddNumberToObject(j, "id", (double)id);
 	cJSON_AddStringToObject(j, "method", method);
 	cJSON_AddItemToObject(j, "params", params != NULL ? params : cJSON_CreateObject());
-	if (cx_write_json(s, j) < 0 && !mc_bs_stdin_broken(s))
+	if (mc_bs_write_json(s, j) < 0 && !mc_bs_stdin_broken(s))
 		cx_fail(s, c, "codex: out of memory writing a request");
 }
 
@@ -257,7 +239,7 @@ static void on_init_ok(struct mc_backend_session *s, struct codex *c, const stru
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddStringToObject(j, "jsonrpc", "2.0");
 	cJSON_AddStringToObject(j, "method", "initialized");
-	cx_write_json(s, j);
+	mc_bs_write_json(s, j);
 	c->st = CX_THREAD;
 	send_thread(s, c);
 }
@@ -390,7 +372,7 @@ static void on_request(struct mc_backend_session *s, struct codex *c, const cJSO
 		cJSON_AddNumberToObject(err, "code", -32601);
 		cJSON_AddStringToObject(err, "message", msg);
 	}
-	cx_write_json(s, resp);
+	mc_bs_write_json(s, resp);
 	if (answer == NULL && c->st != CX_DONE)
 		cx_fail(s, c, msg);
 }

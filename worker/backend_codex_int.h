@@ -55,8 +55,6 @@ int64_t cx_num_any(const cJSON *o, const char *const *keys);
 void cx_set_str(char *dst, size_t size, const char *src);
 /* *dst = a copy of src cut at MC_BACKEND_OUTPUT_MAX (old value freed). */
 void cx_set_owned(char **dst, const char *src);
-/* Writes one frame as a line; 0 or -1. */
-int cx_write_json(struct mc_backend_session *s, cJSON *j);
 /* The turn is over: state DONE, turn_done, stdin closed. */
 void cx_end_turn(struct mc_backend_session *s, struct codex *c);
 /* The run failed with msg (the first failure's text is kept). */
