@@ -21,6 +21,7 @@ int mc_ipc_type_ok_for_worker(uint16_t type)
 	switch (type) {
 	case MC_IPC_CONFIG: case MC_IPC_TOKEN: case MC_IPC_PROBES:
 	case MC_IPC_PING: case MC_IPC_STOP: case MC_IPC_TASK:
+	case MC_IPC_PUSH_STATE: case MC_IPC_SYNC_NOW:
 		return 1;
 	default:
 		return 0;
@@ -54,6 +55,7 @@ int mc_ipc_type_ok_from_link(uint16_t type)
 	switch (type) {
 	case MC_IPC_HELLO: case MC_IPC_PONG: case MC_IPC_STOPPED:
 	case MC_IPC_SLOTS_REQ: case MC_IPC_TASK: case MC_IPC_CLAIM_DONE:
+	case MC_IPC_PUSH: case MC_IPC_PUSH_STATE:
 		return 1;
 	default:
 		return 0;
@@ -82,7 +84,8 @@ const char *mc_ipc_type_name(uint16_t type)
 		[MC_IPC_RUNTIMES] = "RUNTIMES", [MC_IPC_WAKE] = "WAKE",
 		[MC_IPC_TASK_FAIL] = "TASK_FAIL", [MC_IPC_TASK_STATE] = "TASK_STATE",
 		[MC_IPC_AGENT_TASK] = "AGENT_TASK", [MC_IPC_AGENT_STATUS] = "AGENT_STATUS",
-		[MC_IPC_TASKS_READY] = "TASKS_READY",
+		[MC_IPC_TASKS_READY] = "TASKS_READY", [MC_IPC_PUSH] = "PUSH",
+		[MC_IPC_PUSH_STATE] = "PUSH_STATE", [MC_IPC_SYNC_NOW] = "SYNC_NOW",
 	};
 	if (type < sizeof names / sizeof names[0] && names[type] != NULL)
 		return names[type];

@@ -47,6 +47,10 @@ enum mc_ipc_type {
 	 * then may the link claim for its runtimes (a claim landing before
 	 * them would be failed by them) */
 	MC_IPC_TASKS_READY  = 21,
+	/* the websocket push channel: ipc/ws_msgs.h */
+	MC_IPC_PUSH         = 22, /* L->S */
+	MC_IPC_PUSH_STATE   = 23, /* L->S, S->W */
+	MC_IPC_SYNC_NOW     = 24, /* S->W */
 	MC_IPC_TYPE_END
 };
 
@@ -106,6 +110,19 @@ struct mc_worker_config {
 	long task_retention_ms;
 	long stop_timeout_ms;               /* the supervisor's; the worker's budget within it */
 	int agent_api_port;                 /* the agents' local API; 0: none */
+	/* the agents' identity (common/identity.h; issue 11) */
+	bool agent_switch;                  /* false: agents run as the daemon's user */
+	long agent_uid, agent_gid;          /* when agent_switch */
+	long agent_extra_gid;               /* -1: none */
+	/* The agents' HOME: "" with agent_uid_range (the worker uses
+	 * <workspaces_root>/<ws>/home, created by the agent) and in the
+	 * fallback (the daemon's HOME, as before); else agent_user's home. */
+	char agent_home[MC_PATH_MAX];
+	char agent_home_template[MC_PATH_MAX]; /* "" : none; seeds a new HOME */
+	char agent_env_file[MC_PATH_MAX];   /* "" : none; KEY=VALUE lines for agents only */
+	bool allow_profile_paths;           /* a profile's command_name may be a path */
+	/* the push channel (issue 14): the link holds no websocket when set */
+	bool websocket_off;
 };
 
 /* The resolved path of a built-in: absolute, no control bytes, no '"' or

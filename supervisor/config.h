@@ -90,6 +90,15 @@ struct mc_config {
 	long task_retention_ms;
 	int agent_api_port;               /* agent_api_listen: 127.0.0.1:<port> (0: any
 					     free port), MC_AGENT_API_OFF for off */
+	/* agents' identity (common/identity.h) */
+	char agent_user[MC_NAME_MAX];     /* default "multicad-agent"; "" : the daemon's */
+	bool agent_user_given;            /* agent_user was in the file */
+	unsigned agent_uid_lo, agent_uid_hi; /* agent_uid_range; 0-0: not set */
+	unsigned agent_gid_lo, agent_gid_hi; /* agent_gid_range, default 62000-62999 */
+	char agent_home_template[MC_PATH_MAX]; /* absolute, or "" */
+	char agent_env_file[MC_PATH_MAX];      /* absolute, or "" */
+	bool allow_profile_paths;         /* default false */
+	bool websocket;                   /* websocket = on (default) | off */
 
 	/* [providers] */
 	bool providers_section;           /* the file had a [providers] section */

@@ -20,6 +20,7 @@
 #include "ipc/frame.h"
 #include "ipc/messages.h"
 #include "ipc/task_msgs.h"
+#include "ipc/ws_msgs.h"
 
 #define CHECK(cond)                     \
 	do {                            \
@@ -246,6 +247,44 @@ static void state_frame(const struct mc_ipc_frame *f)
 	mc_ipc_writer_free(&w);
 }
 
+/* The push channel's frames (ipc/ws_msgs.h): parse, send again, same. */
+static void push_frames(const struct mc_ipc_frame *f)
+{
+	char err[256] = "";
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	if (f->type == MC_IPC_PUSH) {
+		struct mc_push_msg m, back;
+		if (mc_ipc_parse_push(f, &m, err, sizeof err) < 0) {
+			CHECK(err[0] != '\0');
+		} else {
+			CHECK(mc_ipc_send_push(&w, &m) == 0);
+			struct mc_ipc_frame g = queued_frame(&w);
+			CHECK(mc_ipc_parse_push(&g, &back, err, sizeof err) == 0);
+			CHECK(m.event == back.event && strcmp(m.workspace_id, back.workspace_id) == 0);
+		}
+	} else if (f->type == MC_IPC_PUSH_STATE) {
+		bool up = false, back = false;
+		if (mc_ipc_parse_push_state(f, &up, err, sizeof err) < 0) {
+			CHECK(err[0] != '\0');
+		} else {
+			CHECK(mc_ipc_send_push_state(&w, up) == 0);
+			struct mc_ipc_frame g = queued_frame(&w);
+			CHECK(mc_ipc_parse_push_state(&g, &back, err, sizeof err) == 0 && up == back);
+		}
+	} else {
+		char reason[MC_SYNC_REASON_MAX], back[MC_SYNC_REASON_MAX];
+		if (mc_ipc_parse_sync_now(f, reason, sizeof reason, err, sizeof err) < 0) {
+			CHECK(err[0] != '\0');
+		} else if (mc_ipc_send_sync_now(&w, reason) == 0) {
+			struct mc_ipc_frame g = queued_frame(&w);
+			CHECK(mc_ipc_parse_sync_now(&g, back, sizeof back, err, sizeof err) == 0);
+			CHECK(strcmp(reason, back) == 0);
+		}
+	}
+	mc_ipc_writer_free(&w);
+}
+
 static void decode(const struct mc_ipc_frame *f)
 {
 	switch (f->type) {
@@ -281,6 +320,11 @@ static void decode(const struct mc_ipc_frame *f)
 		break;
 	case MC_IPC_TASK_FAIL:
 		fail_frame(f);
+		break;
+	case MC_IPC_PUSH:
+	case MC_IPC_PUSH_STATE:
+	case MC_IPC_SYNC_NOW:
+		push_frames(f);
 		break;
 	case MC_IPC_TASK_STATE:
 		state_frame(f);
