@@ -32,6 +32,7 @@
 #define MCA_CHECKOUT_BUDGET_MS (5 * 60 * 1000)/* the CLI's deadline: git stops by then */
 #define MCA_REFRESH_TIMEOUT_MS 30000          /* GET .../repos */
 #define MCA_SYNC_BUDGET_MS    (10 * 60 * 1000)
+#define MCA_REGISTER_GRACE_MS 2000            /* an unknown token: its AGENT_TASK may be in flight */
 
 /* One workspace's readiness state (reference 2.3 "Readiness"). */
 struct mca_ws {

@@ -380,7 +380,10 @@ void mca_checkout_handle(struct mca_ctx *ctx, const struct mca_request *rq,
 		return mca_reply_error(out, 500, "out of memory");
 	struct co_body b = { 0 };
 	char workdir[PATH_MAX];
-	if (tok == NULL || !mca_registry_lookup(ctx->reg, tok, tlen, t)) {
+	/* The worker reports a running task (its token's hash) once the agent
+	 * runs: an agent quick to call may be ahead of it, by milliseconds. */
+	if (tok == NULL ||
+	    !mca_registry_lookup_wait(ctx->reg, tok, tlen, t, MCA_REGISTER_GRACE_MS)) {
 		mca_reply_error(out, 401, "repo checkout requires an active task credential");
 		goto done;
 	}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/identity.h"
 
 extern char **environ;
 
@@ -322,7 +323,126 @@ static void fill_out(struct mc_git_out *out, struct run *r, int status, bool tim
 	out->err_len = out->err ? r->se.len : 0;
 }
 
-static int start(struct run *r, const char *const *argv, char *err, size_t err_size)
+/* ---- forking as an identity ---- */
+
+/* The program execve runs: argv0 itself when it holds a '/', else the
+ * first executable PATH entry (execvp's search, done before the fork:
+ * the child may not allocate). 0 or -1 (ENOENT). */
+static int find_program(const char *argv0, char *out, size_t out_size)
+{
+	if (strchr(argv0, '/') != NULL) {
+		snprintf(out, out_size, "%s", argv0);
+		return 0;
+	}
+	const char *path = getenv("PATH");
+	if (path == NULL || path[0] == '\0')
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		int len = snprintf(out, out_size, "%.*s%s%s", (int)n, p, n ? "/" : "", argv0);
+		if (len > 0 && (size_t)len < out_size && access(out, X_OK) == 0)
+			return 0;
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+enum { ST_FDS = 1, ST_IDENTITY, ST_EXEC };
+
+/* In the child: async-signal-safe calls only. Never returns. */
+static void child_exec(const struct mc_identity *id, const char *prog, const char *const *argv,
+		       char **env, int out_w, int err_w, int report_w)
+{
+	int stage = ST_FDS;
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL); /* EINVAL for SIGKILL, SIGSTOP, glibc's own */
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (setpgid(0, 0) < 0 || devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 ||
+	    dup2(err_w, 2) < 0)
+		goto fail;
+	/* Every other fd of the agent-api (its sockets) closes at exec. */
+	if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) < 0)
+		for (int fd = 3; fd < 4096; fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	stage = ST_IDENTITY;
+	if (mc_identity_enter(id) < 0 || chdir("/") < 0)
+		goto fail;
+	stage = ST_EXEC;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(prog, (char *const *)argv, env);
+fail:;
+	int msg[2] = { stage, errno };
+	ssize_t w;
+	do
+		w = write(report_w, msg, sizeof msg);
+	while (w < 0 && errno == EINTR);
+	_exit(127);
+}
+
+/* 0 when the child exec'd; else its errno (the child is reaped), *stage
+ * set. */
+static int child_report(int report_r, pid_t pid, int *stage)
+{
+	int msg[2];
+	size_t got = 0;
+	while (got < sizeof msg) {
+		ssize_t r = read(report_r, (char *)msg + got, sizeof msg - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got < sizeof msg)
+		return 0; /* EOF: execve closed the pipe */
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	*stage = msg[0];
+	return msg[1] ? msg[1] : EIO;
+}
+
+static int fork_git(const struct mc_identity *id, const char *const *argv, char **env,
+		    int out_w, int err_w, pid_t *pid, int *stage)
+{
+	char prog[4096];
+	*stage = ST_EXEC;
+	if (find_program(argv[0], prog, sizeof prog) < 0)
+		return errno;
+	int rp[2];
+	if (pipe2(rp, O_CLOEXEC) < 0)
+		return errno;
+	pid_t p = fork();
+	if (p == 0)
+		child_exec(id, prog, argv, env, out_w, err_w, rp[1]);
+	int e = errno;
+	close(rp[1]);
+	if (p < 0) {
+		close(rp[0]);
+		return e;
+	}
+	int rc = child_report(rp[0], p, stage);
+	close(rp[0]);
+	if (rc == 0)
+		*pid = p;
+	return rc;
+}
+
+static const char *stage_name(int stage)
+{
+	return stage == ST_FDS ? "set-up" : stage == ST_IDENTITY ? "switch identity" : "exec";
+}
+
+static int start(struct run *r, const struct mc_identity *id, const char *const *argv, char *err,
+		 size_t err_size)
 {
 	int po[2], pe[2];
 	if (open_pipe(po) < 0) {
@@ -335,15 +455,23 @@ static int start(struct run *r, const char *const *argv, char *err, size_t err_s
 		close(po[1]);
 		return -1;
 	}
+	bool as = id != NULL && id->sw;
+	int stage = 0;
 	char **env = mc_git_env(environ);
-	int rc = env ? spawn_git(argv, env, po[1], pe[1], &r->pid) : ENOMEM;
+	int rc = !env ? ENOMEM : as ? fork_git(id, argv, env, po[1], pe[1], &r->pid, &stage)
+				    : spawn_git(argv, env, po[1], pe[1], &r->pid);
 	mc_git_env_free(env);
 	close(po[1]);
 	close(pe[1]);
 	r->so.fd = po[0];
 	r->se.fd = pe[0];
 	if (rc) {
-		snprintf(err, err_size, "git: cannot run %s: %s", argv[0], strerror(rc));
+		if (as && stage == ST_IDENTITY)
+			snprintf(err, err_size, "git: cannot run %s as uid %u gid %u: %s: %s",
+				 argv[0], (unsigned)id->uid, (unsigned)id->gid, stage_name(stage),
+				 strerror(rc));
+		else
+			snprintf(err, err_size, "git: cannot run %s: %s", argv[0], strerror(rc));
 		close(po[0]);
 		close(pe[0]);
 		return -1;
@@ -354,6 +482,12 @@ static int start(struct run *r, const char *const *argv, char *err, size_t err_s
 
 int mc_git_run(const char *const *argv, int64_t deadline_ms, struct mc_git_out *out,
 	       char *err, size_t err_size)
+{
+	return mc_git_run_as(NULL, argv, deadline_ms, out, err, err_size);
+}
+
+int mc_git_run_as(const struct mc_identity *id, const char *const *argv, int64_t deadline_ms,
+		  struct mc_git_out *out, char *err, size_t err_size)
 {
 	if (out)
 		memset(out, 0, sizeof(*out));
@@ -366,7 +500,7 @@ int mc_git_run(const char *const *argv, int64_t deadline_ms, struct mc_git_out *
 		return -1;
 	}
 	r->pidfd = -1;
-	if (start(r, argv, err, err_size) < 0) {
+	if (start(r, id, argv, err, err_size) < 0) {
 		free(r);
 		if (out)
 			out->status = -1;

@@ -6,6 +6,14 @@
  * pidfd: SIGTERM to the group, 1 s grace, then SIGKILL. Leftover group
  * members are SIGKILLed after a normal exit too.
  *
+ * As an agent identity (mc_git_run_as, issue 11): fork instead of
+ * posix_spawn, and in the child only async-signal-safe steps: the
+ * process group, the fds, mc_identity_enter (groups, gid, uid, no
+ * capabilities, no new privileges, umask 007), cwd "/", the default
+ * signals, execve of the git found on PATH before the fork. A child that
+ * could not switch or exec says why through a close-on-exec pipe. Its
+ * deadline's signals to another uid need CAP_KILL (multicad's unit has it).
+ *
  * Thread-safe. The calling process must not ignore SIGCHLD (the child is
  * reaped with waitpid).
  *
@@ -37,6 +45,10 @@ struct mc_git_out {
  * with mc_git_out_free, whatever the result. */
 int mc_git_run(const char *const *argv, int64_t deadline_ms, struct mc_git_out *out,
 	       char *err, size_t err_size);
+/* mc_git_run as id when id && id->sw; else exactly mc_git_run. */
+struct mc_identity;
+int mc_git_run_as(const struct mc_identity *id, const char *const *argv, int64_t deadline_ms,
+		  struct mc_git_out *out, char *err, size_t err_size);
 void mc_git_out_free(struct mc_git_out *out);
 
 /* The environment git gets: a NULL-terminated array, owned by the caller

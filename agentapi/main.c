@@ -15,6 +15,7 @@
 #include "agentapi/agentapi_int.h"
 #include "common/child.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "common/log.h"
 #include "common/proctitle.h"
 #include "common/secret.h"
@@ -128,6 +129,27 @@ static void on_token(struct loop *l, const struct mc_ipc_frame *f)
 	mc_log(MC_LOG_INFO, "agent-api ready", NULL);
 }
 
+/* The workspace's agent identity, the latest a task brought: the cache's
+ * git for that workspace runs as it (repocache.h). */
+static int remember_identity(struct mca_ctx *ctx, const struct mc_agent_task *t)
+{
+	if (ctx->rc == NULL)
+		return 0;
+	struct mc_identity id = {
+		.sw = t->agent_switch,
+		.uid = t->agent_switch ? (uid_t)t->agent_uid : (uid_t)-1,
+		.gid = t->agent_switch ? (gid_t)t->agent_gid : (gid_t)-1,
+		.extra_gid = t->agent_switch && t->agent_extra_gid >= 0 ? (gid_t)t->agent_extra_gid
+									 : (gid_t)-1,
+	};
+	char err[256];
+	if (mc_repocache_set_identity(ctx->rc, t->workspace_id, &id, err, sizeof err) == 0)
+		return 0;
+	mc_log(MC_LOG_ERROR, "cannot take the workspace's agent identity", "task", t->task_id,
+	       "workspace", t->workspace_id, "error", err, NULL);
+	return -1;
+}
+
 static void on_agent_task(struct loop *l, const struct mc_ipc_frame *f)
 {
 	char err[256];
@@ -141,6 +163,9 @@ static void on_agent_task(struct loop *l, const struct mc_ipc_frame *f)
 	if (t->event == MC_AGENT_ENDED) {
 		mca_registry_remove(l->ctx->reg, t->task_id);
 		mc_log(MC_LOG_DEBUG, "task ended", "task", t->task_id, NULL);
+	} else if (remember_identity(l->ctx, t) < 0) {
+		/* no git as the daemon for it: its checkouts get 401 */
+		mca_registry_remove(l->ctx->reg, t->task_id);
 	} else if (mca_registry_add(l->ctx->reg, t) < 0) {
 		mc_log(MC_LOG_ERROR, "cannot record a running task", "task", t->task_id,
 		       "error", strerror(errno), NULL);

@@ -290,6 +290,23 @@ static int migrate(struct co *c, char *err, size_t es)
 
 /* ---- excludes ---- */
 
+/* The same, as the agent: the common dir is what the agent's checkout
+ * says it is, so this process never writes where it points. */
+static void add_excludes_as_agent(const struct co *c, const char *common)
+{
+	enum { N = sizeof(excludes) / sizeof(excludes[0]) };
+	const char *argv[N + 6] = {
+		"sh", "-c",
+		"f=\"$1/info/exclude\"; shift; mkdir -p \"${f%/*}\" || exit 1; for e do "
+		"grep -qF -- \"$e\" \"$f\" 2>/dev/null || printf '\\n%s\\n' \"$e\" >> \"$f\" || exit 1; done",
+		"sh", common,
+	};
+	for (size_t i = 0; i < N; i++)
+		argv[5 + i] = excludes[i];
+	char e[RC_ERR];
+	rc_cmd(c->dl, argv, e, sizeof(e));
+}
+
 static void add_excludes(struct co *c)
 {
 	char common[PATH_MAX], p[PATH_MAX + 32];
@@ -297,6 +314,10 @@ static void add_excludes(struct co *c)
 			"--path-format=absolute", "--git-common-dir", NULL) < 0)
 		return;
 	/* git reads the common dir's info/exclude, also for linked worktrees. */
+	if (rc_git_switched()) {
+		add_excludes_as_agent(c, common);
+		return;
+	}
 	snprintf(p, sizeof(p), "%s/info", common);
 	if (mkdir(p, 0755) < 0 && errno != EEXIST)
 		return;

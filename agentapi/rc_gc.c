@@ -5,6 +5,7 @@
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,17 @@
 /* The stamp as wall ms, or -1 when missing or unreadable. */
 static int64_t read_stamp(const char *bare)
 {
-	char p[PATH_MAX], text[64] = "";
-	int pn = snprintf(p, sizeof(p), "%s/%s", bare, RC_STAMP);
-	if (pn < 0 || (size_t)pn >= sizeof(p))
+	char text[64] = "";
+	int dfd = open(bare, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = dfd < 0 ? -1 : openat(dfd, RC_STAMP, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd >= 0)
+		close(dfd);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
-	FILE *f = fopen(p, "re");
-	if (!f)
-		return -1;
+	}
 	size_t n = fread(text, 1, sizeof(text) - 1, f);
 	fclose(f);
 	text[n] = '\0';
@@ -125,7 +130,10 @@ static void gc_ws(struct mc_repocache *rc, const char *ws, int64_t wall_now)
 {
 	char wsdir[PATH_MAX];
 	int len = snprintf(wsdir, sizeof(wsdir), "%s/%s", rc->root, ws);
-	DIR *d = len > 0 && (size_t)len < sizeof(wsdir) ? opendir(wsdir) : NULL;
+	if (len < 0 || (size_t)len >= sizeof(wsdir))
+		return;
+	rc_perm_join_ws(wsdir); /* its bares are its agents': reached through its group */
+	DIR *d = opendir(wsdir);
 	if (!d)
 		return;
 	struct dirent *de;

@@ -13,6 +13,17 @@
 
 #define RC_ARGV_MAX 24
 
+/* The lock holder's (rc_perm_enter): every git a repository's lock holder
+ * runs is the workspace's, without threading it through every caller. */
+static _Thread_local const struct mc_identity *thread_id;
+static _Thread_local bool thread_refuse;
+
+void rc_git_identity(const struct mc_identity *id, bool refuse)
+{
+	thread_id = id;
+	thread_refuse = refuse;
+}
+
 static int collect(const char **argv, va_list ap)
 {
 	int n = 0;
@@ -37,7 +48,13 @@ static int run_va(int64_t deadline, struct mc_git_out *o, char *err, size_t err_
 	}
 	struct mc_git_out local;
 	struct mc_git_out *out = o ? o : &local;
-	int rc = mc_git_run(argv, deadline, out, err, err_size);
+	if (thread_refuse) {
+		memset(out, 0, sizeof(*out));
+		out->status = -1;
+		snprintf(err, err_size, "git: the workspace's agent identity is not known yet");
+		return -1;
+	}
+	int rc = mc_git_run_as(thread_id, argv, deadline, out, err, err_size);
 	if (rc == 1 && describe)
 		mc_git_describe(argv, out, err, err_size);
 	if (!o)
@@ -89,8 +106,36 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return rc < 0 && errno != ENOENT ? -1 : 0;
 }
 
+bool rc_git_switched(void)
+{
+	return thread_id != NULL && thread_id->sw;
+}
+
+int rc_cmd(int64_t deadline, const char *const *argv, char *err, size_t err_size)
+{
+	if (thread_refuse) {
+		snprintf(err, err_size, "%s: the workspace's agent identity is not known yet", argv[0]);
+		return -1;
+	}
+	struct mc_git_out o;
+	int rc = mc_git_run_as(thread_id, argv, deadline, &o, err, err_size);
+	if (rc == 1)
+		snprintf(err, err_size, "%s: %.200s: exit status %d", argv[0], o.err ? o.err : "",
+			 o.status);
+	mc_git_out_free(&o);
+	return rc == 0 ? 0 : -1;
+}
+
 int rc_rmtree(const char *path)
 {
+	/* What the agents can write (a bare, a checkout) is removed as them:
+	 * a directory swapped for a symlink mid-walk then leads this process
+	 * nowhere it could do harm. */
+	if (rc_git_switched() || thread_refuse) {
+		char err[RC_ERR];
+		const char *argv[] = {"rm", "-rf", "--", path, NULL};
+		return rc_cmd(0, argv, err, sizeof(err));
+	}
 	int rc = nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return rc < 0 && errno == ENOENT ? 0 : rc;
 }

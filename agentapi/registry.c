@@ -6,11 +6,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
 struct mca_registry {
 	pthread_mutex_t mu;
+	pthread_cond_t added;           /* CLOCK_MONOTONIC; broadcast by add */
+	unsigned long adds;
 	size_t n, cap;
 	struct mc_agent_task **v;    /* each heap, owned */
 };
@@ -21,6 +24,11 @@ struct mca_registry *mca_registry_new(void)
 	if (r == NULL)
 		return NULL;
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->added, &ca);
+	pthread_condattr_destroy(&ca);
 	return r;
 }
 
@@ -31,6 +39,7 @@ void mca_registry_free(struct mca_registry *r)
 	for (size_t i = 0; i < r->n; i++)
 		free(r->v[i]);
 	free(r->v);
+	pthread_cond_destroy(&r->added);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }
@@ -79,6 +88,10 @@ int mca_registry_add(struct mca_registry *r, const struct mc_agent_task *t)
 		errno = ENOMEM;
 		rc = -1;
 	}
+	if (rc == 0) {
+		r->adds++;
+		pthread_cond_broadcast(&r->added);
+	}
 	pthread_mutex_unlock(&r->mu);
 	return rc;
 }
@@ -95,13 +108,9 @@ bool mca_registry_remove(struct mca_registry *r, const char *task_id)
 	return at >= 0;
 }
 
-bool mca_registry_lookup(struct mca_registry *r, const char *token, size_t len,
-			 struct mc_agent_task *out)
+static bool find_hash_locked(struct mca_registry *r, const char *hash, struct mc_agent_task *out)
 {
-	char hash[MC_TOKEN_HASH_HEX];
-	mc_task_token_hash_bytes(token, len, hash);
 	bool found = false;
-	pthread_mutex_lock(&r->mu);
 	for (size_t i = 0; i < r->n; i++) {
 		/* sodium_memcmp: no early exit on the first differing byte. */
 		if (sodium_memcmp(r->v[i]->token_hash, hash, MC_TOKEN_HASH_HEX - 1) == 0 &&
@@ -110,9 +119,42 @@ bool mca_registry_lookup(struct mca_registry *r, const char *token, size_t len,
 			found = true;
 		}
 	}
+	return found;
+}
+
+bool mca_registry_lookup_wait(struct mca_registry *r, const char *token, size_t len,
+			      struct mc_agent_task *out, long wait_ms)
+{
+	char hash[MC_TOKEN_HASH_HEX];
+	mc_task_token_hash_bytes(token, len, hash);
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->mu);
+	bool found = find_hash_locked(r, hash, out);
+	while (!found && wait_ms > 0) {
+		unsigned long seen = r->adds;
+		while (r->adds == seen)
+			if (pthread_cond_timedwait(&r->added, &r->mu, &until) == ETIMEDOUT)
+				break;
+		if (r->adds == seen)
+			break; /* timed out */
+		found = find_hash_locked(r, hash, out);
+	}
 	pthread_mutex_unlock(&r->mu);
 	sodium_memzero(hash, sizeof hash);
 	return found;
+}
+
+bool mca_registry_lookup(struct mca_registry *r, const char *token, size_t len,
+			 struct mc_agent_task *out)
+{
+	return mca_registry_lookup_wait(r, token, len, out, 0);
 }
 
 size_t mca_registry_count(struct mca_registry *r)

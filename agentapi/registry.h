@@ -34,6 +34,11 @@ bool mca_registry_remove(struct mca_registry *r, const char *task_id);
  * running task has it. Every entry is compared (constant time). */
 bool mca_registry_lookup(struct mca_registry *r, const char *token, size_t len,
 			 struct mc_agent_task *out);
+/* mca_registry_lookup, and on a miss waiting up to wait_ms for a task to
+ * be added (the agent starts before the supervisor's AGENT_TASK reaches
+ * this process: its first request may come first). */
+bool mca_registry_lookup_wait(struct mca_registry *r, const char *token, size_t len,
+			      struct mc_agent_task *out, long wait_ms);
 /* Running tasks. */
 size_t mca_registry_count(struct mca_registry *r);
 /* The distinct workspace ids of the running tasks, at most max, into ids;

@@ -196,6 +196,8 @@ int rc_lock(struct mc_repocache *rc, struct rc_repo *r, int64_t wait_until)
 	if (!busy)
 		r->held = true;
 	pthread_mutex_unlock(&rc->mu);
+	if (!busy)
+		rc_perm_enter(rc, r);
 	return busy;
 }
 
@@ -206,11 +208,14 @@ bool rc_trylock_maint(struct mc_repocache *rc, struct rc_repo *r)
 	if (ok)
 		r->held = true;
 	pthread_mutex_unlock(&rc->mu);
+	if (ok)
+		rc_perm_enter(rc, r);
 	return ok;
 }
 
 void rc_unlock(struct mc_repocache *rc, struct rc_repo *r)
 {
+	rc_perm_leave();
 	pthread_mutex_lock(&rc->mu);
 	r->held = false;
 	pthread_cond_broadcast(&rc->cv);
@@ -229,14 +234,19 @@ bool rc_bare_cached(const char *bare)
 
 void rc_stamp(const char *bare, int64_t wall_ms)
 {
-	char p[PATH_MAX], text[64];
+	char text[64];
 	time_t t = (time_t)(wall_ms / 1000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	size_t n = strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(text + n, sizeof(text) - n, ".%03dZ\n", (int)(wall_ms % 1000));
-	snprintf(p, sizeof(p), "%s/%s", bare, RC_STAMP);
-	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* The bare itself not followed either: an agent can rename entries of
+	 * its workspace's directory. */
+	int dfd = open(bare, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = dfd < 0 ? -1 : openat(dfd, RC_STAMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+						       O_NOFOLLOW, 0600);
+	if (dfd >= 0)
+		close(dfd);
 	if (fd < 0)
 		return;
 	size_t len = strlen(text), off = 0;
@@ -303,7 +313,12 @@ int rc_fetch(struct mc_repocache *rc, struct rc_repo *r, int64_t deadline, char 
 static int clone_into(const struct rc_repo *r, const char *tmp, int64_t deadline, char *err,
 		      size_t err_size)
 {
-	if (rc_git_ok(deadline, NULL, err, err_size, "clone", "--bare", r->url, tmp, NULL) < 0)
+	/* As an agent identity: every file git makes in the bare stays
+	 * group-writable, whichever of the workspace's uids makes it. */
+	if (r->id.sw ? rc_git_ok(deadline, NULL, err, err_size, "clone", "--bare", "--config",
+				 "core.sharedRepository=group", r->url, tmp, NULL) < 0
+		     : rc_git_ok(deadline, NULL, err, err_size, "clone", "--bare", r->url, tmp,
+				 NULL) < 0)
 		return -1;
 	if (rc_git_ok(deadline, NULL, err, err_size, "-C", tmp, "config", "remote.origin.fetch",
 		      "+refs/heads/*:refs/remotes/origin/*", NULL) < 0 ||
@@ -323,7 +338,7 @@ static int clone_repo(struct mc_repocache *rc, struct rc_repo *r, int64_t deadli
 	static int seq;
 	char wsdir[PATH_MAX], tmp[PATH_MAX];
 	int len = snprintf(wsdir, sizeof(wsdir), "%s/%s", rc->root, r->ws);
-	if (len < 0 || (size_t)len >= sizeof(wsdir) || mkdir_p0700(wsdir) < 0) {
+	if (len < 0 || (size_t)len >= sizeof(wsdir) || rc_perm_ws_dir(r, wsdir) < 0) {
 		/* The path may be long: the message names the workspace. */
 		snprintf(err, err_size, "repo cache: mkdir <cache>/%.64s: %s", r->ws, strerror(errno));
 		return -1;
@@ -355,7 +370,7 @@ static int clone_repo(struct mc_repocache *rc, struct rc_repo *r, int64_t deadli
 
 /* ---- sync ---- */
 
-static struct rc_ws *ws_get(struct mc_repocache *rc, const char *ws)
+struct rc_ws *rc_ws_get_locked(struct mc_repocache *rc, const char *ws)
 {
 	for (struct rc_ws *w = rc->wss; w; w = w->next)
 		if (!strcmp(w->id, ws))
@@ -398,7 +413,7 @@ int mc_repocache_sync(struct mc_repocache *rc, const char *ws, size_t n,
 		return -1;
 	}
 	pthread_mutex_lock(&rc->mu);
-	struct rc_ws *w = ws_get(rc, ws);
+	struct rc_ws *w = rc_ws_get_locked(rc, ws);
 	int busy = w ? wait_flag(rc, &w->syncing, deadline_ms) : 1;
 	if (!busy)
 		w->syncing = true;
@@ -421,6 +436,16 @@ int mc_repocache_sync(struct mc_repocache *rc, const char *ws, size_t n,
 	pthread_cond_broadcast(&rc->cv);
 	pthread_mutex_unlock(&rc->mu);
 	return res;
+}
+
+int mc_repocache_set_identity(struct mc_repocache *rc, const char *ws,
+			      const struct mc_identity *id, char *err, size_t err_size)
+{
+	if (!rc_ws_id_ok(ws)) {
+		snprintf(err, err_size, "invalid workspace id");
+		return -1;
+	}
+	return rc_perm_set_identity(rc, ws, id, err, err_size);
 }
 
 bool mc_repocache_has(struct mc_repocache *rc, const char *ws, const char *url)

@@ -85,6 +85,21 @@ int64_t mc_repocache_fetch_count(struct mc_repocache *rc);
 /* Checkouts in progress now (AGENT_STATUS checkouts_running). */
 int mc_repocache_checkouts_running(struct mc_repocache *rc);
 
+/* Additive (H7, issue 11): the identity of workspace ws's agents, the
+ * latest a task brought (AGENT_TASK). When id->sw, every git of the
+ * workspace's cache runs as it (clone, fetch, checkout, maintenance),
+ * <cache>/<ws> is the daemon's with group id->gid and mode 02770, <cache>
+ * 0711, its bare repositories core.sharedRepository=group, and this
+ * process joins id->gid (setgroups, a union: CAP_SETGID) to stamp,
+ * measure and evict them. Never called, or sw false: the daemon's own
+ * user, as before. After a restart, before any task, a workspace whose
+ * directory shows a switched identity has its git run as the owner of
+ * each bare (the group from the directory), never as the daemon.
+ * 0, or -1 with err (the group could not be joined). */
+struct mc_identity;
+int mc_repocache_set_identity(struct mc_repocache *rc, const char *ws,
+			      const struct mc_identity *id, char *err, size_t err_size);
+
 /* "my-repo" for ".../org/my-repo.git", "repo" for "" (reference 2.3). */
 void mc_repo_name(const char *url, char *out, size_t out_size);
 /* "agent/<sanitized name>/<task key>" (reference 2.3). */

@@ -14,7 +14,7 @@
  * index: the workspace's slot, allocated once and kept in
  * <state_dir>/agent-ids (supervisor/agent_ids.c), never reused.
  *
- * Without the capabilities (or agent_user = "" explicitly), agents run as
+ * Without the capabilities (or an empty "agent_user =" line), agents run as
  * the daemon's user and MC_IDENTITY_FALLBACK_WARNING is said in the
  * start-up log, by multicad -t and in multicactl status.
  *

@@ -51,6 +51,8 @@ int daemon_error(const cJSON *reply, const char *what);
 
 /* ctl_output.c */
 int print_status(const cJSON *reply, bool colour, bool utf8);
+/* ctl_agents.c: the agents' fallback warning line of status, if any. */
+void print_agents(const cJSON *reply, bool colour);
 int print_tasks(const cJSON *reply, bool utf8);
 
 #endif

@@ -138,6 +138,31 @@ static void print_header(const cJSON *sup, bool colour)
 	free(scfg);
 }
 
+/* One line for the link's websocket (link.websocket), when the daemon has
+ * one to report: "websocket: up for 5m12s, 3 connects". */
+static void print_websocket(const cJSON *reply)
+{
+	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(reply, "link"), "websocket");
+	const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ws, "state"));
+	if (state == NULL)
+		return;
+	char *sstate = sanitize(state);
+	if (strcmp(state, "off") == 0) {
+		printf("websocket: off (websocket = off): changes wait for the polls\n");
+		free(sstate);
+		return;
+	}
+	char since[32];
+	long long s = json_count(cJSON_GetObjectItemCaseSensitive(ws, "since_s"));
+	long long n = json_count(cJSON_GetObjectItemCaseSensitive(ws, "connects"));
+	human_duration(s >= 0 ? (double)s : -1, since, sizeof since);
+	printf("websocket: %s for %s, %lld connect%s%s\n", sstate, since, n >= 0 ? n : 0,
+	       n == 1 ? "" : "s",
+	       strcmp(state, "down") == 0 ? "; polling at the normal intervals" : "");
+	free(sstate);
+}
+
 static void print_cell(const char *s, size_t width, bool right, const char *colour)
 {
 	size_t pad = width > text_width(s) ? width - text_width(s) : 0;
@@ -245,6 +270,8 @@ int print_status(const cJSON *reply, bool colour, bool utf8)
 		       used, max,
 		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sup, "draining"))
 			       ? "; draining: no new tasks, stopping once none runs" : "");
+	print_websocket(reply);
+	print_agents(reply, colour);
 	free_rows(rows, n);
 	return EXIT_OK;
 }

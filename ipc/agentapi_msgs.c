@@ -108,6 +108,19 @@ int mc_ipc_repos_get(const cJSON *o, size_t *n, struct mc_task_repo *v, char *er
 
 /* ---- AGENT_TASK ---- */
 
+static bool id_ok(long v)
+{
+	return v >= 1 && v <= MC_AGENT_ID_MAX;
+}
+
+/* Never root: a uid or gid 0 would give the agents' git the daemon's
+ * powers and more. */
+static bool identity_ok(const struct mc_agent_task *t)
+{
+	return !t->agent_switch || (id_ok(t->agent_uid) && id_ok(t->agent_gid) &&
+				    (t->agent_extra_gid == -1 || id_ok(t->agent_extra_gid)));
+}
+
 static bool agent_task_ok(const struct mc_agent_task *t)
 {
 	if (!mc_is_uuid(t->task_id))
@@ -117,7 +130,17 @@ static bool agent_task_ok(const struct mc_agent_task *t)
 	return t->event == MC_AGENT_RUNNING && mc_is_uuid(t->workspace_id) &&
 	       mc_is_uuid(t->agent_id) && clean(t->agent_name, sizeof t->agent_name, true) &&
 	       clean(t->work_dir, sizeof t->work_dir, false) && t->work_dir[0] == '/' &&
-	       mc_ipc_is_token_hash(t->token_hash) && mc_ipc_repos_ok(t->n_repos, t->repos);
+	       mc_ipc_is_token_hash(t->token_hash) && mc_ipc_repos_ok(t->n_repos, t->repos) &&
+	       identity_ok(t);
+}
+
+static bool add_identity(cJSON *o, const struct mc_agent_task *t)
+{
+	bool sw = t->event == MC_AGENT_RUNNING && t->agent_switch;
+	return cJSON_AddBoolToObject(o, "agent_switch", sw) &&
+	       cJSON_AddNumberToObject(o, "agent_uid", sw ? (double)t->agent_uid : -1) &&
+	       cJSON_AddNumberToObject(o, "agent_gid", sw ? (double)t->agent_gid : -1) &&
+	       cJSON_AddNumberToObject(o, "agent_extra_gid", sw ? (double)t->agent_extra_gid : -1);
 }
 
 int mc_ipc_send_agent_task(struct mc_ipc_writer *w, const struct mc_agent_task *t)
@@ -136,7 +159,7 @@ int mc_ipc_send_agent_task(struct mc_ipc_writer *w, const struct mc_agent_task *
 	     !cJSON_AddStringToObject(o, "agent_name", run ? t->agent_name : "") ||
 	     !cJSON_AddStringToObject(o, "work_dir", run ? t->work_dir : "") ||
 	     !cJSON_AddStringToObject(o, "token_hash", run ? t->token_hash : "") ||
-	     !mc_ipc_repos_add(o, run ? t->n_repos : 0, t->repos))) {
+	     !mc_ipc_repos_add(o, run ? t->n_repos : 0, t->repos) || !add_identity(o, t))) {
 		cJSON_Delete(o);
 		o = NULL;
 	}
@@ -155,6 +178,28 @@ static int opt_str(const cJSON *o, const char *key, char *dst, size_t size, char
 	return mc_ipc_get_str(o, key, dst, size, true, err, err_size);
 }
 
+/* agent_switch absent or false: the daemon's user, the ids -1. */
+static int identity_fields(const cJSON *o, struct mc_agent_task *t, char *err, size_t err_size)
+{
+	t->agent_uid = t->agent_gid = t->agent_extra_gid = -1;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "agent_switch");
+	if (v == NULL || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsBool(v))
+		return mc_ipc_fail(err, err_size, "agent_switch: not a bool");
+	if (!cJSON_IsTrue(v))
+		return 0;
+	t->agent_switch = true;
+	if (mc_ipc_get_long(o, "agent_uid", 1, MC_AGENT_ID_MAX, &t->agent_uid, err, err_size) ||
+	    mc_ipc_get_long(o, "agent_gid", 1, MC_AGENT_ID_MAX, &t->agent_gid, err, err_size) ||
+	    mc_ipc_get_long(o, "agent_extra_gid", -1, MC_AGENT_ID_MAX, &t->agent_extra_gid, err,
+			    err_size))
+		return -1;
+	if (t->agent_extra_gid == 0)
+		return mc_ipc_fail(err, err_size, "agent_extra_gid: 0 (root's group)");
+	return 0;
+}
+
 static int running_fields(const cJSON *o, struct mc_agent_task *t, char *err, size_t err_size)
 {
 	if (mc_ipc_get_str(o, "workspace_id", t->workspace_id, sizeof t->workspace_id, false, err,
@@ -165,7 +210,8 @@ static int running_fields(const cJSON *o, struct mc_agent_task *t, char *err, si
 	    mc_ipc_get_str(o, "work_dir", t->work_dir, sizeof t->work_dir, false, err, err_size) ||
 	    mc_ipc_get_str(o, "token_hash", t->token_hash, sizeof t->token_hash, false, err,
 			   err_size) ||
-	    mc_ipc_repos_get(o, &t->n_repos, t->repos, err, err_size))
+	    mc_ipc_repos_get(o, &t->n_repos, t->repos, err, err_size) ||
+	    identity_fields(o, t, err, err_size))
 		return -1;
 	if (!mc_is_uuid(t->workspace_id))
 		return mc_ipc_fail(err, err_size, "workspace_id: not a UUID");

@@ -6,11 +6,17 @@
  *   agent-api -> supervisor  AGENT_STATUS its figures, every few seconds
  *
  * AGENT_TASK {"event":"running"|"ended","task_id","workspace_id",
- * "agent_id","agent_name","work_dir","token_hash","repos":[{"url","ref"}]}:
+ * "agent_id","agent_name","work_dir","token_hash","repos":[{"url","ref"}],
+ * "agent_switch","agent_uid","agent_gid","agent_extra_gid"}:
  * "running" carries every field (work_dir absolute, token_hash the
  * 64-hex mc_task_token_hash of the task's token, at most
  * MC_TASK_REPOS_MAX repos); "ended" needs task_id only (the rest may be
  * "" / absent). Never a token value.
+ * The workspace's agent identity (common/identity.h; issue 11): the
+ * local API runs the task's git as it. agent_switch absent is false (the
+ * daemon's own user, uid/gid then ignored and sent as -1); when true,
+ * agent_uid and agent_gid are in [1, MC_AGENT_ID_MAX] (never root) and
+ * agent_extra_gid is -1 (none) or in that range.
  * AGENT_STATUS {"repo_cache_bytes":N,"checkouts_running":N}.
  *
  * AGENT_TASK may be up to MC_IPC_AGENT_TASK_MAX bytes (64 repos of the
@@ -32,6 +38,7 @@
 #include "ipc/messages.h"
 
 #define MC_IPC_AGENT_TASK_MAX (256u * 1024u)
+#define MC_AGENT_ID_MAX 4294967294L    /* (uid_t)-2: -1 is "none" */
 
 enum mc_agent_event {
 	MC_AGENT_RUNNING,
@@ -48,6 +55,10 @@ struct mc_agent_task {
 	char token_hash[MC_TOKEN_HASH_HEX];
 	size_t n_repos;
 	struct mc_task_repo repos[MC_TASK_REPOS_MAX];
+	/* the workspace's agent identity (see above) */
+	bool agent_switch;
+	long agent_uid, agent_gid;
+	long agent_extra_gid;           /* -1: none */
 };
 
 struct mc_agent_status {

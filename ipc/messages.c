@@ -271,7 +271,8 @@ static cJSON *config_to_json(const struct mc_worker_config *c)
 		cJSON_AddNumberToObject(o, "task_stop_grace_ms", (double)c->task_stop_grace_ms) &&
 		cJSON_AddNumberToObject(o, "task_retention_ms", (double)c->task_retention_ms) &&
 		cJSON_AddNumberToObject(o, "stop_timeout_ms", (double)c->stop_timeout_ms) &&
-		cJSON_AddNumberToObject(o, "agent_api_port", c->agent_api_port);
+		cJSON_AddNumberToObject(o, "agent_api_port", c->agent_api_port) &&
+		mc_ipc_config_agent_add(o, c);
 	for (size_t i = 0; ok && i < c->n_overrides; i++)
 		ok = cJSON_AddStringToObject(ov, c->overrides[i].profile_id,
 					     c->overrides[i].path) != NULL;
@@ -323,7 +324,7 @@ static bool config_strings_ok(const struct mc_worker_config *c)
 #define OK(f) (!has_ctl(c->f, sizeof c->f))
 	return OK(workspace_id) && OK(server_url) && OK(daemon_id) && OK(device_name) &&
 	       OK(cli_version) && OK(log_level) && OK(test_fault) && OK(ca_file) &&
-	       OK(workspaces_root) && OK(state_dir);
+	       OK(workspaces_root) && OK(state_dir) && mc_ipc_config_agent_ok(c);
 #undef OK
 }
 
@@ -436,7 +437,8 @@ static int parse_config_fields(const cJSON *o, struct mc_worker_config *c, char 
 	/* "" names the link (one per host, no workspace of its own). */
 	if (c->workspace_id[0] != '\0' && !mc_is_uuid(c->workspace_id))
 		return mc_ipc_fail(err, err_size, "workspace_id: not a UUID");
-	if (parse_task_fields(o, c, err, err_size) < 0)
+	if (parse_task_fields(o, c, err, err_size) < 0 ||
+	    mc_ipc_config_agent_get(o, c, err, err_size) < 0)
 		return -1;
 	/* Intervals: 1 ms .. 1 day; tests use tens of ms. */
 	if (mc_ipc_get_long(o, "heartbeat_interval_ms", 1, 86400000L, &c->heartbeat_interval_ms, err, err_size) ||

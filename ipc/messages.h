@@ -157,8 +157,9 @@ struct mc_report {
 /* The profile_commands object of a CONFIG, as printed JSON, takes at most
  * this many bytes: the other fields are bounded by their arrays and hold no
  * control bytes (the sender refuses them, as the parser does), so each
- * prints to at most twice its length: about 10 KiB in all, and any CONFIG
- * then fits one frame (test_ipc prints the worst case). The config loader refuses a
+ * prints to at most twice its length: about 15.5 KiB in all, and any
+ * CONFIG then fits one frame (test_ipc prints the worst case: 64179 of
+ * 65536 bytes with the agents' three paths; a new long field needs room). The config loader refuses a
  * [workspace] section past it; 256 overrides of the longest path an INI
  * line holds take 47.6 KiB when nothing in them needs escaping. */
 #define MC_IPC_OVERRIDES_JSON_MAX (48u * 1024u)

@@ -30,6 +30,16 @@ int mc_ipc_get_str(const cJSON *obj, const char *key, char *dst, size_t dst_size
 int mc_ipc_get_long(const cJSON *obj, const char *key, long min, long max, long *out,
 		    char *err, size_t err_size);
 
+/* The agents' identity fields of CONFIG (config_agent.c). ok: what the
+ * sender checks (paths absolute or "", no control bytes; with
+ * agent_switch no id 0). add: false on ENOMEM. get: absent fields are the
+ * fallback's values (agent_switch false, ids -1, ""). */
+struct mc_worker_config;
+bool mc_ipc_config_agent_ok(const struct mc_worker_config *c);
+bool mc_ipc_config_agent_add(cJSON *o, const struct mc_worker_config *c);
+int mc_ipc_config_agent_get(const cJSON *o, struct mc_worker_config *c, char *err,
+			    size_t err_size);
+
 /* repos [{url, ref}] (agentapi_msgs.c), shared by TASK_STATE and
  * AGENT_TASK. add: false on ENOMEM or a bad entry. get: missing or null is
  * none; at most MC_TASK_REPOS_MAX entries into v. */

@@ -12,8 +12,10 @@
  * "ask": SLOTS_REQ(32), unless no runtime is known (then IDLE until a
  * RUNTIMES frame wakes it). A claim that fails answers CLAIM_DONE(0) and
  * waits task_poll_interval (jittered). A 404 on the batch route switches to
- * the legacy per-runtime claim until the link restarts (multica clears it
- * on a websocket reconnect; there is none yet). */
+ * the legacy per-runtime claim until the link restarts (multica also clears
+ * it on every websocket connect; here a connect does not, so a flapping
+ * socket cannot turn one 404 into a 404 per reconnect). While the
+ * websocket is up the poll is MC_WS_POLL_STRETCH times longer (link/ws.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +26,31 @@
 #include "common/log.h"
 #include "ipc/task_msgs.h"
 #include "link/link_int.h"
+#include "link/ws.h"
 
 static void on_answer(struct mc_call *call, void *arg);
 
+static mc_ms_t poll_interval(const struct mc_link *l)
+{
+	return l->cfg.task_poll_interval_ms > 0 ? l->cfg.task_poll_interval_ms : 30000;
+}
+
 /* The poll, jittered up to a tenth (at most 1 s) so that hosts restarted
- * together drift apart. */
+ * together drift apart; stretched while pushes arrive. */
 static void arm_poll(struct mc_link *l)
 {
-	mc_ms_t p = l->cfg.task_poll_interval_ms > 0 ? l->cfg.task_poll_interval_ms : 30000;
+	mc_ms_t p = poll_interval(l);
 	mc_ms_t j = p / 10 < 1000 ? p / 10 : 1000;
-	l->next_claim_at = mc_now_ms() + p + (j > 0 ? mc_rand_below(j) : 0);
+	l->idle_since = mc_now_ms();
+	l->next_claim_at = l->idle_since + p * (mc_ws_up(l) ? MC_WS_POLL_STRETCH : 1) +
+			   (j > 0 ? mc_rand_below(j) : 0);
+}
+
+void mc_claim_unstretch(struct mc_link *l)
+{
+	mc_ms_t due = l->idle_since + poll_interval(l);
+	if (l->cs == CS_IDLE && l->next_claim_at > due)
+		l->next_claim_at = due;
 }
 
 static void go_idle(struct mc_link *l)

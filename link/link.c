@@ -1,7 +1,7 @@
 /* The link process: set-up right after fork and its single-threaded event
  * loop (libcurl multi on one keep-alive connection + the supervisor socket
- * + a signalfd + timers), worker/loop.c's model. Nothing blocks: the loop
- * always answers a PING within one turn. */
+ * + a signalfd + timers + the websocket's fds, ws.h), worker/loop.c's
+ * model. Nothing blocks: the loop always answers a PING within one turn. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -16,6 +16,7 @@
 #include "common/secret.h"
 #include "link/link.h"
 #include "link/link_int.h"
+#include "link/ws.h"
 
 #define MAX_WAIT_MS 1000
 #define FINAL_FLUSH_MS 1000
@@ -41,6 +42,7 @@ void mc_link_stop(struct mc_link *l, const char *why)
 	l->stop_deadline = mc_now_ms() + budget;
 	mc_claim_event(l, CE_STOP);
 	mc_fails_hurry(l);
+	mc_ws_stop(l); /* a CLOSE frame, best effort */
 }
 
 static void on_signal(struct mc_link *l)
@@ -54,6 +56,7 @@ static void on_signal(struct mc_link *l)
 static int wait_timeout(const struct mc_link *l, mc_ms_t now)
 {
 	mc_ms_t d = mc_ms_earliest(mc_claim_next_deadline(l), mc_fails_next_deadline(l));
+	d = mc_ms_earliest(d, mc_ws_next_deadline(l));
 	if (l->stop_requested)
 		d = mc_ms_earliest(d, l->stop_deadline);
 	return mc_ms_wait(d, now, MAX_WAIT_MS);
@@ -78,19 +81,23 @@ static void loop_once(struct mc_link *l)
 	mc_ms_t now = mc_now_ms();
 	mc_claim_timers(l, now);
 	mc_fails_timers(l, now);
+	mc_ws_timers(l, now);
 	mc_link_peer_flush(l);
 	check_stop(l, now);
 	if (l->exit_now)
 		return;
-	struct curl_waitfd fds[2] = {
+	struct curl_waitfd fds[2 + MC_WS_MAX_FDS] = {
 		{ .fd = l->fd, .events = l->peer_gone ? 0 : CURL_WAIT_POLLIN |
 			(mc_ipc_writer_pending(&l->wr) ? CURL_WAIT_POLLOUT : 0) },
 		{ .fd = l->sigfd, .events = CURL_WAIT_POLLIN },
 	};
+	/* The websocket's fds ride along (its dial runs in a multi of its own). */
+	unsigned nws = mc_ws_poll_fds(l, fds + 2, MC_WS_MAX_FDS);
 	int numfds = 0, running = 0;
-	curl_multi_poll(l->multi, fds, 2, wait_timeout(l, now), &numfds);
+	curl_multi_poll(l->multi, fds, 2 + nws, wait_timeout(l, now), &numfds);
 	curl_multi_perform(l->multi, &running);
 	mc_multi_dispatch(l->multi);
+	mc_ws_on_poll(l, fds + 2, nws);
 	if (fds[1].revents)
 		on_signal(l);
 	if (!l->peer_gone && (fds[0].revents & (CURL_WAIT_POLLIN | CURL_WAIT_POLLPRI)))
@@ -101,6 +108,8 @@ static void link_free(struct mc_link *l)
 {
 	mc_claim_free(l);
 	mc_fails_free(l);
+	mc_ws_free(l->push);
+	l->push = NULL;
 	mc_link_runtimes_free(l);
 	if (l->multi != NULL)
 		curl_multi_cleanup(l->multi);
@@ -128,6 +137,9 @@ static int link_init(struct mc_link *l)
 	curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
 	if ((l->sigfd = mc_child_signalfd()) < 0)
 		return -1;
+	/* Without it the link polls, as with websocket = off. */
+	if ((l->push = mc_ws_new()) == NULL)
+		mc_log(MC_LOG_WARN, "cannot set up the websocket; polling only", NULL);
 	return 0;
 }
 

@@ -16,6 +16,8 @@
 #include "ipc/frame.h"
 #include "ipc/messages.h"
 
+struct mc_ws;
+
 #define MC_LINK_IPC_FD 3
 #define MC_LINK_WANT MC_CLAIM_MAX_TASKS     /* SLOTS_REQ: a claim's worth */
 #define MC_LINK_STOP_BUDGET_MS 5000         /* TASK_FAIL calls at a stop, at most */
@@ -94,6 +96,11 @@ struct mc_link {
 	/* failing tasks at the server */
 	struct mc_link_fail *fails;
 
+	/* the websocket push channel (ws.h): heap, NULL when it could not be made
+	 * ("ws" above is the workspaces') */
+	struct mc_ws *push;
+	mc_ms_t idle_since;             /* the claim cycle went IDLE: the poll counts from here */
+
 	/* stop */
 	bool stop_requested;
 	mc_ms_t stop_deadline;
@@ -119,6 +126,9 @@ void mc_claim_event(struct mc_link *l, enum mc_claim_event ev);
 void mc_claim_on_slots(struct mc_link *l, int grant);
 void mc_claim_timers(struct mc_link *l, mc_ms_t now);
 mc_ms_t mc_claim_next_deadline(const struct mc_link *l);
+/* The socket went down: the stretched poll is due no later than one normal
+ * interval after the cycle went IDLE. */
+void mc_claim_unstretch(struct mc_link *l);
 void mc_claim_free(struct mc_link *l);
 
 /* fails.c */

@@ -12,6 +12,7 @@
 #include "ipc/task_msgs.h"
 #include "link/link.h"
 #include "link/link_int.h"
+#include "link/ws.h"
 
 void mc_link_peer_flush(struct mc_link *l)
 {
@@ -62,6 +63,7 @@ static void on_token(struct mc_link *l, const struct mc_ipc_frame *f)
 	struct mc_secret *tok = mc_secret_new((const char *)f->payload, f->len);
 	if (tok == NULL)
 		return violation(l, "out of memory");
+	mc_ws_set_token(l, tok); /* the websocket's upgrade sends it too */
 	if (l->api != NULL) {
 		mc_api_set_token(l->api, tok); /* rotated: the next requests use it */
 		mc_secret_free(tok);
@@ -81,6 +83,7 @@ static void on_token(struct mc_link *l, const struct mc_ipc_frame *f)
 	l->peer = LP_READY;
 	mc_log(MC_LOG_INFO, "link ready", NULL);
 	mc_claim_event(l, CE_WAKE);
+	mc_ws_ready(l);
 }
 
 static void on_runtimes(struct mc_link *l, const struct mc_ipc_frame *f)

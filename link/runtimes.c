@@ -8,6 +8,7 @@
 #include <bsd/string.h>
 
 #include "link/link_int.h"
+#include "link/ws.h"
 
 static struct mc_link_ws *find(const struct mc_link *l, const char *ws)
 {
@@ -41,6 +42,7 @@ int mc_link_set_runtimes(struct mc_link *l, const char *ws, size_t n, char (*ids
 			return 0;
 		free(e->ids);
 		*e = l->ws[--l->n_ws];
+		mc_ws_runtimes_changed(l); /* the socket's set (debounced) */
 		return 1;
 	}
 	if (e == NULL) {
@@ -61,6 +63,7 @@ int mc_link_set_runtimes(struct mc_link *l, const char *ws, size_t n, char (*ids
 	free(e->ids);
 	e->ids = ids;
 	e->n = n;
+	mc_ws_runtimes_changed(l);
 	return 1;
 }
 

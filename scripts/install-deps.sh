@@ -5,7 +5,7 @@ set -eu
 
 PKGS="cmake make gcc pkg-config
 libcurl4-openssl-dev libssl-dev libcjson-dev libsodium-dev libbsd-dev libinih-dev
-libmicrohttpd-dev libcriterion-dev libsystemd-dev
+libmicrohttpd-dev libcriterion-dev libsystemd-dev libwslay-dev
 clang-14 libclang-rt-14-dev
 python3 git
 ${MC_EXTRA_PKGS:-}"

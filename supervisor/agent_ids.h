@@ -8,11 +8,17 @@
  * is not started (state config-error, last_error naming the range).
  *
  * Resolution at start and at every reload (mc_sv_agent_ids_resolve):
- *   - agent_user not in the file and no such user, or the daemon lacks
- *     CAP_SETUID/CAP_SETGID, or agent_user = "" : fallback (every
- *     workspace's identity has sw false), MC_IDENTITY_FALLBACK_WARNING
- *     logged at warn with the reason;
- *   - agent_user given in the file but unknown: a configuration error.
+ *   - agent_user not in the file and no such user (without
+ *     agent_uid_range: with it the user only lends its group), agent_user
+ *     the daemon's own user, the daemon lacking CAP_SETUID/CAP_SETGID, or
+ *     agent_user = (empty) : fallback (every workspace's identity has sw
+ *     false), MC_IDENTITY_FALLBACK_WARNING logged at warn with the reason;
+ *   - a configuration error (mc_agent_ids_configure -1, nothing changed):
+ *     agent_user given in the file but unknown, agent_user of uid 0 or
+ *     inside agent_uid_range, an empty agent_user with agent_uid_range, the
+ *     daemon's own uid/gid inside the range its agents use.
+ * agent_user's primary group is the agents' supplementary group (when it
+ * is neither root's nor the daemon's), in both modes.
  *
  * Error convention: 0, or -1 with errno and a message in err. */
 #ifndef MC_SV_AGENT_IDS_H
@@ -26,7 +32,9 @@
 
 struct mc_agent_ids;
 
-/* Allocates; reads <state_dir>/agent-ids if it exists. */
+/* Allocates; reads <state_dir>/agent-ids if it exists (a corrupt file:
+ * NULL, EINVAL, the message naming the file and line). state_dir NULL:
+ * nothing read or persisted (multicad -t). */
 struct mc_agent_ids *mc_agent_ids_new(const char *state_dir, char *err, size_t err_size);
 void mc_agent_ids_free(struct mc_agent_ids *a);
 
@@ -40,10 +48,33 @@ int mc_agent_ids_configure(struct mc_agent_ids *a, const struct mc_config *cfg, 
 int mc_agent_ids_get(struct mc_agent_ids *a, const char *ws, struct mc_identity *out,
 		     char *err, size_t err_size);
 
+/* mc_agent_ids_get without allocating (a const caller: the CONFIG digest):
+ * -1 with ENOENT when ws has no slot yet (or it is past the range). */
+int mc_agent_ids_peek(const struct mc_agent_ids *a, const char *ws, struct mc_identity *out);
+
 /* NULL when agents are isolated; else why not ("no user multicad-agent",
  * "the daemon lacks CAP_SETUID", "agent_user is empty"). */
 const char *mc_agent_ids_fallback_reason(const struct mc_agent_ids *a);
 /* The agents' HOME for the worker config (see mc_worker_config.agent_home). */
 const char *mc_agent_ids_home(const struct mc_agent_ids *a);
+
+enum mc_agent_mode {
+	MC_AGENT_MODE_USER,       /* one agent_user, a group per workspace */
+	MC_AGENT_MODE_UID_RANGE,  /* a uid (= gid) per workspace */
+	MC_AGENT_MODE_DAEMON,     /* fallback: the daemon's own user */
+};
+
+/* What status and the log say about the decision. Borrowed strings. */
+struct mc_agent_ids_info {
+	enum mc_agent_mode mode;
+	const char *user;         /* agent_user when it exists and is used; else NULL */
+	long uid;                 /* user mode: agent_user's; daemon: the daemon's; else -1 */
+	unsigned uid_lo, uid_hi;  /* uid_range mode; else 0-0 */
+	unsigned gid_lo, gid_hi;  /* user mode; else 0-0 */
+	const char *reason;       /* fallback: why; else NULL */
+};
+void mc_agent_ids_info(const struct mc_agent_ids *a, struct mc_agent_ids_info *out);
+/* "user", "uid_range" or "daemon". */
+const char *mc_agent_mode_name(enum mc_agent_mode m);
 
 #endif

@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "agentapi/agentapi.h"
+#include "common/identity.h"
 #include "common/log.h"
 #include "ipc/agentapi_msgs.h"
 #include "supervisor/hostproc.h"
@@ -264,6 +265,21 @@ static void end_task(struct mc_sv *sv, struct mc_aapi_proc *a, struct aa_task **
 	send_task(sv, a, &e);
 }
 
+/* The workspace's agent identity: its git runs as it. Unknown (an error
+ * of the slot table): refused, the task's checkouts then get 401 rather
+ * than git as the daemon. */
+static int fill_identity(struct mc_sv *sv, struct mc_agent_task *t, const char *ws)
+{
+	struct mc_identity id;
+	if (mc_sv_agent_identity(sv, ws, &id) < 0)
+		return -1;
+	t->agent_switch = id.sw;
+	t->agent_uid = id.sw ? (long)id.uid : -1;
+	t->agent_gid = id.sw ? (long)id.gid : -1;
+	t->agent_extra_gid = id.sw && id.extra_gid != (gid_t)-1 ? (long)id.extra_gid : -1;
+	return 0;
+}
+
 static void fill(struct mc_agent_task *t, const char *ws, const struct mc_task_state_msg *m)
 {
 	t->event = MC_AGENT_RUNNING;
@@ -307,6 +323,12 @@ void mc_aapi_task_state(struct mc_sv *sv, const char *ws, const struct mc_task_s
 	}
 	strlcpy(k->ws, ws, sizeof k->ws);
 	fill(&k->t, ws, m);
+	if (fill_identity(sv, &k->t, ws) < 0) {
+		mc_log(MC_LOG_ERROR, "no agent identity for the workspace: its task gets no local API",
+		       "task", m->task_id, "workspace", ws, "error", strerror(errno), NULL);
+		end_task(sv, a, find(a, m->task_id)); /* an ENDED for one never sent is a no-op */
+		return;
+	}
 	send_task(sv, a, &k->t);
 }
 

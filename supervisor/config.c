@@ -322,6 +322,7 @@ static void finish(struct parse *p)
 	check_order(p, "restart_backoff_min", c->restart_backoff_min_ms,
 		    "restart_backoff_max", c->restart_backoff_max_ms, true);
 	mc_cfg_finish_tasks(p);
+	mc_cfg_finish_agents(p);
 }
 
 /* ---- loading ---- */

@@ -110,7 +110,7 @@ struct mc_config {
 	size_t n_ws_sections;
 	struct mc_ws_section *ws_sections; /* heap, sorted by id */
 
-	uint32_t daemon_keys_set;         /* bit i: [daemon] key i was in the file (for printing) */
+	uint64_t daemon_keys_set;         /* bit i: [daemon] key i was in the file (for printing) */
 };
 
 /* One problem of a configuration file. */

@@ -18,13 +18,14 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "supervisor/config.h"
 
 #define DAEMON_ID_MAX_LEN 63
 #define PROFILE_PREFIX "profile_command."
 #define KEY_MAX 128                          /* longest key we remember */
-#define DKEYS_MAX 32                         /* daemon_keys_set is 32 bits */
+#define DKEYS_MAX 64                         /* daemon_keys_set is 64 bits */
 
 /* SEC_SKIP: the keys of a rejected section header are not looked at (the
  * header's problem is reported; its keys would only add noise). */
@@ -136,6 +137,22 @@ void mc_cfg_format_days(long ms, char *buf, size_t n);
  * <state_dir>/work. */
 void mc_cfg_finish_tasks(struct parse *p);
 bool mc_cfg_is_daemon_id(const char *s);
+
+/* ---- the agents' identity keys and websocket (config_agents.c) ---- */
+
+int mc_cfg_set_agent_user(struct parse *p, const struct dkey *k, const char *v, bool cont);
+/* agent_uid_range / agent_gid_range: "LO-HI" ("" : not set, uid only). */
+int mc_cfg_set_id_range(struct parse *p, const struct dkey *k, const char *v, bool cont);
+/* An absolute path or "" (none). */
+int mc_cfg_set_opt_path(struct parse *p, const struct dkey *k, const char *v, bool cont);
+/* A bool field: true|false|yes|no|on|off|1|0. */
+int mc_cfg_set_bool(struct parse *p, const struct dkey *k, const char *v, bool cont);
+/* A bool field: on|off. */
+int mc_cfg_set_onoff(struct parse *p, const struct dkey *k, const char *v, bool cont);
+/* agent_user_given, the two ranges apart, agent_env_file's owner and mode. */
+void mc_cfg_finish_agents(struct parse *p);
+/* Their lines of mc_config_print. */
+void mc_cfg_print_agents(const struct mc_config *c, FILE *f);
 
 /* ---- the token file (config_id.c) ---- */
 

@@ -304,9 +304,18 @@ const struct dkey mc_cfg_dkeys[] = {
 	{ "task_retention", mc_cfg_set_days, OFF(task_retention_ms),
 	  DURATION_MIN_MS, MC_CFG_TASK_MS_MAX, "7d", false },
 	{ "agent_api_listen", mc_cfg_set_agent_api, 0, 0, 0, "127.0.0.1:19514", false },
+	/* the agents' identity (config_agents.c) */
+	{ "agent_user", mc_cfg_set_agent_user, OFF(agent_user), 0, 0, "multicad-agent", false },
+	{ "agent_uid_range", mc_cfg_set_id_range, OFF(agent_uid_lo), 0, 0, "", false },
+	{ "agent_gid_range", mc_cfg_set_id_range, OFF(agent_gid_lo), 0, 0, "62000-62999", false },
+	{ "agent_home_template", mc_cfg_set_opt_path, OFF(agent_home_template), 0, 0, "", false },
+	{ "agent_env_file", mc_cfg_set_opt_path, OFF(agent_env_file), 0, 0, "", false },
+	{ "allow_profile_paths", mc_cfg_set_bool, OFF(allow_profile_paths), 0, 0, "false", false },
+	/* the link's push channel */
+	{ "websocket", mc_cfg_set_onoff, OFF(websocket), 0, 0, "on", false },
 };
 #define N_DKEYS (sizeof mc_cfg_dkeys / sizeof mc_cfg_dkeys[0])
-_Static_assert(N_DKEYS <= DKEYS_MAX, "daemon_keys_set and dkey_line hold 32 keys");
+_Static_assert(N_DKEYS <= DKEYS_MAX, "daemon_keys_set and dkey_line hold 64 keys");
 const size_t mc_cfg_n_dkeys = N_DKEYS;
 
 int mc_cfg_dkey_index(const char *name)
@@ -370,7 +379,7 @@ static int handle_daemon_key(struct parse *p, const char *key, const char *v, bo
 		p->dkey_bad[i] = true;
 		return -1;
 	}
-	p->c->daemon_keys_set |= UINT32_C(1) << i;
+	p->c->daemon_keys_set |= UINT64_C(1) << i;
 	return 0;
 }
 

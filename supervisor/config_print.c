@@ -17,7 +17,7 @@ const char *mc_config_log_level_name(enum mc_log_level level)
 static const char *default_mark(const struct mc_config *c, const char *key)
 {
 	int i = mc_cfg_dkey_index(key);
-	return (c->daemon_keys_set & (UINT32_C(1) << i)) ? "" : "  ; default";
+	return (c->daemon_keys_set & (UINT64_C(1) << i)) ? "" : "  ; default";
 }
 
 static void print_ids(FILE *f, const char *key, const char (*ids)[MC_ID_MAX], size_t n,
@@ -76,6 +76,7 @@ static void print_daemon(const struct mc_config *c, FILE *f)
 	}
 	fprintf(f, "log_level = %s%s\n", mc_config_log_level_name(c->log_level),
 		default_mark(c, "log_level"));
+	mc_cfg_print_agents(c, f);
 }
 
 static void print_providers(const struct mc_config *c, FILE *f)

@@ -121,6 +121,7 @@ static cJSON *status_reply(struct mc_sv *sv)
 	RB_FOREACH(wk, mc_wk_tree, &sv->workers)
 		cJSON_AddItemToArray(arr, worker_json(sv, wk, now));
 	mc_link_proc_status(sv, r); /* "link" and "slots" */
+	mc_sv_agents_status(sv, r); /* "agents" (agents.c) */
 	mc_aapi_status(sv, r);      /* "agent_api" */
 	return r;
 }

@@ -146,7 +146,8 @@ static int reload(struct mc_sv *sv)
 	struct mc_secret *token = NULL;
 	char err[512];
 	sv->reloads++;
-	if (load_candidate(sv, &nc, &token, err, sizeof err) < 0) {
+	if (load_candidate(sv, &nc, &token, err, sizeof err) < 0 ||
+	    mc_sv_agents_reconfigure(sv, &nc, err, sizeof err) < 0) {
 		mc_config_free(&nc);
 		mc_secret_free(token);
 		reload_failed(sv, err);
@@ -165,6 +166,7 @@ static int reload(struct mc_sv *sv)
 		mc_log(MC_LOG_ERROR, "cannot resize the task slots; keeping the old number", "max",
 		       MC_LOG_NUM(sv->tasks.max), NULL);
 	mc_log_set_level(sv->cfg.log_level);
+	mc_sv_agents_settle(sv); /* agents.c: before the CONFIGs are compared */
 
 	unsigned restarted = 0, updated = 0, drained = 0;
 	struct mc_wk *wk, *tmp;

@@ -34,7 +34,10 @@ static int link_child(int fd, int extra_fd, pid_t parent)
 static void link_frame(struct mc_sv *sv, struct mc_hostproc *hp, const struct mc_ipc_frame *f)
 {
 	(void)hp;
-	mc_route_link_frame(sv, f); /* HELLO and PONG come back by mc_link_proc_on_* */
+	if (f->type == MC_IPC_PUSH || f->type == MC_IPC_PUSH_STATE)
+		mc_push_link_frame(sv, f); /* push.c */
+	else
+		mc_route_link_frame(sv, f); /* HELLO and PONG come back by mc_link_proc_on_* */
 }
 
 static void config_digest(const struct mc_sv *sv, char out[65]);
@@ -51,6 +54,7 @@ static void link_spawned(struct mc_sv *sv, struct mc_hostproc *hp)
 {
 	(void)hp;
 	sv->link->outstanding = 0;
+	mc_push_link_gone(sv); /* a restart (new CONFIG) calls no gone: the old socket is */
 }
 
 static void link_ready(struct mc_sv *sv, struct mc_hostproc *hp)
@@ -63,6 +67,7 @@ static void link_gone(struct mc_sv *sv, struct mc_hostproc *hp)
 {
 	(void)hp;
 	mc_route_link_gone(sv);
+	mc_push_link_gone(sv);
 }
 
 static const struct mc_hostproc_ops link_ops = {
@@ -179,6 +184,7 @@ void mc_link_proc_build_config(const struct mc_sv *sv, struct mc_worker_config *
 	mc_sv_task_config(sv, c);
 	c->task_poll_interval_ms = g->task_poll_interval_ms;
 	c->max_concurrent_tasks = g->max_concurrent_tasks;
+	c->websocket_off = !g->websocket; /* websocket = off: no push channel */
 }
 
 /* Of the CONFIG frame's bytes: a reload that changes them restarts it. */
@@ -255,6 +261,7 @@ void mc_link_proc_status(struct mc_sv *sv, struct cJSON *root)
 	cJSON *o = cJSON_AddObjectToObject(root, "link");
 	if (o != NULL) {
 		mc_hp_status(o, lp != NULL ? &lp->hp : NULL, lp != NULL ? NULL : "down");
+		mc_push_status(sv, o);
 		mc_hp_status_error(o, lp != NULL ? &lp->hp : NULL);
 	}
 	if (cJSON_GetObjectItemCaseSensitive(root, "slots") != NULL)

@@ -164,6 +164,9 @@ static void fire_timer(struct mc_sv *sv, struct mc_timer *t)
 	case TIMER_AAPI:
 		mc_aapi_on_timer(sv);
 		break;
+	case TIMER_PUSH:
+		mc_push_on_timer(sv);
+		break;
 	default:
 		break;
 	}

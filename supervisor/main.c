@@ -22,6 +22,7 @@
 #include "common/api.h"
 #include "common/log.h"
 #include "common/proctitle.h"
+#include "supervisor/agent_ids.h"
 #include "supervisor/forkserver.h"
 #include "worker/backend.h"
 #include "supervisor/notify.h"
@@ -86,6 +87,23 @@ static void warn_unrunnable_providers(const struct mc_config *c, const char *fil
 				file, c->providers[i].key);
 }
 
+/* -t: the agents' identity as the daemon would decide it when started by
+ * this user (systemd gives it CAP_SETUID/CAP_SETGID; a shell may not):
+ * an error, or the fallback said as a warning (still valid). */
+static int check_agents(const struct mc_config *c, const char *file)
+{
+	char err[512];
+	struct mc_agent_ids *a = mc_agent_ids_new(NULL, err, sizeof err);
+	int rc = a == NULL ? -1 : mc_agent_ids_configure(a, c, err, sizeof err);
+	if (rc < 0)
+		fprintf(stderr, "%s: %s\n", file, err);
+	else if (mc_agent_ids_fallback_reason(a) != NULL)
+		fprintf(stderr, "multicad: warning: %s (%s)\n", MC_IDENTITY_FALLBACK_WARNING,
+			mc_agent_ids_fallback_reason(a));
+	mc_agent_ids_free(a);
+	return rc;
+}
+
 /* -t: the whole configuration checked, as a reload would, and every
  * problem reported on its own line ("FILE:LINE: KEY: problem"). */
 static int check_config(const struct options *o)
@@ -98,6 +116,9 @@ static int check_config(const struct options *o)
 		size_t n = pr.n + pr.dropped;
 		fprintf(stderr, "multicad: configuration %s is not valid (%zu problem%s)\n", o->config,
 			n, n == 1 ? "" : "s");
+		rc = 1;
+	} else if (check_agents(&c, o->config) < 0) {
+		fprintf(stderr, "multicad: configuration %s is not valid (1 problem)\n", o->config);
 		rc = 1;
 	} else {
 		if (o->debug)
@@ -145,6 +166,7 @@ static int sv_init(struct mc_sv *sv, const struct options *o, char *err, size_t 
 	mc_timer_init(&sv->membership_timer, TIMER_MEMBERSHIP, sv);
 	mc_timer_init(&sv->shutdown_timer, TIMER_SHUTDOWN, sv);
 	mc_timer_init(&sv->drain_timer, TIMER_DRAIN, sv);
+	mc_push_init(sv);
 	mc_reaper_init(sv); /* logged when it fails; not fatal */
 	if (mc_config_load(sv->config_path, &sv->cfg, err, n) < 0)
 		return -1;
@@ -247,6 +269,7 @@ static void sv_free(struct mc_sv *sv)
 	mc_probes_free(sv);
 	mc_timerq_free(&sv->timers);
 	mc_ledger_free(sv->ledger);
+	mc_sv_agents_free(sv);
 	mc_secret_free(sv->token);
 	mc_config_free(&sv->cfg);
 	free(sv->members);
@@ -295,7 +318,8 @@ static int run(const struct options *o)
 	struct pidfh *lock = take_lock(&sv);
 	if (lock == NULL)
 		goto out;
-	if (sv_load_identity(&sv, err, sizeof err) < 0) {
+	if (sv_load_identity(&sv, err, sizeof err) < 0 ||
+	    mc_sv_agents_start(&sv, err, sizeof err) < 0) {
 		mc_log(MC_LOG_ERROR, "cannot start", "error", err, NULL);
 		rc = EXIT_CONFIG;
 		goto out;

@@ -15,6 +15,16 @@ static void schedule(struct mc_sv *sv, mc_ms_t delay)
 	mc_timerq_arm(&sv->timers, &sv->membership_timer, mc_now_ms() + delay);
 }
 
+void mc_membership_refresh_now(struct mc_sv *sv)
+{
+	if (!sv->cfg.all_workspaces || sv->shutting_down)
+		return;
+	if (sv->membership != NULL)
+		sv->membership_again = true; /* its answer may predate the change */
+	else
+		schedule(sv, 0);
+}
+
 void mc_membership_on_timer(struct mc_sv *sv)
 {
 	if (!sv->cfg.all_workspaces || sv->shutting_down || sv->membership != NULL)
@@ -62,6 +72,8 @@ static int take_list(struct mc_sv *sv, const char *out)
 void mc_membership_on_result(struct mc_sv *sv, int status, const char *out, size_t len)
 {
 	(void)len;
+	bool again = sv->membership_again;
+	sv->membership_again = false;
 	if (status != MC_HELPER_OK) {
 		mc_ms_t delay = mc_backoff_next(&sv->membership_backoff);
 		mc_log(MC_LOG_WARN, "workspace list unavailable; keeping the current set",
@@ -82,5 +94,5 @@ void mc_membership_on_result(struct mc_sv *sv, int status, const char *out, size
 		mc_sv_apply_wanted(sv);
 	}
 	/* "304": nothing changed. */
-	schedule(sv, mc_jitter(sv->cfg.workspace_sync_interval_ms, 0.2));
+	schedule(sv, again ? 0 : mc_jitter(sv->cfg.workspace_sync_interval_ms, 0.2));
 }

@@ -18,6 +18,7 @@
 #include "ipc/messages.h"
 #include "supervisor/config.h"
 #include "supervisor/ledger.h"
+#include "supervisor/push.h"
 #include "supervisor/svtask.h"
 #include "supervisor/timerq.h"
 #include "worker/vprobe.h"
@@ -61,6 +62,7 @@ enum mc_timer_kind {
 	TIMER_DRAIN,      /* drain progress: host-wide and per workspace (lifecycle.c) */
 	TIMER_LINK,       /* the link's handshake, pings, respawn (link_proc.c) */
 	TIMER_AAPI,       /* the agent-api process's, likewise (agentapi_proc.c) */
+	TIMER_PUSH,       /* the reconnect's spread profile checks (push.c) */
 };
 
 /* Worker lifecycle (state x event in wk.c). */
@@ -218,6 +220,7 @@ struct mc_sv {
 	char (*members)[MC_ID_MAX];
 	char ws_etag[256];
 	struct mc_backoff membership_backoff;
+	bool membership_again;          /* a push asked while one was in flight */
 
 	/* reload and shutdown */
 	bool reload_pending;
@@ -239,6 +242,9 @@ struct mc_sv {
 	struct mc_sv_tasks tasks;
 	struct mc_link_proc *link;      /* the link process (link_proc.c) */
 	struct mc_aapi_proc *aapi;      /* the agent-api process (agentapi_proc.c) */
+	struct mc_sv_push push;         /* the link's websocket, pushes routed (push.c) */
+	struct mc_agent_ids *agent_ids; /* the agents' identity per workspace (agents.c) */
+	char agent_said[200];           /* the identity decision last logged */
 
 	/* drain (multicactl drain): no more claims, stop once no task runs */
 	bool draining;
@@ -414,7 +420,7 @@ bool mc_link_proc_done(const struct mc_sv *sv);
 /* Stop timeout: SIGKILL and reap. */
 void mc_link_proc_kill(struct mc_sv *sv);
 void mc_link_proc_free(struct mc_sv *sv);
-/* status --json: "link" {"pid","state","restarts","last_error"} and
+/* status --json: "link" {"pid","state","restarts","websocket","last_error"} and
  * "slots" {"max","used","reserved"} added to root. */
 void mc_link_proc_status(struct mc_sv *sv, struct cJSON *root);
 
@@ -435,9 +441,36 @@ void mc_route_drop_ws(struct mc_sv *sv, const char *ws);
  * the link at the end of the turn, with a WAKE. */
 void mc_route_runtimes_dirty(struct mc_sv *sv, const char *ws);
 
+/* agents.c: the agents' identity (common/identity.h, supervisor/agent_ids.h).
+ * start: after the state_dir lock (reads <state_dir>/agent-ids), logs the
+ * decision (the fallback at warn) and sets state_dir's modes; -1 with err:
+ * a corrupt agent-ids file or an agent_* configuration error.
+ * reconfigure: a reload's candidate configuration (-1: refuse the reload,
+ * nothing changed); settle: after the reload took it (log, modes, every
+ * worker's slot given before the CONFIG digests are compared). */
+struct mc_identity;
+int mc_sv_agents_start(struct mc_sv *sv, char *err, size_t n);
+int mc_sv_agents_reconfigure(struct mc_sv *sv, const struct mc_config *nc, char *err, size_t n);
+void mc_sv_agents_settle(struct mc_sv *sv);
+void mc_sv_agents_free(struct mc_sv *sv);
+/* The identity workspace ws's agents get (its slot allocated and persisted
+ * on first use); fallback: out->sw false. -1 with errno (ENOSPC: the range
+ * is exhausted), logged. _why: the message into err instead of the log. */
+int mc_sv_agent_identity(struct mc_sv *sv, const char *ws, struct mc_identity *out);
+int mc_sv_agent_identity_why(struct mc_sv *sv, const char *ws, struct mc_identity *out,
+			     char *err, size_t n);
+/* The agents' fields of ws's worker CONFIG (nothing allocated). */
+void mc_sv_agent_config(const struct mc_sv *sv, const char *ws, struct mc_worker_config *c);
+/* status --json: "agents" {isolated, mode, user, uid, uid_range, gid_range,
+ * warning} added to root. */
+void mc_sv_agents_status(const struct mc_sv *sv, struct cJSON *root);
+
 /* membership.c / reload.c */
 void mc_membership_on_timer(struct mc_sv *sv);
 void mc_membership_on_result(struct mc_sv *sv, int status, const char *out, size_t len);
+/* A push: the timer's fetch now (workspaces = all), or once more right
+ * after the one in flight. */
+void mc_membership_refresh_now(struct mc_sv *sv);
 /* Starts, keeps and removes workers to match what the configuration (and the
  * membership list) wants now. */
 void mc_sv_apply_wanted(struct mc_sv *sv);

@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "common/child.h"
+#include "common/identity.h"
 #include "supervisor/forkserver.h"
 #include "supervisor/wk_int.h"
 #include "worker/worker.h"
@@ -93,6 +94,7 @@ static void build_config(const struct mc_sv *sv, const char *ws, struct mc_worke
 	c->probe_timeout_ms = 10000;
 	strlcpy(c->ca_file, g->ca_file, sizeof c->ca_file);
 	mc_sv_task_config(sv, c);
+	mc_sv_agent_config(sv, ws, c); /* agents.c */
 	const struct mc_ws_section *sec = mc_config_ws_section(g, ws);
 	if (sec != NULL) {
 		/* Borrowed: the config outlives the send. */
@@ -177,6 +179,8 @@ void mc_wk_send_handshake(struct mc_sv *sv, struct mc_wk *wk)
 	}
 	if (rc == 0)
 		rc = mc_ipc_send_probes(&wk->wr, &sv->probes);
+	if (rc == 0)
+		rc = mc_push_handshake(sv, &wk->wr); /* the socket is up: its poll stretches */
 	mc_wk_queued(sv, wk, rc);
 }
 
@@ -248,6 +252,16 @@ void mc_wk_spawn(struct mc_sv *sv, struct mc_wk *wk)
 	pid_t pid = 0;
 	int fd = -1, pidfd = -1;
 	const char *via = "forkserver";
+	/* Its agents' identity first (a slot of the range, kept for good):
+	 * none left is the configuration's problem, parked like one. */
+	struct mc_identity aid;
+	char aerr[256] = "";
+	if (mc_sv_agent_identity_why(sv, wk->ws, &aid, aerr, sizeof aerr) < 0) {
+		mc_wk_set_error(wk, aerr); /* park_config logs it */
+		wk->next = NEXT_PARK_CONFIG;
+		mc_wk_after_cleanup(sv, wk);
+		return;
+	}
 	int got = mc_fs_spawn(sv, &pid, &fd, &pidfd);
 	if (got < 0) {
 		mc_wk_set_error(wk, "the fork server could not start the worker");

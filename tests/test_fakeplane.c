@@ -783,7 +783,9 @@ Test(fakeplane, other_endpoints)
 	cJSON_Delete(o);
 	call_error("POST", "/api/daemon/tasks/claim", "{\"daemon_id\":\"\"}", AUTH, 400,
 		   "daemon_id is required");
-	call_error("GET", "/api/daemon/ws", NULL, AUTH, 404, "not found");
+	/* The websocket route exists now (test_fakeplane_ws.c): no ids, a 400. */
+	call_error("GET", "/api/daemon/ws", NULL, AUTH, 400,
+		   "runtime_ids or user identity required");
 	call_error("GET", "/api/daemon/nothing", NULL, AUTH, 404, "not found");
 	call_error("GET", "/api/daemon/heartbeat", NULL, AUTH, 404, "not found");
 	call_error("GET", "/_admin/nothing", NULL, NULL, 404, "not found");

@@ -6,9 +6,13 @@
  * MULTICA_TASK_ID they inherited) no longer runs here: no agent outlives
  * its task.
  *
- * The worker's own children are its agents' leaders (known by pid) and
- * its version probes (in the worker's own process group): neither is
- * touched. */
+ * The worker's own children are its agents' leaders (known by pid), its
+ * version probes and the remover of expired task dirs (agent_id.h):
+ * none is touched.
+ *
+ * Under isolation an agent's process is of another uid, whose environ the
+ * worker cannot read (EACCES without CAP_SYS_PTRACE): such a process is
+ * left alone while any task runs here, and killed once none does. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -56,12 +60,14 @@ static bool proc_stat(pid_t pid, char *state, pid_t *pgid)
 	return true;
 }
 
-/* The MULTICA_TASK_ID the process inherited, into id (40 bytes). */
-static bool task_of(pid_t pid, char id[40])
+/* The MULTICA_TASK_ID the process inherited, into id (40 bytes).
+ * *unreadable: its environ could not be opened (another uid's). */
+static bool task_of(pid_t pid, char id[40], bool *unreadable)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	*unreadable = fd < 0 && (errno == EACCES || errno == EPERM);
 	if (fd < 0)
 		return false;
 	static char buf[64 * 1024];
@@ -95,6 +101,14 @@ static bool task_running(const struct mc_worker *w, const char *id)
 	return false;
 }
 
+static bool any_agent(const struct mc_worker *w)
+{
+	for (const struct mc_xtask *x = w->exec.head; x != NULL; x = x->next)
+		if (mc_xt_agent_pid(x) > 0)
+			return true;
+	return false;
+}
+
 static size_t children(pid_t *out, size_t max)
 {
 	char path[64];
@@ -113,16 +127,20 @@ static void handle_child(struct mc_worker *w, pid_t pid, pid_t own_pgid)
 {
 	char st;
 	pid_t pgid;
-	if (is_leader(w, pid) || !proc_stat(pid, &st, &pgid) || pgid == own_pgid)
+	if (is_leader(w, pid) || mc_agent_id_helper(w, pid) || !proc_stat(pid, &st, &pgid) ||
+	    pgid == own_pgid)
 		return;
 	if (st == 'Z') {
 		waitpid(pid, NULL, WNOHANG);
 		return;
 	}
 	char id[40];
-	bool known = task_of(pid, id);
+	bool unreadable;
+	bool known = task_of(pid, id, &unreadable);
 	if (known && task_running(w, id))
 		return;
+	if (!known && unreadable && any_agent(w))
+		return; /* an agent's, of a task we cannot name: kept while agents run */
 	mc_log(MC_LOG_INFO, "killing what an ended task's agent left running",
 	       "task", known ? id : "?", "pid", MC_LOG_NUM(pid), NULL);
 	kill(-pgid, SIGKILL);

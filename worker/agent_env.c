@@ -176,6 +176,28 @@ static void add_base(struct envb *e, char *const *base)
 	}
 }
 
+static void add_extra(struct envb *e, char *const *extra)
+{
+	for (; extra && *extra; extra++) {
+		const char *eq = strchr(*extra, '=');
+		char key[256];
+		size_t klen = eq ? (size_t)(eq - *extra) : 0;
+		if (klen == 0 || klen >= sizeof key)
+			continue;
+		memcpy(key, *extra, klen);
+		key[klen] = '\0';
+		if (!mc_agent_env_blocked(key)) /* envfile.c refused them already */
+			env_set(e, *extra, klen, eq + 1, "agent_env_file");
+	}
+}
+
+static void add_identity(struct envb *e, const char *home, const char *user)
+{
+	env_sets(e, "HOME", home);
+	env_sets(e, "USER", user);
+	env_sets(e, "LOGNAME", user);
+}
+
 static void add_task(struct envb *e, const struct mc_agent_env_in *in, const char *token)
 {
 	const struct mc_task *t = in->task;
@@ -227,6 +249,8 @@ char **mc_agent_env_build(const struct mc_agent_env_in *in, char *err, size_t er
 	}
 	const char *token = mc_secret_open(in->task_token);
 	add_base(&e, in->base);
+	add_extra(&e, in->extra);
+	add_identity(&e, in->home, in->user);
 	add_task(&e, in, token ? token : "");
 	mc_secret_close(in->task_token);
 	add_custom(&e, in->task);
@@ -242,6 +266,29 @@ char **mc_agent_env_build(const struct mc_agent_env_in *in, char *err, size_t er
 	}
 	if (e.oom) {
 		snprintf(err, err_size, "agent env: out of memory");
+		mc_agent_env_free(e.v);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return e.v;
+}
+
+char **mc_agent_env_base_build(char *const *base, char *const *extra, const char *home,
+			       const char *user, struct mc_secret *forbidden)
+{
+	struct envb e = {0};
+	if (forbidden) {
+		e.forbid = mc_secret_open(forbidden);
+		e.forbid_len = mc_secret_len(forbidden);
+	}
+	add_base(&e, base);
+	add_extra(&e, extra);
+	add_identity(&e, home, user);
+	if (forbidden)
+		mc_secret_close(forbidden);
+	if (!e.oom && !e.v && !(e.v = calloc(1, sizeof *e.v)))
+		e.oom = true;
+	if (e.oom) {
 		mc_agent_env_free(e.v);
 		errno = ENOMEM;
 		return NULL;

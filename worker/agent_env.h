@@ -2,7 +2,9 @@
  * (reference/multica-task-execution.md step 6, INTERFACE.md "Agents"):
  * the daemon's own environment minus every MULTICA_* key and the Claude
  * Code markers, plus the task's MULTICA_* facts and private temp dir, then
- * the agent's custom_env without the blocked keys. Each key exactly once
+ * the agent's custom_env without the blocked keys. Between the daemon's
+ * environment and the task's facts: the operator's agent_env_file and the
+ * agent identity's HOME, USER and LOGNAME. Each key exactly once
  * (later sources win; execve does not de-duplicate). No value may contain
  * the daemon's token: such a variable is dropped (its key logged).
  *
@@ -29,11 +31,23 @@ struct mc_agent_env_in {
 	const char *workspaces_root;     /* MULTICA_TASK_WORKSPACES_ROOT; NULL: omitted */
 	const char *tmpdir;              /* TMPDIR, TMP, TEMP (required) */
 	const char *codex_home;          /* CODEX_HOME (codex only); NULL: omitted */
+	/* the agent identity's (issue 11) */
+	char *const *extra;              /* agent_env_file's KEY=VALUE; NULL: none */
+	const char *home;                /* HOME; NULL: base's */
+	const char *user;                /* USER and LOGNAME; NULL: base's */
 };
 
 /* Builds the NULL-terminated envp. Allocates: free with mc_agent_env_free
  * (it holds the task token). */
 char **mc_agent_env_build(const struct mc_agent_env_in *in, char *err, size_t err_size);
+/* The environment of what runs as the agent outside a task (the version
+ * probes of custom profiles): base without the stripped keys, then extra
+ * (its blocked keys refused), then HOME, USER and LOGNAME when given;
+ * nothing holding forbidden. Allocates: mc_agent_env_free. NULL with
+ * errno ENOMEM. */
+char **mc_agent_env_base_build(char *const *base, char *const *extra, const char *home,
+			       const char *user, struct mc_secret *forbidden);
+
 /* Wipes every string (MULTICA_TOKEN is one of them) and frees. NULL ok. */
 void mc_agent_env_free(char **envp);
 

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/child.h"
+#include "worker/seedtree.h"
 
 /* How often a stop (or an exited leader's leftovers) re-checks the group. */
 #define GROUP_POLL_MS 20
@@ -23,7 +25,18 @@
  * escaped the group holds it) before the agent counts as done anyway. */
 #define EOF_GRACE_MS 1000
 
-enum { STAGE_CHDIR = 1, STAGE_EXEC = 2, STAGE_DUP = 3 };
+enum {
+	STAGE_CHDIR = 1, STAGE_EXEC = 2, STAGE_DUP = 3,
+	STAGE_IDENTITY = 4,    /* mc_identity_enter */
+	STAGE_MKDIR = 5,       /* a spec dir: mkdir or open */
+	STAGE_NOT_OURS = 6,    /* a spec dir exists but is not the agent's: extra = its uid */
+	STAGE_SEED = 7,        /* a spec dir's seed */
+};
+
+/* What the child writes on the status pipe when a step fails. */
+struct child_status {
+	int stage, err, index, extra;
+};
 
 struct mc_agent {
 	pid_t pid;              /* leader, and so the pgid */
@@ -80,12 +93,89 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-static void child_fail(int fd, int stage)
+__attribute__((noreturn)) static void child_fail_at(int fd, int stage, int index, int extra)
 {
-	int msg[2] = { stage, errno };
-	ssize_t r = write(fd, msg, sizeof msg);
+	struct child_status m = { stage, errno, index, extra };
+	ssize_t r = write(fd, &m, sizeof m);
 	(void)r;
 	_exit(127);
+}
+
+__attribute__((noreturn)) static void child_fail(int fd, int stage)
+{
+	child_fail_at(fd, stage, 0, 0);
+}
+
+int mc_agent_execve(const char *path, char *const *argv, char *const *envp)
+{
+	if (strchr(path, '/') != NULL) {
+		execve(path, argv, envp);
+		return -1;
+	}
+	const char *pe = "/usr/local/bin:/usr/bin:/bin";
+	for (char *const *e = envp; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "PATH=", 5) == 0) {
+			pe = *e + 5;
+			break;
+		}
+	size_t nl = strlen(path);
+	bool denied = false;
+	int last = ENOENT;
+	for (const char *p = pe; *p != '\0';) {
+		const char *end = strchr(p, ':');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		char cand[4096];
+		/* relative entries never: the cwd must not decide what runs */
+		if (len > 0 && p[0] == '/' && len + 1 + nl < sizeof cand) {
+			memcpy(cand, p, len);
+			cand[len] = '/';
+			memcpy(cand + len + 1, path, nl + 1);
+			execve(cand, argv, envp);
+			if (errno == EACCES)
+				denied = true;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				return -1;
+			last = errno;
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	errno = denied ? EACCES : last;
+	return -1;
+}
+
+/* A spec dir: made (0700 less nothing: the agent's umask keeps owner
+ * bits), or an existing directory of the agent's uid; seeded. */
+static void child_dir(const struct mc_agent_dir *d, int index, int st_w)
+{
+	bool made = mkdir(d->path, 0700) == 0;
+	if (!made && errno != EEXIST)
+		child_fail_at(st_w, STAGE_MKDIR, index, 0);
+	struct stat st;
+	if (lstat(d->path, &st) < 0)
+		child_fail_at(st_w, STAGE_MKDIR, index, 0);
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		child_fail_at(st_w, STAGE_MKDIR, index, 0);
+	}
+	if (st.st_uid != geteuid()) {
+		errno = EPERM;
+		child_fail_at(st_w, STAGE_NOT_OURS, index, (int)st.st_uid);
+	}
+	/* exactly 0700: a setgid parent (a workspace's dir) would pass its bit on */
+	if (made && (st.st_mode & 07777) != 0700 && chmod(d->path, 0700) < 0)
+		child_fail_at(st_w, STAGE_MKDIR, index, 0);
+	if (d->seed_kind == MC_SEED_NONE ||
+	    (d->seed_kind == MC_SEED_TREE && (d->seed == NULL || !made)))
+		return;
+	int fd = open(d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		child_fail_at(st_w, STAGE_MKDIR, index, 0);
+	int rc = d->seed_kind == MC_SEED_TREE ? mc_seed_tree(d->seed, fd) : mc_seed_codex(d->seed, fd);
+	if (rc < 0 && !(d->seed_kind == MC_SEED_TREE && errno == ENOENT))
+		child_fail_at(st_w, STAGE_SEED, index, 0);
+	close(fd);
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
@@ -107,11 +197,43 @@ __attribute__((noreturn)) static void child_exec(const struct mc_agent_spec *spe
 	if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
 		child_fail(3, STAGE_DUP);
 	closefrom(4);
+	if (spec->as != NULL && mc_identity_enter(spec->as) < 0)
+		child_fail(3, STAGE_IDENTITY);
+	for (size_t i = 0; i < spec->n_dirs && i < MC_AGENT_DIRS_MAX; i++)
+		child_dir(&spec->dirs[i], (int)i, 3);
 	if (spec->cwd != NULL && chdir(spec->cwd) < 0)
 		child_fail(3, STAGE_CHDIR);
-	execve(spec->path, spec->argv, spec->envp);
+	mc_agent_execve(spec->path, spec->argv, spec->envp);
 	child_fail(3, STAGE_EXEC);
-	_exit(127);
+}
+
+/* The named reason of a failed child step, into err. */
+static void describe_failure(const struct mc_agent_spec *spec, const struct child_status *m,
+			     char *err, size_t err_size)
+{
+	const struct mc_agent_dir *d =
+		m->index >= 0 && (size_t)m->index < spec->n_dirs ? &spec->dirs[m->index] : NULL;
+	const char *e = strerror(m->err);
+	switch (m->stage) {
+	case STAGE_CHDIR: snprintf(err, err_size, "chdir %s: %s", spec->cwd, e); break;
+	case STAGE_DUP: snprintf(err, err_size, "set up fds for %s: %s", spec->path, e); break;
+	case STAGE_IDENTITY:
+		snprintf(err, err_size, "switch to uid %u: %s",
+			 spec->as != NULL ? (unsigned)spec->as->uid : 0u, e);
+		break;
+	case STAGE_MKDIR:
+		snprintf(err, err_size, "mkdir %s %s: %s", d ? d->label : "?", d ? d->path : "?", e);
+		break;
+	case STAGE_NOT_OURS:
+		snprintf(err, err_size, "%s %s is not the agent's (owner uid %u)", d ? d->label : "?",
+			 d ? d->path : "?", (unsigned)m->extra);
+		break;
+	case STAGE_SEED:
+		snprintf(err, err_size, "seed %s %s from %s: %s", d ? d->label : "?",
+			 d ? d->path : "?", d && d->seed ? d->seed : "?", e);
+		break;
+	default: snprintf(err, err_size, "exec %s: %s", spec->path, e); break;
+	}
 }
 
 /* Waits for the status pipe: EOF means the exec succeeded. Returns 0, or
@@ -119,10 +241,10 @@ __attribute__((noreturn)) static void child_exec(const struct mc_agent_spec *spe
 static int await_exec(const struct mc_agent_spec *spec, int st_r, pid_t pid, char *err,
 		      size_t err_size)
 {
-	int msg[2];
+	struct child_status m;
 	size_t got = 0;
-	while (got < sizeof msg) {
-		ssize_t r = read(st_r, (char *)msg + got, sizeof msg - got);
+	while (got < sizeof m) {
+		ssize_t r = read(st_r, (char *)&m + got, sizeof m - got);
 		if (r > 0) {
 			got += (size_t)r;
 			continue;
@@ -135,13 +257,10 @@ static int await_exec(const struct mc_agent_spec *spec, int st_r, pid_t pid, cha
 		return 0;
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
-	int e = got == sizeof msg ? msg[1] : EIO;
-	const char *what = got == sizeof msg && msg[0] == STAGE_CHDIR ? "chdir"
-			   : got == sizeof msg && msg[0] == STAGE_DUP ? "set up fds for"
-								       : "exec";
-	const char *obj = msg[0] == STAGE_CHDIR && got == sizeof msg ? spec->cwd : spec->path;
-	snprintf(err, err_size, "%s %s: %s", what, obj, strerror(e));
-	errno = e;
+	if (got != sizeof m)
+		m = (struct child_status){ STAGE_EXEC, EIO, 0, 0 };
+	describe_failure(spec, &m, err, err_size);
+	errno = m.err;
 	return -1;
 }
 

@@ -31,6 +31,7 @@
 #include <curl/curl.h>
 
 #include "common/clock.h"
+#include "common/identity.h"
 #include "worker/linebuf.h"
 
 #define MC_AGENT_LINE_MAX (8u * 1024u * 1024u)
@@ -42,17 +43,41 @@
 
 struct mc_agent;
 
+/* How a directory the child creates is filled when it was just made. */
+enum mc_agent_seed {
+	MC_SEED_NONE,
+	MC_SEED_TREE,    /* seed: a tree copied in (seedtree.h), on first creation only */
+	MC_SEED_CODEX,   /* seed: a CODEX_HOME's config.toml, auth.json; every time */
+};
+
+/* A directory the child makes after the identity switch, so it is the
+ * agent's: mkdir 0700; an existing one is kept only when it is a directory
+ * owned by the agent's uid. */
+struct mc_agent_dir {
+	const char *label;       /* "HOME", "TMPDIR", "CODEX_HOME": named in errors */
+	const char *path;        /* absolute */
+	enum mc_agent_seed seed_kind;
+	const char *seed;        /* the seed's source directory; NULL: none */
+};
+#define MC_AGENT_DIRS_MAX 4
+
 struct mc_agent_spec {
-	const char *path;        /* executable (absolute, or found by the caller) */
+	const char *path;        /* executable: absolute, or a bare name searched on
+				    envp's PATH in the child (as the agent) */
 	char *const *argv;       /* NULL-terminated; argv[0] is what the agent sees */
 	char *const *envp;       /* NULL-terminated, complete (nothing inherited) */
 	const char *cwd;         /* NULL: the caller's */
+	const struct mc_identity *as; /* NULL: no switch (mc_identity_enter not called) */
+	const struct mc_agent_dir *dirs; /* made in order, after the switch */
+	size_t n_dirs;           /* at most MC_AGENT_DIRS_MAX */
 };
 
-/* Forks and execs. Returns once the exec succeeded (the child is then in
- * its own session, pgid == pid) or failed (child reaped, NULL returned, err
- * names the step: "exec <path>: <strerror>", "chdir <cwd>: ..."). Allocates;
- * mc_agent_free releases. */
+/* Forks and execs. The child: a session of its own, the identity (as),
+ * its dirs, chdir, exec. Returns once the exec succeeded (pgid == pid) or
+ * failed (child reaped, NULL returned, err names the step: "exec <path>:
+ * <strerror>", "chdir <cwd>: ...", "switch to uid 61003: Operation not
+ * permitted", "HOME <path> is not the agent's (owner uid 0)", "mkdir
+ * TMPDIR <path>: ..."). Allocates; mc_agent_free releases. */
 struct mc_agent *mc_agent_spawn(const struct mc_agent_spec *spec, char *err, size_t err_size);
 
 /* Kills the group (SIGKILL) if anything is left, reaps the leader, closes
@@ -117,6 +142,13 @@ const char *mc_agent_stderr_tail(const struct mc_agent *a);
 /* Capacity of the stdout line buffer now and at its largest (tests). */
 size_t mc_agent_linebuf_cap(const struct mc_agent *a);
 size_t mc_agent_linebuf_peak(const struct mc_agent *a);
+
+/* execve of path, or with a bare name each candidate on envp's PATH
+ * (absolute entries only; default /usr/local/bin:/usr/bin:/bin) until one
+ * runs: ENOENT, EACCES, ENOTDIR go on to the next. Returns only on failure
+ * (-1, errno: EACCES if a candidate was refused, else the last error).
+ * Async-signal-safe: for a child between fork and exec. */
+int mc_agent_execve(const char *path, char *const *argv, char *const *envp);
 
 /* "exit 3", "signal 9 (Killed)" for a wait status, into out. */
 void mc_agent_describe_status(int wstatus, char *out, size_t out_size);

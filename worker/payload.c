@@ -179,6 +179,48 @@ static int add_over_limit(struct mc_payload *out, size_t cap_failed, const struc
 	return add_failed(out, cap_failed, p, reason);
 }
 
+/* Under the agent identity (issue 11) a server-defined command is never
+ * looked for as the daemon: a bare name is searched on the agent's PATH by
+ * the agent's own child (probe and launch: agent_proc.h), a path is taken
+ * only when the operator allowed it. An override of the operator's wins,
+ * as before. */
+static int add_profile_as_agent(struct mc_payload *out, size_t cap_failed,
+				const struct mc_profile *p, const struct mc_worker_config *cfg,
+				const char *path_env)
+{
+	const char *ovr = override_for(cfg, p->id);
+	char *path = NULL;
+	if (ovr != NULL && is_executable_file(ovr)) {
+		path = strdup(ovr);
+	} else {
+		if (ovr != NULL)
+			mc_log(MC_LOG_WARN, "profile path override is not executable, using command_name",
+			       "profile", p->id, "override", ovr, NULL);
+		bool is_path = strchr(p->command_name, '/') != NULL;
+		if (is_path && !cfg->allow_profile_paths && ovr == NULL)
+			return add_failed(out, cap_failed, p,
+					  "command_name is a path (allow_profile_paths = true or "
+					  "profile_command.<id> allows it)");
+		/* Only a pre-check, so that a command this host does not have goes
+		 * to failed_profiles instead of registering a runtime nothing can
+		 * serve; what the agent runs is still found by its own child. */
+		char *seen = is_path ? (is_executable_file(p->command_name) ? strdup(p->command_name)
+									  : NULL)
+				     : search_path(p->command_name, path_env);
+		if (seen == NULL) {
+			char reason[MC_PATH_MAX + 64];
+			snprintf(reason, sizeof reason, "command not found on PATH: %s",
+				 p->command_name);
+			return add_failed(out, cap_failed, p, reason);
+		}
+		free(seen);
+		path = strdup(p->command_name);
+	}
+	if (path == NULL)
+		return -1;
+	return add_custom(out, p, path, cfg);
+}
+
 /* One profile: skipped, failed, or a runtime entry. */
 static int add_profile(struct mc_payload *out, size_t cap_failed, const struct mc_profile *p,
 		       const struct mc_worker_config *cfg, const char *path_env)
@@ -203,6 +245,8 @@ static int add_profile(struct mc_payload *out, size_t cap_failed, const struct m
 	}
 	if (out->n_rt == MC_MAX_RUNTIMES)
 		return add_over_limit(out, cap_failed, p);
+	if (cfg->agent_switch)
+		return add_profile_as_agent(out, cap_failed, p, cfg, path_env);
 	char *problem = NULL;
 	char *path = mc_resolve_command(p->command_name, override_for(cfg, p->id), path_env,
 					&problem);

@@ -33,6 +33,17 @@ static bool write_queued(struct mc_worker *w)
 
 /* Tracked ids, then the dropped ones whose DEREG is pending: the
  * supervisor's ledger must hold every id that may be online. */
+/* A digest of the ids in order (each with its NUL, so no two lists share
+ * one by concatenation). */
+static void report_digest(const char *const *ids, size_t n, unsigned char fp[16])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 16);
+	for (size_t i = 0; i < n; i++)
+		crypto_generichash_update(&st, (const unsigned char *)ids[i], strlen(ids[i]) + 1);
+	crypto_generichash_final(&st, fp, 16);
+}
+
 int mc_peer_report(struct mc_worker *w)
 {
 	size_t nt = w->tracked.n, n = nt + w->dropped.n;
@@ -43,7 +54,17 @@ int mc_peer_report(struct mc_worker *w)
 			view[i] = w->tracked.v[i].id;
 		for (size_t i = nt; i < n; i++)
 			view[i] = w->dropped.ids[i - nt];
+		unsigned char fp[16];
+		report_digest(view, n, fp);
+		if (w->report_sent && sodium_memcmp(fp, w->report_fp, sizeof fp) == 0) {
+			free(view);
+			return 0; /* the supervisor has this very list */
+		}
 		rc = mc_ipc_send_report(&w->wr, n, view);
+		if (rc == 0) {
+			memcpy(w->report_fp, fp, sizeof fp);
+			w->report_sent = true;
+		}
 	}
 	free(view);
 	if (rc < 0 && n > MC_MAX_REPORT) {
@@ -116,6 +137,7 @@ static int apply_config(struct mc_worker *w, const struct mc_ipc_frame *f)
 		violation(w, "out of memory");
 		return -1;
 	}
+	mc_agent_id_setup(w); /* who agents and probes run as (issue 11) */
 	mc_backoff_init(&w->step_backoff,
 			w->cfg.profile_sync_interval_ms < 1000 ? w->cfg.profile_sync_interval_ms : 1000,
 			4 * w->cfg.profile_sync_interval_ms);
@@ -388,6 +410,14 @@ static void handle_frame(struct mc_worker *w, const struct mc_ipc_frame *f)
 		if (w->peer != PEER_READY)
 			return violation(w, "TASK before the handshake");
 		on_task(w, f);
+		return;
+	case MC_IPC_PUSH_STATE:
+	case MC_IPC_SYNC_NOW:
+		/* Sent after PROBES (push.c): any earlier is out of order. */
+		if (w->peer != PEER_READY)
+			return violation(w, "push frame before the handshake");
+		if (mc_push_on_frame(w, f, err, sizeof err) < 0)
+			return violation(w, err);
 		return;
 	default:
 		violation(w, "unexpected message type");

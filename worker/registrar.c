@@ -731,15 +731,6 @@ void mc_registrar_runtime_gone(struct mc_worker *w, const char *runtime_id, mc_m
 		w->recovery_due = true;
 }
 
-/* Jittered downwards only ([0.9, 1.0] x interval), so workspaces do not
- * poll in lockstep and a change still reaches the server within one
- * interval (plus the request itself). */
-static mc_ms_t drift_delay(const struct mc_worker *w)
-{
-	mc_ms_t i = w->cfg.profile_sync_interval_ms;
-	return i - mc_rand_below(i / 10 + 1);
-}
-
 void mc_registrar_timers(struct mc_worker *w, mc_ms_t now)
 {
 	if (w->stop_requested) {
@@ -761,11 +752,11 @@ void mc_registrar_timers(struct mc_worker *w, mc_ms_t now)
 	if (w->peer != PEER_READY)
 		return;
 	if (w->next_drift_at == 0)
-		w->next_drift_at = now + drift_delay(w);
+		w->next_drift_at = mc_push_next_drift_at(w, now); /* push.c: maybe stretched */
 	if (now >= w->next_drift_at) {
 		if (w->first_done)
 			w->drift_due = true;
-		w->next_drift_at = now + drift_delay(w);
+		w->next_drift_at = mc_push_next_drift_at(w, now);
 	}
 	if (w->recovery_retry && now >= w->gone.next_attempt) {
 		w->recovery_retry = false;

@@ -1,6 +1,7 @@
 /* A task's agent: the process (agent_proc.h) and its protocol backend
  * (backend.h), joined through the backend's sink, whose callbacks feed the
  * message stream, the session pin, usage and the result. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,8 +146,10 @@ static void on_line(void *ctx, char *line, size_t len, bool truncated)
 	x->last_output_at = mc_now_ms();
 }
 
-static char **build_env(struct mc_xtask *x, char *err, size_t err_size)
+static char **build_env(struct mc_xtask *x, const char *home, char *err, size_t err_size)
 {
+	struct mc_agent_id *aid = &x->w->exec.aid;
+	mc_envfile_refresh(&aid->envfile); /* re-read when the operator changed it */
 	char port[16] = "";
 	if (x->w->cfg.agent_api_port > 0)
 		snprintf(port, sizeof port, "%d", x->w->cfg.agent_api_port);
@@ -162,8 +165,36 @@ static char **build_env(struct mc_xtask *x, char *err, size_t err_size)
 		.workspaces_root = x->w->cfg.workspaces_root,
 		.tmpdir = x->tmp_dir,
 		.codex_home = x->codex_home,
+		.extra = mc_envfile_vars(&aid->envfile),
+		.home = home,
+		.user = aid->user[0] ? aid->user : NULL,
 	};
 	return mc_agent_env_build(&in, err, err_size);
+}
+
+/* Under isolation, what the agent's child makes as the agent before the
+ * exec: its HOME (agent_uid_range: seeded from the template on first
+ * creation), TMPDIR, and a codex task's CODEX_HOME seeded from the
+ * agent's own ~/.codex. Returns how many. */
+static size_t agent_dirs(struct mc_xtask *x, const char *home, struct mc_agent_dir *d,
+			 char *codex_seed, size_t seed_size)
+{
+	const struct mc_agent_id *aid = &x->w->exec.aid;
+	const char *tmpl = x->w->cfg.agent_home_template;
+	size_t n = 0;
+	if (aid->home_made && home != NULL)
+		d[n++] = (struct mc_agent_dir){ .label = "HOME", .path = home,
+						.seed_kind = tmpl[0] ? MC_SEED_TREE : MC_SEED_NONE,
+						.seed = tmpl[0] ? tmpl : NULL };
+	d[n++] = (struct mc_agent_dir){ .label = "TMPDIR", .path = x->tmp_dir };
+	if (x->codex_home != NULL) {
+		bool src = home != NULL &&
+			   (size_t)snprintf(codex_seed, seed_size, "%s/.codex", home) < seed_size;
+		d[n++] = (struct mc_agent_dir){ .label = "CODEX_HOME", .path = x->codex_home,
+						.seed_kind = MC_SEED_CODEX,
+						.seed = src ? codex_seed : NULL };
+	}
+	return n;
 }
 
 int mc_xt_agent_spawn(struct mc_xtask *x, char *err, size_t err_size)
@@ -195,7 +226,9 @@ int mc_xt_agent_spawn(struct mc_xtask *x, char *err, size_t err_size)
 		snprintf(err, err_size, "cannot build the %s command line", x->family);
 		goto out;
 	}
-	if ((envp = build_env(x, err, err_size)) == NULL)
+	char home[PATH_MAX];
+	bool own_home = mc_agent_id_home(x->w, x->task_dir, home, sizeof home);
+	if ((envp = build_env(x, own_home ? home : NULL, err, err_size)) == NULL)
 		goto out;
 	static const struct mc_backend_sink proto = {
 		.message = on_message, .session_id = on_session, .usage = on_usage,
@@ -208,7 +241,13 @@ int mc_xt_agent_spawn(struct mc_xtask *x, char *err, size_t err_size)
 		goto out;
 	}
 	struct mc_agent_spec spec = { .path = x->exe, .argv = argv.v, .envp = envp,
-				      .cwd = x->work_dir };
+				      .cwd = x->work_dir, .as = mc_agent_id_as(x->w) };
+	struct mc_agent_dir dirs[MC_AGENT_DIRS_MAX];
+	char codex_seed[PATH_MAX + 8];
+	if (spec.as != NULL)
+		spec.n_dirs = agent_dirs(x, own_home ? home : NULL, dirs, codex_seed,
+					 sizeof codex_seed);
+	spec.dirs = dirs;
 	x->agent = mc_agent_spawn(&spec, err, err_size);
 	if (x->agent == NULL) {
 		mc_backend_session_free(x->bk);

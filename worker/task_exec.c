@@ -188,9 +188,11 @@ static void xt_timers(struct mc_xtask *x, mc_ms_t now)
 	mc_xt_report_timer(x, now);
 }
 
-/* Task dirs past task_retention go, a bounded step a minute. */
+/* Task dirs past task_retention go, a bounded step a minute (under
+ * isolation removed by a child as the agent: agent_id.h). */
 static void gc_step(struct mc_worker *w, mc_ms_t now)
 {
+	mc_agent_id_gc(w, false, NULL, 0); /* reaps the remover */
 	if (now < w->exec.next_gc_at || w->cfg.workspaces_root[0] == '\0' ||
 	    w->cfg.task_retention_ms <= 0)
 		return;
@@ -202,8 +204,7 @@ static void gc_step(struct mc_worker *w, mc_ms_t now)
 			active[n++] = x->task_name;
 	if (w->exec.n > n)
 		return; /* too many to name: skip this round rather than guess */
-	mc_workdir_gc(w->cfg.workspaces_root, w->cfg.workspace_id, w->cfg.task_retention_ms,
-		      mc_wall_ms(), active, n, &w->exec.gc_cursor);
+	mc_agent_id_gc(w, true, active, n);
 }
 
 void mc_exec_tick(struct mc_worker *w, mc_ms_t now)
@@ -360,6 +361,7 @@ void mc_exec_free(struct mc_worker *w)
 	}
 	w->exec.n = 0;
 	mc_launch_table_clear(&w->exec.launch);
+	mc_agent_id_free(w);
 	mc_api_free(w->exec.api);
 	w->exec.api = NULL;
 }

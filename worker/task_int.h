@@ -17,6 +17,7 @@
 #include "common/secret.h"
 #include "common/task.h"
 #include "ipc/task_msgs.h"
+#include "worker/agent_id.h"
 #include "worker/launch.h"
 
 struct mc_worker;
@@ -157,6 +158,7 @@ struct mc_exec {
 	size_t gc_cursor;
 	mc_ms_t next_outbox_at;
 	struct mc_launch_table launch;
+	struct mc_agent_id aid;          /* who agents and probes run as (agent_id.h) */
 };
 
 /* task_fsm.c */

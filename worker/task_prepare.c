@@ -82,8 +82,10 @@ static int make_dirs(struct mc_xtask *x)
 	char err[512];
 	size_t n_busy;
 	const char **busy = busy_names(x, &n_busy);
+	const struct mc_identity *as = mc_agent_id_as(x->w);
 	struct mc_workdir_req req = { .root = x->w->cfg.workspaces_root, .task = &x->t,
-				      .provider = x->family, .busy = busy, .n_busy = n_busy };
+				      .provider = x->family, .busy = busy, .n_busy = n_busy,
+				      .shared = as != NULL, .gid = as != NULL ? as->gid : 0 };
 	int rc = mc_workdir_prepare(&req, &wd, err, sizeof err);
 	free(busy);
 	if (rc == 0)
@@ -189,7 +191,9 @@ int mc_xt_prepare(struct mc_xtask *x)
 	mc_xt_report_state(x, MC_TS_PREPARING);
 	if (take_launch(x) < 0 || check_identity(x) < 0 || make_dirs(x) < 0)
 		return -1;
-	if (x->codex_home != NULL)
+	/* Under isolation the agent's own child makes and seeds it (from the
+	 * agent's HOME: task_agent.c), so the daemon's is never copied. */
+	if (x->codex_home != NULL && mc_agent_id_as(x->w) == NULL)
 		seed_codex_home(x);
 	return 0;
 }

@@ -11,7 +11,10 @@
 
 #include <bsd/string.h>
 
+#include "common/child.h"
 #include "common/log.h"
+#include "worker/agent_env.h"
+#include "worker/agent_proc.h"
 
 extern char **environ;
 
@@ -27,6 +30,8 @@ struct vprobe {
 
 struct mc_vprobe_cache {
 	mc_ms_t timeout_ms;
+	bool runas_set;
+	struct mc_vprobe_runas runas;
 	size_t n, cap;
 	struct vprobe **v;
 };
@@ -116,7 +121,65 @@ static struct vprobe *find(const struct mc_vprobe_cache *c, const char *key)
 	return NULL;
 }
 
-static int spawn_probe(struct vprobe *p, const char *path, char *const *args, size_t n_args)
+void mc_vprobe_set_runas(struct mc_vprobe_cache *c, const struct mc_vprobe_runas *r)
+{
+	c->runas_set = r != NULL;
+	if (r != NULL)
+		c->runas = *r;
+}
+
+bool mc_vprobe_owns(const struct mc_vprobe_cache *c, pid_t pid)
+{
+	for (size_t i = 0; c != NULL && i < c->n; i++)
+		if (c->v[i]->pid == pid)
+			return true;
+	return false;
+}
+
+/* The child of a probe as the agent identity: async-signal-safe only. */
+__attribute__((noreturn)) static void probe_child(const struct mc_identity *as, int out_w,
+						  char *const *argv, char *const *envp)
+{
+	setpgid(0, 0);
+	mc_child_reset_signals();
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	for (int s = 1; s < NSIG; s++)
+		sigaction(s, &dfl, NULL);
+	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0 ||
+	    dup2(out_w, STDERR_FILENO) < 0)
+		_exit(127);
+	closefrom(3);
+	if (as != NULL && mc_identity_enter(as) < 0)
+		_exit(126); /* nothing on stdout: the probe's version is "" */
+	mc_agent_execve(argv[0], argv, envp);
+	_exit(127);
+}
+
+/* Forks the probe as the cache's identity. 0, or -1 with errno. */
+static int fork_probe(struct mc_vprobe_cache *c, struct vprobe *p, char **argv, int out_w)
+{
+	char **envp = c->runas.env != NULL ? c->runas.env(c->runas.ctx) : NULL;
+	if (envp == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		probe_child(c->runas.as, out_w, argv, envp);
+	int e = errno;
+	mc_agent_env_free(envp);
+	if (pid < 0) {
+		errno = e;
+		return -1;
+	}
+	setpgid(pid, pid); /* both sides: a kill of the group never races the child's */
+	p->pid = pid;
+	return 0;
+}
+
+static int spawn_probe(struct mc_vprobe_cache *c, struct vprobe *p, const char *path,
+		       char *const *args, size_t n_args)
 {
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -144,6 +207,19 @@ static int spawn_probe(struct vprobe *p, const char *path, char *const *args, si
 	for (size_t i = 0; i < n_args; i++)
 		argv[i + 1] = args[i];
 	argv[n_args + 1] = (char *)"--version";
+	if (c->runas_set) {
+		posix_spawn_file_actions_destroy(&fa);
+		rc = fork_probe(c, p, argv, pipefd[1]);
+		int e = errno;
+		free(argv);
+		close(pipefd[1]);
+		if (rc < 0)
+			close(pipefd[0]);
+		else
+			p->fd = pipefd[0];
+		errno = e;
+		return rc;
+	}
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
@@ -211,7 +287,7 @@ int mc_vprobe_get(struct mc_vprobe_cache *c, const char *path, char *const *args
 		free(key);
 		return -1;
 	}
-	if (spawn_probe(p, path, args, n_args) < 0) {
+	if (spawn_probe(c, p, path, args, n_args) < 0) {
 		int e = errno;
 		mc_log(MC_LOG_WARN, "version probe could not start", "path", path,
 		       "error", strerror(e), NULL);

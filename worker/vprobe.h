@@ -9,9 +9,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <sys/types.h>
+
 #include <curl/curl.h>
 
 #include "common/clock.h"
+#include "common/identity.h"
 
 #define MC_VPROBE_OUTPUT_MAX 4096
 
@@ -21,6 +24,24 @@ struct mc_vprobe_cache;
  * running probes). */
 struct mc_vprobe_cache *mc_vprobe_cache_new(mc_ms_t timeout_ms);
 void mc_vprobe_cache_free(struct mc_vprobe_cache *c);
+
+/* How a worker's probes of server-defined commands run (issue 11): forked,
+ * in a process group of their own, as the identity, with the environment
+ * env(ctx) builds (freed with mc_agent_env_free after the fork; NULL from
+ * it: the probe fails), a bare path searched on that environment's PATH
+ * in the child. Without it (the supervisor's built-ins): posix_spawn, the
+ * daemon's own environ. */
+struct mc_vprobe_runas {
+	const struct mc_identity *as;    /* borrowed: must outlive the cache */
+	char **(*env)(void *ctx);
+	void *ctx;
+};
+/* Copies r (NULL: back to the daemon's own way). */
+void mc_vprobe_set_runas(struct mc_vprobe_cache *c, const struct mc_vprobe_runas *r);
+
+/* True when pid is a probe of this cache that runs (the worker's sweep of
+ * adopted children leaves it alone). */
+bool mc_vprobe_owns(const struct mc_vprobe_cache *c, pid_t pid);
 
 /* Looks up (path, args). Returns 1 with *version (borrowed, valid until the
  * cache is freed) when known; 0 when a probe is running (one is started if

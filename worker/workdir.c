@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
@@ -136,19 +137,50 @@ static int set_path(char *dst, const char *base, const char *leaf)
 	return 0;
 }
 
+static long agent_gid(const struct mc_workdir_req *req)
+{
+	return req->shared ? (long)req->gid : -1;
+}
+
+/* With an agent group: the directory fd gets the group and 02770. */
+static int share(int fd, long gid)
+{
+	if (gid < 0)
+		return 0;
+	if (fchown(fd, (uid_t)-1, (gid_t)gid) < 0 || fchmod(fd, MC_WORKDIR_SHARED) < 0)
+		return -1;
+	return 0;
+}
+
+/* mc_fs_subdir/mc_fs_walk (create, fix the mode), shared when gid >= 0. */
+static int dir_at(int dfd, const char *rel, bool create, long gid)
+{
+	int fd = mc_fs_walk(dfd, rel, create, gid >= 0 ? MC_WORKDIR_SHARED : MC_WORKDIR_MODE,
+			    gid < 0);
+	if (fd >= 0 && share(fd, gid) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 /* Creates the subdirectories in the task dir tfd and fills wd's paths. */
 static int make_tree(int tfd, const struct mc_workdir_req *req, struct mc_workdir *wd)
 {
-	static const char *const dirs[] = {"workdir", "output", "logs", "tmp", "multica-config",
-					   "workdir/.multica"};
-	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
-		int fd = mc_fs_walk(tfd, dirs[i], true, MC_WORKDIR_MODE, true);
+	static const char *const dirs[] = {"workdir", "output", "logs", "multica-config",
+					   "workdir/.multica", "tmp"};
+	/* the agent's own child makes tmp/ (and codex-home/) when shared */
+	size_t n = sizeof dirs / sizeof *dirs - (req->shared ? 1 : 0);
+	for (size_t i = 0; i < n; i++) {
+		int fd = dir_at(tfd, dirs[i], true, agent_gid(req));
 		if (fd < 0)
 			return -1;
 		close(fd);
 	}
 	bool codex = req->provider && strcmp(req->provider, "codex") == 0;
-	if (codex) {
+	if (codex && !req->shared) {
 		int fd = mc_fs_subdir(tfd, "codex-home", true, MC_WORKDIR_MODE, true);
 		if (fd < 0)
 			return -1;
@@ -165,19 +197,20 @@ static int make_tree(int tfd, const struct mc_workdir_req *req, struct mc_workdi
 	return 0;
 }
 
-static int write_markers(int tfd, const struct mc_task *t)
+static int write_markers(int tfd, const struct mc_task *t, long gid)
 {
 	char *m = marker_json(t);
 	if (!m) {
 		errno = ENOMEM;
 		return -1;
 	}
-	int rc = mc_fs_write_at(tfd, MANAGED_ENV, m, strlen(m), 0600, false);
+	mode_t mode = gid >= 0 ? MC_WORKDIR_MARKER_SHARED : 0600;
+	int rc = mc_fs_write_at(tfd, MANAGED_ENV, m, strlen(m), mode, false);
 	int cfd = rc < 0 ? -1 : mc_fs_walk(tfd, "workdir/.multica", false, 0, false);
 	if (cfd < 0)
 		rc = -1;
 	else
-		rc = mc_fs_write_at(cfd, TASK_CONTEXT, m, strlen(m), 0600, false);
+		rc = mc_fs_write_at(cfd, TASK_CONTEXT, m, strlen(m), mode, false);
 	if (cfd >= 0)
 		close(cfd);
 	free(m);
@@ -190,7 +223,13 @@ int mc_workdir_prepare(const struct mc_workdir_req *req, struct mc_workdir *wd, 
 	const struct mc_task *t = req->task;
 	char rroot[PATH_MAX];
 	memset(wd, 0, sizeof *wd);
-	int rfd = mc_fs_open_root(req->root, MC_WORKDIR_MODE);
+	wd->shared = req->shared;
+	int rfd = mc_fs_open_root(req->root, req->shared ? MC_WORKDIR_ROOT_SHARED : MC_WORKDIR_MODE);
+	/* agents pass through root to their workspace's dir, never list it */
+	if (rfd >= 0 && req->shared && fchmod(rfd, MC_WORKDIR_ROOT_SHARED) < 0) {
+		close(rfd);
+		rfd = -1;
+	}
 	if (rfd < 0 || !realpath(req->root, rroot)) {
 		if (rfd >= 0)
 			close(rfd);
@@ -199,11 +238,16 @@ int mc_workdir_prepare(const struct mc_workdir_req *req, struct mc_workdir *wd, 
 	char name[64];
 	wd->reused = mc_workdir_reusable(rroot, t, name) && !busy(req, name);
 	strlcpy(wd->name, wd->reused ? name : t->key, sizeof wd->name);
-	int wsfd = mc_fs_subdir(rfd, t->workspace_id, true, MC_WORKDIR_MODE, true);
+	int wsfd = mc_fs_name_ok(t->workspace_id) ?
+		   dir_at(rfd, t->workspace_id, true, agent_gid(req)) : -1;
+	if (wsfd < 0 && !mc_fs_name_ok(t->workspace_id))
+		errno = EINVAL;
 	close(rfd);
 	if (wsfd < 0)
 		return fail(err, err_size, "workspace dir");
-	int tfd = mc_fs_subdir(wsfd, wd->name, !wd->reused, MC_WORKDIR_MODE, true);
+	int tfd = mc_fs_name_ok(wd->name) ? dir_at(wsfd, wd->name, !wd->reused, agent_gid(req)) : -1;
+	if (tfd < 0 && !mc_fs_name_ok(wd->name))
+		errno = EINVAL;
 	close(wsfd);
 	if (tfd < 0)
 		return fail(err, err_size, "task dir");
@@ -215,7 +259,7 @@ int mc_workdir_prepare(const struct mc_workdir_req *req, struct mc_workdir *wd, 
 		what = "task dir path";
 	} else if (make_tree(tfd, req, wd) < 0) {
 		what = "task dir tree";
-	} else if (write_markers(tfd, t) < 0) {
+	} else if (write_markers(tfd, t, agent_gid(req)) < 0) {
 		what = "task markers";
 	} else if (unlinkat(tfd, ".gc_meta.json", 0) < 0 && errno != ENOENT) {
 		what = "stale gc meta";   /* a live task dir must not look finished */

@@ -12,6 +12,12 @@
  *     multica-config/                      MULTICA_TASK_CONFIG_ROOT
  *     codex-home/                          CODEX_HOME, codex only
  *
+ * With an agent group (issue 11, req.shared): root 0711 (agents pass,
+ * never list), <ws> and everything of the task 02770 owned by the daemon
+ * with the workspace's group (setgid: what is created inside inherits it),
+ * the files 0640 (the brief 0660); tmp/ and codex-home/ are not made here
+ * but by the agent's own child (agent_proc.h), so they are the agent's.
+ *
  * Everything below root is created and opened without following a
  * symlink, so nothing of a task lands outside root.
  *
@@ -27,6 +33,10 @@
 #include "common/task.h"
 
 #define MC_WORKDIR_MODE      0700
+#define MC_WORKDIR_ROOT_SHARED 0711   /* with an agent group */
+#define MC_WORKDIR_SHARED    02770
+#define MC_WORKDIR_SHARED_FILE 0660
+#define MC_WORKDIR_MARKER_SHARED 0640
 #define MC_WORKDIR_BRIEF_MAX (1u << 20)   /* an existing brief file read back */
 #define MC_WORKDIR_BEGIN     "<!-- multicad:begin - managed by multicad, rewritten for each task -->"
 #define MC_WORKDIR_END       "<!-- multicad:end -->"
@@ -41,6 +51,7 @@ struct mc_workdir {
 	char config_root[PATH_MAX];
 	char codex_home[PATH_MAX];    /* "" unless provider is codex */
 	bool reused;                  /* prior_work_dir was taken over */
+	bool shared;                  /* made for an agent group (req.shared) */
 };
 
 struct mc_workdir_req {
@@ -49,6 +60,8 @@ struct mc_workdir_req {
 	const char *provider;         /* "claude", "codex", ... */
 	const char *const *busy;      /* task dir names in use by running tasks */
 	size_t n_busy;
+	bool shared;                  /* agents of another uid: the group below, 02770 */
+	unsigned gid;                 /* the workspace's agent group, when shared */
 };
 
 /* Prepares the task's directories: the prior task's work dir when
@@ -92,5 +105,14 @@ int mc_workdir_finish(const struct mc_workdir *wd, const struct mc_task *t, int6
 #define MC_WORKDIR_GC_UNLINKS 4096
 int mc_workdir_gc(const char *root, const char *workspace_id, int64_t retention_ms,
 		  int64_t now_ms, const char *const *active, size_t n_active, size_t *cursor);
+/* The same sweep without the removal: expired dirs are only renamed
+ * ".gc-<name>", for a remover running as the agent (rmtree.h) whose files
+ * they hold. Returns the number expired, or -1. */
+int mc_workdir_gc_expire(const char *root, const char *workspace_id, int64_t retention_ms,
+			 int64_t now_ms, const char *const *active, size_t n_active,
+			 size_t *cursor);
+/* The name of the agents' HOME below <root>/<ws> with agent_uid_range:
+ * never a task dir (the sweep leaves it). */
+#define MC_WORKDIR_HOME_NAME "home"
 
 #endif

@@ -145,7 +145,8 @@ int mc_workdir_write_brief(const struct mc_workdir *wd, const struct mc_task *t,
 	struct mc_sbuf out = {0};
 	int rc = -1;
 	if (block && merge(&out, old, old_len, block) == 0)
-		rc = mc_fs_write_at(fd, name, out.p, out.len, 0644, false);
+		rc = mc_fs_write_at(fd, name, out.p, out.len, wd->shared ? MC_WORKDIR_SHARED_FILE : 0644,
+				    false);
 	else
 		errno = ENOMEM;
 	int e = errno;

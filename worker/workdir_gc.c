@@ -86,8 +86,9 @@ static void remove_expired(int wsfd, size_t *budget)
 	closedir(d);
 }
 
-int mc_workdir_gc(const char *root, const char *workspace_id, int64_t retention_ms,
-		  int64_t now_ms, const char *const *active, size_t n_active, size_t *cursor)
+static int sweep(const char *root, const char *workspace_id, int64_t retention_ms,
+		 int64_t now_ms, const char *const *active, size_t n_active, size_t *cursor,
+		 bool remove)
 {
 	int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int wsfd = rfd < 0 ? -1 : mc_fs_subdir(rfd, workspace_id, false, 0, false);
@@ -95,7 +96,7 @@ int mc_workdir_gc(const char *root, const char *workspace_id, int64_t retention_
 		close(rfd);
 	if (wsfd < 0)
 		return errno == ENOENT ? 0 : -1;
-	size_t budget = MC_WORKDIR_GC_UNLINKS;
+	size_t budget = remove ? MC_WORKDIR_GC_UNLINKS : 0;
 	remove_expired(wsfd, &budget);
 	DIR *d = mc_fs_opendir(wsfd);
 	if (!d) {
@@ -107,8 +108,8 @@ int mc_workdir_gc(const char *root, const char *workspace_id, int64_t retention_
 	struct dirent *de;
 	bool ended = true;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
+		if (de->d_name[0] == '.' || strcmp(de->d_name, MC_WORKDIR_HOME_NAME) == 0)
+			continue; /* ours (.gc-*, markers) or the agents' HOME */
 		if (index++ < *cursor)
 			continue;
 		if (scanned++ == MC_WORKDIR_GC_SCAN) {
@@ -125,4 +126,17 @@ int mc_workdir_gc(const char *root, const char *workspace_id, int64_t retention_
 		remove_expired(wsfd, &budget);
 	close(wsfd);
 	return expired;
+}
+
+int mc_workdir_gc(const char *root, const char *workspace_id, int64_t retention_ms,
+		  int64_t now_ms, const char *const *active, size_t n_active, size_t *cursor)
+{
+	return sweep(root, workspace_id, retention_ms, now_ms, active, n_active, cursor, true);
+}
+
+int mc_workdir_gc_expire(const char *root, const char *workspace_id, int64_t retention_ms,
+			 int64_t now_ms, const char *const *active, size_t n_active,
+			 size_t *cursor)
+{
+	return sweep(root, workspace_id, retention_ms, now_ms, active, n_active, cursor, false);
 }

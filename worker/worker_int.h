@@ -121,11 +121,18 @@ struct mc_worker {
 	bool first_done;                /* first registration happened (or nothing to host) */
 	bool drift_due;
 	mc_ms_t next_drift_at;
+	mc_ms_t last_check_at;          /* the poll's last tick or the last SYNC_NOW (push.c) */
+	bool push_up;                   /* the host's websocket is up: the poll stretches */
 	bool recovery_due;
 	bool recovery_retry;            /* a recovery failed: retry when the slot allows */
 	bool builtins_changed;
 	mc_ms_t builtins_due_at;        /* builtins_changed: re-register from then (jitter) */
 	unsigned builtins_gen;          /* bumped by every changed PROBES set */
+	/* The id list of the last REPORT sent: an unchanged one is not sent
+	 * again (a workspace whose profiles change many times a second would
+	 * otherwise trip the supervisor's REPORT rate limit). */
+	bool report_sent;
+	unsigned char report_fp[16];
 	unsigned payload_builtins_gen;  /* ... the one the step's payload was built from */
 	struct mc_gone_slot gone;
 	struct mc_backoff step_backoff; /* consecutive failed steps */
@@ -187,6 +194,14 @@ void mc_registrar_runtime_gone(struct mc_worker *w, const char *runtime_id, mc_m
 mc_ms_t mc_registrar_next_deadline(const struct mc_worker *w);
 void mc_registrar_timers(struct mc_worker *w, mc_ms_t now);
 void mc_worker_fatal(struct mc_worker *w, const char *reason);
+
+/* push.c: the push channel (PUSH_STATE, SYNC_NOW; ipc/ws_msgs.h). */
+/* The poll's next drift check from now (jittered, stretched while the
+ * socket is up); notes now as the last check. */
+mc_ms_t mc_push_next_drift_at(struct mc_worker *w, mc_ms_t now);
+/* 0, or -1 with why in err (a payload that does not parse). */
+int mc_push_on_frame(struct mc_worker *w, const struct mc_ipc_frame *f, char *err,
+		     size_t err_size);
 
 /* auth.c: records an answer (any request's) for the token's judgement;
  * returns true when the worker must give up with a configuration error. */

@@ -2,13 +2,14 @@
  * tests/agents/README.md and tests/integration/test_real_cli.c show it: the prompt arrives on stdin
  * as a user frame, events go to stdout one JSON object per line, and the
  * CLI exits once stdin reaches EOF after its result. Scripted by
- * FAKE_AGENT_MODE (fake_common.h). */
+ * FAKE_AGENT_MODE (fake_common.h; attack and wait_file: fake_attack.h). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fake_attack.h"
 #include "fake_common.h"
 
 static char SID[128];
@@ -236,6 +237,18 @@ static void run(void)
 		result("success", false, path[0] ? "checked out and committed" : "checkout failed", 0);
 		if (!path[0])
 			exit(1);
+	} else if (fa_mode_is("attack")) {
+		char *report = fa_attack();
+		say(report);
+		result("success", false, report, 0);
+		free(report);
+	} else if (fa_mode_is("wait_file")) {
+		long st;
+		if (getenv("FAKE_AGENT_REPO_URL") != NULL)
+			(void)fa_checkout(&st);
+		fa_wait_file();
+		say("hi from fake claude");
+		result("success", false, "hi from fake claude", 0);
 	} else if (fa_mode_is("slow")) {
 		for (int i = 1; i <= 5; i++) {
 			char t[32];

@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make bench`: sv_bench at N = 10, 100, 1000 workspaces (2 runtimes each)
-# over HTTP and HTTPS, then task_bench (the task figures), CSVs into
+# over HTTP and HTTPS, then task_bench (the task figures), agentapi_bench
+# and ws_bench (the websocket push's figures), CSVs into
 # docs/perf/, PNG plots (gnuplot), and docs/PERFORMANCE.md from
 # tests/bench/PERFORMANCE.md.in. Not part of `make test`; about 5 minutes
 # of runs on the 2-CPU VM (plus the build).
@@ -11,6 +12,8 @@
 # BENCH_AGENTAPI_ONLY=1: only agentapi_bench (the local API's figures) runs;
 # the other CSVs stay. AGENTAPI_TMP: where its repository and checkouts go
 # (default /tmp; see tests/bench/README.md on ext4 after mass deletions).
+# BENCH_WS_ONLY=1: only ws_bench (the websocket push's figures) runs; the
+# other CSVs stay.
 set -eu
 BUILD=${1:-build-bench}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,11 +23,12 @@ BENCH=$SRC/$BUILD/sv_bench
 mkdir -p "$OUT" "$LOG"
 # BENCH_REPORT_ONLY=1: no runs, the plots and docs/PERFORMANCE.md again from
 # the CSVs already in docs/perf/.
-[ -n "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ] || rm -f "$OUT"/*.csv "$OUT"/*.png
+[ -n "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}${BENCH_WS_ONLY:-}" ] || rm -f "$OUT"/*.csv "$OUT"/*.png
 TASKS=$SRC/$BUILD/task_bench
 # `make bench` builds sv_bench; task_bench (and the fake claude it runs) here.
-[ -n "${BENCH_REPORT_ONLY:-}" ] || cmake --build "$SRC/$BUILD" --target task_bench agentapi_bench >/dev/null
+[ -n "${BENCH_REPORT_ONLY:-}" ] || cmake --build "$SRC/$BUILD" --target task_bench agentapi_bench ws_bench >/dev/null
 AAPI=$SRC/$BUILD/agentapi_bench
+WSB=$SRC/$BUILD/ws_bench
 T0=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -51,7 +55,7 @@ run() { # name args...
 	grep '^SUMMARY' "$LOG/$name.out" || true
 }
 FAILED=""
-if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ]; then
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}${BENCH_WS_ONLY:-}" ]; then
 	for n in 10 100; do
 		run "n$n" -n "$n" -i 15 --skip-kill $HTTPS_ARGS
 	done
@@ -59,14 +63,14 @@ if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ];
 	run n1000_https -n 1000 -i 35 --skip-kill --skip-http $HTTPS_ARGS
 fi
 T1=$(date +%s)
-if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ]; then
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}${BENCH_WS_ONLY:-}" ]; then
 	printf 'T0=%s\nT1=%s\nLOAD0="%s"\nLOAD1="%s"\nFAILED="%s"\nSVBUILD="%s"\nSVMEM="%s"\n' \
 		"$T0" "$T1" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$FAILED" "$BUILD" \
 		"$(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')" > "$OUT/run.env"
 fi
 # The task figures: task_bench appends rows of proto "tasks" to figures.csv
 # (a tasks-only run first drops the old ones).
-if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ]; then
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_AGENTAPI_ONLY:-}${BENCH_WS_ONLY:-}" ]; then
 	if [ -f "$OUT/figures.csv" ]; then
 		awk -F, '$2 != "tasks"' "$OUT/figures.csv" > "$OUT/figures.csv.tmp"
 		mv "$OUT/figures.csv.tmp" "$OUT/figures.csv"
@@ -87,7 +91,7 @@ fi
 FAILED="$FAILED$TFAILED"
 # The local API's figures: agentapi_bench appends rows of proto "agentapi"
 # (a run drops the old ones first).
-if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}" ]; then
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_WS_ONLY:-}" ]; then
 	if [ -f "$OUT/figures.csv" ]; then
 		awk -F, '$2 != "agentapi"' "$OUT/figures.csv" > "$OUT/figures.csv.tmp"
 		mv "$OUT/figures.csv.tmp" "$OUT/figures.csv"
@@ -106,6 +110,28 @@ fi
 AT0=0; AT1=0; ALOAD0=n/a; ALOAD1=n/a; AFAILED=""; ABUILD=n/a; ATMP=n/a; AFS=n/a
 [ ! -f "$OUT/agentapi.env" ] || . "$OUT/agentapi.env"
 FAILED="$FAILED$AFAILED"
+
+# The websocket push's figures: ws_bench appends rows of proto "ws" (a run
+# drops the old ones first).
+if [ -z "${BENCH_REPORT_ONLY:-}${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ]; then
+	if [ -f "$OUT/figures.csv" ]; then
+		awk -F, '$2 != "ws"' "$OUT/figures.csv" > "$OUT/figures.csv.tmp"
+		mv "$OUT/figures.csv.tmp" "$OUT/figures.csv"
+	fi
+	WT0=$(date +%s); WLOAD0=$(cut -d' ' -f1-3 /proc/loadavg); WFAILED=""
+	echo "bench: ws_bench (log: $LOG/ws.*)"
+	if ! "$WSB" --csv "$OUT" >"$LOG/ws.out" 2>"$LOG/ws.err"; then
+		echo "bench: ws_bench did not finish cleanly (see $LOG/ws.out)" >&2
+		WFAILED=" ws"
+	fi
+	grep '^SUMMARY' "$LOG/ws.out" || true
+	printf 'WT0=%s\nWT1=%s\nWLOAD0="%s"\nWLOAD1="%s"\nWFAILED="%s"\nWBUILD="%s"\n' \
+		"$WT0" "$(date +%s)" "$WLOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$WFAILED" "$BUILD" \
+		> "$OUT/ws.env"
+fi
+WT0=0; WT1=0; WLOAD0=n/a; WLOAD1=n/a; WFAILED=""; WBUILD=n/a
+[ ! -f "$OUT/ws.env" ] || . "$OUT/ws.env"
+FAILED="$FAILED$WFAILED"
 
 # ---- figures ----
 F=$OUT/figures.csv
@@ -138,7 +164,7 @@ tfig() { # figure -> value of the task run (or "n/a")
 
 # ---- plots ---- (of the sv_bench CSVs: not redrawn by a tasks-only run)
 cd "$OUT"
-[ -z "${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}" ] || { cd "$SRC"; SKIP_PLOTS=1; }
+[ -z "${BENCH_TASKS_ONLY:-}${BENCH_AGENTAPI_ONLY:-}${BENCH_WS_ONLY:-}" ] || { cd "$SRC"; SKIP_PLOTS=1; }
 if [ -z "${SKIP_PLOTS:-}" ]; then
 [ -f "pss_by_start_order_N1000_$HTTPS.csv" ] || : > "pss_by_start_order_N1000_$HTTPS.csv"
 gnuplot <<GP
@@ -268,6 +294,27 @@ sub() { printf 's%s@%s@%s%s%sg\n' "$D" "$1" "$D" "$(printf '%s' "$2" | sed 's/[&
 		sub "AB${B}UP" "$(r0 $(afig burst_${b}_uploads))"
 	done
 	sub AB_OK "$(met "$(afig burst_cold_ok) == 20 && $(afig burst_stale_ok) == 20 && $(afig burst_cold_clones) == 1 && $(afig burst_cold_fetches) <= 1 && $(afig burst_stale_fetches) == 1")"
+	# ---- the websocket push (ws_bench) ----
+	wfig() { awk -F, -v f="$1" '$2=="ws" && $3==f { v=$4 } END { print (v=="" ? "n/a" : v) }' "$F"; }
+	wn() { awk -F, -v f="$1" '$2=="ws" && $3==f { v=$1 } END { print (v=="" ? "n/a" : v) }' "$F"; }
+	wok() { case "$*" in *n/a*) echo "n/a" ;; *) met "$*" ;; esac; } # no ws run yet: no verdict
+	sub WDATE "$(date -u -d "@$WT0" '+%Y-%m-%d %H:%M UTC')"; sub WSECS "$((WT1 - WT0))"
+	sub WLOAD0 "$WLOAD0"; sub WLOAD1 "$WLOAD1"; sub WBUILD "$WBUILD"
+	PDM=$(wfig push_drift_median); PDP=$(wfig push_drift_p99); PDN=$(wfig push_drift_n)
+	sub WPDM "$(r0 $PDM)"; sub WPDP "$(r0 $PDP)"; sub WPDX "$(r0 $(wfig push_drift_max))"; sub WPDN "$(r0 $PDN)"
+	sub WPD_OK "$(wok "$PDN >= 200 && $PDM < 50 && $PDP < 200")"
+	DDX=$(wfig down_drift_max)
+	sub WDDM "$(r0 $(wfig down_drift_median))"; sub WDDX "$(r0 $DDX)"; sub WDDN "$(wn down_drift_max)"
+	sub WDDR "$(r0 $(wfig down_refused))"; sub WDD_OK "$(wok "$DDX <= 2000")"
+	PTM=$(wfig push_task_median)
+	sub WPTM "$(r1 $PTM)"; sub WPTP "$(r1 $(wfig push_task_p95))"; sub WPTN "$(wn push_task_median)"
+	sub WPT_OK "$(wok "$PTM < 100")"
+	RU=$(wfig reconnect_upgrades); RC=$(wfig reconnect_connections); RP=$(wfig reconnect_peak_1s)
+	sub WRN "$(wn reconnect_upgrades)"; sub WRU "$(r0 $RU)"; sub WRC "$(r0 $RC)"; sub WRP "$(r0 $RP)"
+	sub WRT "$(r0 $(wfig reconnect_runtimes))"; sub WRF "$(r0 $(wfig reconnect_fetches))"
+	sub WRS "$(r0 $(wfig reconnect_spread))"; sub WRD "$(r0 $(wfig reconnect_drop_to_upgrade))"
+	sub WRR "$(r0 $(wfig reconnect_regs))"
+	sub WR_OK "$(wok "$RU == 1 && $RC == 1 && $RP < 600")"
 	sub STARTUP_TABLE "$(awk -F, 'NR>1 { printf "| %s | %s | %.0f | %.0f | %.0f |<br>", $1, $2, $3, $4, $5 }' "$OUT/startup.csv")"
 	sub MEMORY_TABLE "$(awk -F, 'NR>1 { printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %s |<br>", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$OUT/memory.csv")"
 } > "$LOG/subst.sed"

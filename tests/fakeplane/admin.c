@@ -11,6 +11,8 @@
 #include "tests/fakeplane/render.h"
 #include "tests/fakeplane/state.h"
 #include "tests/fakeplane/task_admin.h"
+#include "tests/fakeplane/ws.h"
+#include "tests/fakeplane/ws_admin.h"
 
 #define ERRLEN 512
 
@@ -82,6 +84,7 @@ static void a_profile_add(struct fp_app *app, const cJSON *body, const char *par
 	} else {
 		fp_state_add_profile(app->st, p);
 		fp_reply_json(out, 200, fp_render_profile(p));
+		fp_ws_push_profiles(app->st->ws, p->workspace_id, p->id);
 	}
 	fp_state_unlock(app->st);
 }
@@ -106,6 +109,7 @@ static void a_profile_patch(struct fp_app *app, const cJSON *body, const char *p
 	} else {
 		fp_state_replace_profile(app->st, p);
 		fp_reply_json(out, 200, fp_render_profile(p));
+		fp_ws_push_profiles(app->st->ws, p->workspace_id, p->id);   /* enable/disable too */
 		p = NULL;
 	}
 	fp_profile_free(p);
@@ -119,7 +123,13 @@ static void a_profile_delete(struct fp_app *app, const cJSON *body, const char *
 	if (!path_uuid(param, id, out))
 		return;
 	fp_state_lock(app->st);
+	struct fp_profile *gone = fp_state_profile(app->st, id);
+	char ws[FP_UUID_LEN + 1] = "";
+	if (gone != NULL)
+		memcpy(ws, gone->workspace_id, sizeof ws);
 	int n = fp_state_remove_profile(app->st, id);
+	if (n >= 0)
+		fp_ws_push_profiles(app->st->ws, ws, id);   /* after the commit, as RP:486 */
 	fp_state_unlock(app->st);
 	if (n < 0) {
 		fp_reply_error(out, 404, "not found");
@@ -168,6 +178,7 @@ static void a_workspace_put(struct fp_app *app, const cJSON *body, const char *p
 	fp_state_lock(app->st);
 	w = fp_state_put_workspace(app->st, w);
 	fp_reply_json(out, 200, fp_render_workspace_admin(w));
+	fp_ws_push_workspaces(app->st->ws);   /* create, rename or membership change */
 	fp_state_unlock(app->st);
 }
 
@@ -179,6 +190,8 @@ static void a_workspace_delete(struct fp_app *app, const cJSON *body, const char
 		return;
 	fp_state_lock(app->st);
 	int rc = fp_state_remove_workspace(app->st, id);
+	if (rc == 0)
+		fp_ws_push_workspaces(app->st->ws);
 	fp_state_unlock(app->st);
 	if (rc < 0)
 		fp_reply_error(out, 404, "not found");
@@ -306,6 +319,10 @@ void fp_admin_handle(struct fp_app *app, const struct fp_request *rq, struct fp_
 	int n = fp_path_split(rq->path, buf, sizeof buf, segs, 4);
 	if (n >= 2 && strcmp(segs[1], "tasks") == 0) {
 		fp_task_admin_handle(app, rq, segs, n, out);
+		return;
+	}
+	if (n >= 2 && strcmp(segs[1], "ws") == 0) {
+		fp_ws_admin_handle(app, rq, segs, n, out);
 		return;
 	}
 	const struct admin_route *hit = NULL;

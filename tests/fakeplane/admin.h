@@ -17,6 +17,7 @@
  *   GET    /_admin/faults              pending faults
  *   POST   /_admin/faults              add one (faults.h)
  *   DELETE /_admin/faults              clear
+ *   .../_admin/ws...                    the daemon websocket: ws_admin.c
  *
  * Success is 200; 400 bad input, 404 unknown id, 409 duplicate. */
 #ifndef FP_ADMIN_H

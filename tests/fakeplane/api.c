@@ -20,8 +20,7 @@
 
 /* ---- auth and access (protocol 1.2) ---- */
 
-/* Returns the user, or NULL after writing the 401 into out. */
-static const char *authenticate(struct fp_app *app, const struct fp_request *rq,
+const char *fp_api_authenticate(struct fp_app *app, const struct fp_request *rq,
 				struct fp_reply *out)
 {
 	static const char prefix[] = "Bearer ";
@@ -350,7 +349,7 @@ void fp_api_handle(struct fp_app *app, const struct fp_request *rq, struct fp_re
 		return;
 	}
 	fp_state_lock(app->st);
-	const char *user = authenticate(app, rq, out);
+	const char *user = fp_api_authenticate(app, rq, out);
 	if (user != NULL)
 		hit->fn(app, rq, user, param, out);
 	fp_state_unlock(app->st);

@@ -26,6 +26,11 @@ struct fp_route {
 struct fp_runtime *fp_api_runtime_access(struct fp_app *app, const char *user, const char *id,
 					 const char *invalid_msg, struct fp_reply *out);
 
+/* DaemonAuth: the user of the request's bearer token, or NULL after
+ * writing the 401 into out. Lock held. */
+const char *fp_api_authenticate(struct fp_app *app, const struct fp_request *rq,
+				struct fp_reply *out);
+
 /* Answers one daemon request into *out (never fails; unknown routes get
  * 404 {"error":"not found"}). Takes the state lock itself. */
 void fp_api_handle(struct fp_app *app, const struct fp_request *rq, struct fp_reply *out);

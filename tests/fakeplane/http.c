@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <microhttpd.h>
 
@@ -15,8 +16,11 @@
 #include "tests/fakeplane/api.h"
 #include "tests/fakeplane/faults.h"
 #include "tests/fakeplane/journal.h"
+#include "tests/fakeplane/state.h"
 #include "tests/fakeplane/timer.h"
 #include "tests/fakeplane/util.h"
+#include "tests/fakeplane/ws.h"
+#include "tests/fakeplane/ws_frame.h"
 
 struct fp_server {
 	struct MHD_Daemon *mhd;
@@ -54,6 +58,7 @@ struct pending {
 	struct fp_fault_action fa;   /* owns fa.body until the answer takes it */
 	atomic_bool cancelled;       /* the delay was cut short by shutdown */
 	struct saved_request saved;  /* DELAYED: owned copies */
+	struct fp_ws_scope ws_scope; /* an upgrade's, until the socket takes it */
 };
 
 /* Grows p->body (malloc'd, NUL-terminated) by n bytes, up to p->limit. */
@@ -211,6 +216,134 @@ static enum MHD_Result delay_request(struct fp_server *s, struct MHD_Connection 
 	return MHD_YES;
 }
 
+/* ---- GET /api/daemon/ws ---- */
+
+/* Every runtime_id / runtime_ids value, repeated or not (MHD has decoded
+ * %2C already). */
+static enum MHD_Result collect_ids(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	if (value != NULL && (strcmp(key, "runtime_id") == 0 || strcmp(key, "runtime_ids") == 0))
+		fp_ws_ids_add(cls, value);
+	return MHD_YES;
+}
+
+/* True when the comma-separated header value holds token (any case). */
+static bool has_token(const char *v, const char *token)
+{
+	size_t tl = strlen(token);
+	while (v != NULL && *v) {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		size_t n = strcspn(v, ",");
+		size_t e = n;
+		while (e > 0 && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e == tl && strncasecmp(v, token, tl) == 0)
+			return true;
+		v += n;
+	}
+	return false;
+}
+
+static void on_ws_release(void *urh)
+{
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/* MHD hands over the socket (for TLS, its end of a forwarding pair). */
+static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls,
+		       const char *extra_in, size_t extra_in_size, MHD_socket sock,
+		       struct MHD_UpgradeResponseHandle *urh)
+{
+	struct fp_server *s = cls;
+	struct pending *p = con_cls;
+	fp_ws_attach(s->app->st->ws, &p->ws_scope, sock, extra_in, extra_in_size,
+		     on_ws_release, urh);
+}
+
+/* {"runtime_ids":[..]} as asked, for the journal (malloc'd). */
+static char *ids_body(const struct fp_vec *ids)
+{
+	cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "runtime_ids");
+	for (size_t i = 0; i < ids->len; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(ids->items[i]));
+	char *t = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return t;
+}
+
+/* The checks of ws.h, then gorilla's handshake ones (a 400), then 101. */
+static bool ws_accept(struct fp_server *s, struct MHD_Connection *c,
+		      const struct fp_request *rq, struct pending *p, struct fp_vec *ids,
+		      struct fp_reply *reply)
+{
+	if (!fp_ws_check(s->app, rq, ids, &p->ws_scope, reply))
+		return false;
+	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+	const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						      "Sec-WebSocket-Version");
+	if (!has_token(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade"), "websocket") ||
+	    !has_token(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection"), "upgrade") ||
+	    key == NULL || key[0] == '\0' || ver == NULL || strcmp(ver, "13") != 0) {
+		fp_ws_scope_release(&p->ws_scope);
+		fp_reply_error_bare(reply, 400, "websocket: not a websocket handshake");
+		return false;
+	}
+	return true;
+}
+
+static enum MHD_Result ws_request(struct fp_server *s, struct MHD_Connection *c,
+				  const struct fp_request *rq, struct pending *p)
+{
+	/* A general fault that answers or resets applies as on any route. */
+	p->faulted = fp_faults_take(s->app->faults, rq->method, rq->path, &p->fa);
+	if (p->faulted && (p->fa.reset || p->fa.respond))
+		return answer(s, c, rq, p);
+	struct fp_ws_hub *hub = s->app->st->ws;
+	struct fp_ws_faults f;
+	fp_ws_get_faults(hub, &f);
+	struct fp_vec ids = { 0 };
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_ids, &ids);
+	char *jbody = ids_body(&ids);
+	struct fp_reply reply = { 0 };
+	bool ok = false;
+	if (f.refuse != 0) {
+		for (size_t i = 0; i < ids.len; i++)
+			free(ids.items[i]);
+		fp_vec_release(&ids);
+		fp_reply_error(&reply, f.refuse, "websocket refused (fault)");
+	} else {
+		ok = ws_accept(s, c, rq, p, &ids, &reply);
+	}
+	unsigned status = ok ? MHD_HTTP_SWITCHING_PROTOCOLS : reply.status;
+	fp_journal_add(s->app->journal, rq->method, rq->path, jbody, strlen(jbody), status,
+		       f.refuse != 0);
+	cJSON_free(jbody);
+	fp_ws_count_upgrade(hub, status);
+	mc_log(MC_LOG_DEBUG, "request", "method", rq->method, "path", rq->path,
+	       "status", MC_LOG_NUM(status), NULL);
+	if (!ok) {
+		enum MHD_Result ret = send_reply(c, &reply);
+		fp_reply_release(&reply);
+		return ret;
+	}
+	char accept[FP_WS_ACCEPT_LEN + 1];
+	fp_ws_accept(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key"),
+		     accept);
+	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, s);
+	if (resp == NULL) {
+		fp_ws_scope_release(&p->ws_scope);
+		return MHD_NO;
+	}
+	/* MHD adds Connection: Upgrade itself. No subprotocol, no extension. */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+	MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* A daemon request: faults first, then the API; journaled either way. */
 static enum MHD_Result daemon_request(struct fp_server *s, struct MHD_Connection *c,
 				      const struct fp_request *rq, struct pending *p)
@@ -270,6 +403,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	};
 	if (fp_admin_path(url))
 		return admin_request(s, c, &rq, p->too_big);
+	if (strcmp(method, "GET") == 0 && strcmp(url, FP_WS_PATH) == 0 && !p->too_big)
+		return ws_request(s, c, &rq, p);
 	return daemon_request(s, c, &rq, p);
 }
 
@@ -284,6 +419,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	    toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
 		settle_abandoned(s, p);
 	saved_release(&p->saved);
+	fp_ws_scope_release(&p->ws_scope);
 	free(p->body);
 	fp_fault_action_release(&p->fa);
 	free(p);
@@ -312,7 +448,7 @@ struct fp_server *fp_server_start(const struct fp_server_opts *o, struct fp_app 
 	s->app = app;
 	/* epoll threads, each serving many connections; delays suspend theirs. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
 	if (o->addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	bool tls = o->tls_cert_pem != NULL;
@@ -339,6 +475,8 @@ struct fp_server *fp_server_start(const struct fp_server_opts *o, struct fp_app 
 				  MHD_OPTION_LISTEN_BACKLOG_SIZE, o->listen_backlog,
 				  MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)FP_POOL_THREADS,
+				  /* Room for a socket's query naming thousands of runtimes. */
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)FP_CONN_MEMORY,
 				  /* Without TLS the list ends here. */
 				  tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, o->tls_cert_pem,
 				  MHD_OPTION_HTTPS_MEM_KEY, o->tls_key_pem,
@@ -367,6 +505,8 @@ void fp_server_stop(struct fp_server *s)
 	/* MHD must not stop with a suspended connection: every delay ends
 	 * first (cancelled: the resumed call drops its connection). */
 	fp_timer_stop(s->timer);
+	/* MHD must not stop with an upgraded connection open either. */
+	fp_ws_hub_shutdown(s->app->st->ws);
 	MHD_stop_daemon(s->mhd);
 	fp_timer_free(s->timer);
 	free(s);

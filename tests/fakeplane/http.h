@@ -4,6 +4,7 @@
  * nothing else. Request bodies are gathered up to 1 MiB, admin ones up to
  * 64 MiB (413 beyond).
  * Daemon requests pass the faults, then the API, and are journaled;
+ * GET /api/daemon/ws upgrades to the websocket (ws.h), journaled too;
  * /_admin requests go to the admin API only.
  *
  * Error convention: start returns NULL with a message in err. */
@@ -19,6 +20,13 @@
 #define FP_BODY_MAX (1u << 20)
 #define FP_ADMIN_BODY_MAX (64u << 20)
 #define FP_POOL_THREADS 4   /* epoll threads; each serves many connections */
+/* A connection's buffer for the request line and headers: the daemon's
+ * websocket upgrade names every runtime of the host in its query (about
+ * 39 bytes each); MHD's default, 32 KiB, ends at about 800 runtimes, this
+ * at about 1600 (the real server takes 1 MB of headers). MHD zeroes the
+ * whole buffer after every request, so each keep-alive connection costs
+ * this much resident memory: more would weigh on the scale tests. */
+#define FP_CONN_MEMORY (64u << 10)
 
 struct fp_server_opts {
 	const struct sockaddr *addr;

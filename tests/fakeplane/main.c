@@ -35,6 +35,7 @@
 #include "tests/fakeplane/state.h"
 #include "tests/fakeplane/sweep.h"
 #include "tests/fakeplane/util.h"
+#include "tests/fakeplane/ws.h"
 
 #define EXIT_USAGE 2
 #define PEM_MAX (1u << 20)
@@ -45,6 +46,7 @@ struct options {
 	const char *tls_cert, *tls_key;
 	int64_t sweep_interval_ms, stale_after_ms;
 	int64_t redeliver_after_ms, prepare_lease_ms;
+	int64_t ws_ping_ms, ws_pong_ms;
 	long long journal_max;
 	long max_conns;
 	bool max_conns_given;    /* an explicit flag is refused, not shrunk, past the fd limit */
@@ -59,6 +61,7 @@ static const char usage_text[] =
 	"                         [--journal-max 100000] [--log-level info]\n"
 	"                         [--max-connections 16384]\n"
 	"                         [--redeliver-after 90s] [--prepare-lease 45s]\n"
+	"                         [--ws-ping-interval 54s] [--ws-pong-wait 60s]\n"
 	"                         [--exit-on-stdin-eof]\n"
 	"\n"
 	"A control-plane emulator of the multica daemon API. With port 0 the first\n"
@@ -68,7 +71,12 @@ static const char usage_text[] =
 	"--max-connections bounds the concurrent connections (more wait in the listen\n"
 	"queue); the open-files limit is raised to fit it, up to the hard limit.\n"
 	"A claimed task never started is claimed again once --redeliver-after has\n"
-	"passed since its dispatch and its prepare lease (--prepare-lease) is over.\n";
+	"passed since its dispatch and its prepare lease (--prepare-lease) is over.\n"
+	"GET /api/daemon/ws is the daemon websocket: a PING every --ws-ping-interval,\n"
+	"a socket without a PONG for --ws-pong-wait is dropped; pushes on task\n"
+	"enqueue and end, profile create/update/delete and workspace changes.\n"
+	"/_admin/ws shows its connections; /_admin/ws/faults, /drop and /send\n"
+	"inject faults (tests/fakeplane/ws_admin.c lists them).\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -106,7 +114,7 @@ static int parse_max_conns(const char *arg, struct options *o)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_SEED = 1, O_SWEEP, O_STALE, O_CERT, O_KEY, O_JMAX, O_LOG, O_STDIN, O_MAXCONN,
-	       O_REDELIVER, O_LEASE };
+	       O_REDELIVER, O_LEASE, O_WS_PING, O_WS_PONG };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "seed", required_argument, NULL, O_SEED },
@@ -120,13 +128,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "max-connections", required_argument, NULL, O_MAXCONN },
 		{ "redeliver-after", required_argument, NULL, O_REDELIVER },
 		{ "prepare-lease", required_argument, NULL, O_LEASE },
+		{ "ws-ping-interval", required_argument, NULL, O_WS_PING },
+		{ "ws-pong-wait", required_argument, NULL, O_WS_PONG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .sweep_interval_ms = 30000, .stale_after_ms = 150000,
 			       .journal_max = 100000, .log_level = MC_LOG_INFO,
 			       .max_conns = FP_MAX_CONNECTIONS_DEFAULT,
-			       .redeliver_after_ms = 90000, .prepare_lease_ms = 45000 };
+			       .redeliver_after_ms = 90000, .prepare_lease_ms = 45000,
+			       .ws_ping_ms = FP_WS_PING_INTERVAL_MS, .ws_pong_ms = FP_WS_PONG_WAIT_MS };
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -165,6 +176,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (parse_duration_flag("--prepare-lease", optarg, &o->prepare_lease_ms) < 0)
 				return -1;
 			break;
+		case O_WS_PING:
+		case O_WS_PONG: {
+			const char *flag = c == O_WS_PING ? "--ws-ping-interval" : "--ws-pong-wait";
+			int64_t *v = c == O_WS_PING ? &o->ws_ping_ms : &o->ws_pong_ms;
+			if (parse_duration_flag(flag, optarg, v) < 0)
+				return -1;
+			if (*v == 0)
+				return usage_error("%s: must be above zero", flag);
+			break;
+		}
 		case O_MAXCONN:
 			if (parse_max_conns(optarg, o) < 0)
 				return -1;
@@ -269,6 +290,8 @@ static void fakeplane_teardown(struct fakeplane *fp)
 {
 	fp_server_stop(fp->server);   /* delayed requests are dropped, not waited for */
 	fp_sweep_stop(fp->sweep);
+	if (fp->st != NULL)
+		fp_ws_hub_free(fp->st->ws);   /* its sockets are closed by now */
 	fp_faults_free(fp->faults);
 	fp_journal_free(fp->journal);
 	fp_state_free(fp->st);
@@ -293,6 +316,7 @@ static int fakeplane_prepare(struct fakeplane *fp, struct options *o, char *host
 	fp->st = fp_state_new();
 	fp->st->redeliver_after_ms = o->redeliver_after_ms;
 	fp->st->lease_ms = o->prepare_lease_ms;
+	fp->st->ws = fp_ws_hub_new(o->ws_ping_ms, o->ws_pong_ms);
 	if (o->seed != NULL && fp_seed_load(fp->st, o->seed, err, sizeof err) < 0) {
 		fprintf(stderr, "multica-fakeplane: %s\n", err);
 		return EXIT_USAGE;

@@ -5,6 +5,8 @@
 
 #include <bsd/string.h>
 
+#include "tests/fakeplane/ws.h"
+
 static void free_strings(struct fp_vec *v)
 {
 	for (size_t i = 0; i < v->len; i++)
@@ -355,6 +357,7 @@ void fp_state_add_task(struct fp_state *st, struct fp_task *t)
 	if (t->workspace_id[0] == '\0' && r != NULL)
 		strlcpy(t->workspace_id, r->workspace_id, sizeof t->workspace_id);
 	fp_vec_push(&st->tasks, t);
+	fp_ws_push_task(st->ws, t->runtime_id, t->id);   /* NotifyTaskEnqueued */
 }
 
 int fp_state_remove_task(struct fp_state *st, const char *id)
@@ -430,6 +433,8 @@ int fp_state_recover_orphans(struct fp_state *st, const char *runtime_id, int64_
 		fp_task_record(t, FP_OP_RECOVER, NULL, 200, now_ms);
 		n++;
 	}
+	if (n > 0)
+		fp_ws_push_task(st->ws, runtime_id, NULL);   /* terminal: coalesced per runtime */
 	return n;
 }
 

@@ -17,6 +17,8 @@
 
 #include "tests/fakeplane/util.h"
 
+struct fp_ws_hub;
+
 struct fp_token {
 	char *token;
 	char *user;
@@ -106,6 +108,7 @@ struct fp_state {
 	int64_t redeliver_after_ms;     /* a never-started dispatched row older than
 					   this, lease expired, is claimed again */
 	int64_t lease_ms;               /* prepare lease given by claim / prepare-lease */
+	struct fp_ws_hub *ws;           /* websocket pushes (ws.h); NULL: none */
 };
 
 /* Allocates an empty state; fp_state_free releases it and all it holds. */

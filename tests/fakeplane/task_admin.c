@@ -6,6 +6,7 @@
 #include "tests/fakeplane/journal.h"
 #include "tests/fakeplane/render.h"
 #include "tests/fakeplane/state.h"
+#include "tests/fakeplane/ws.h"
 
 #define ERRLEN 512
 
@@ -75,6 +76,7 @@ static void cancel_task(struct fp_app *app, const char *param, struct fp_reply *
 		if (!fp_task_status_terminal(t->status)) {
 			fp_task_set_status(t, "cancelled", fp_now_ms());
 			t->lease_ms = 0;
+			fp_ws_push_task(app->st->ws, t->runtime_id, NULL);
 		}
 		fp_reply_json(out, 200, fp_render_task(t));
 	}

@@ -9,6 +9,7 @@
 #include "tests/fakeplane/sanitize.h"
 #include "tests/fakeplane/state.h"
 #include "tests/fakeplane/util.h"
+#include "tests/fakeplane/ws.h"
 
 #define NO_ROWS ": no rows in result set"
 
@@ -470,6 +471,8 @@ static void h_complete(struct fp_app *app, const struct fp_request *rq, const ch
 			cJSON_Delete(t->result);
 			t->result = cJSON_Duplicate(doc, true);
 			terminal_session(t, doc);
+			/* A successor may be claimable (ST:6153-6175). */
+			fp_ws_push_task(app->st->ws, t->runtime_id, NULL);
 		}
 		reply_task(out, t);
 	}
@@ -495,6 +498,7 @@ static void h_fail(struct fp_app *app, const struct fp_request *rq, const char *
 				       fp_xstrdup(reason[0] ? reason : "agent_error"));
 			t->lease_ms = 0;
 			terminal_session(t, doc);
+			fp_ws_push_task(app->st->ws, t->runtime_id, NULL);
 		}
 		reply_task(out, t);   /* terminal already: unchanged (S:4563-4571) */
 	}

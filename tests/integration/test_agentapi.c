@@ -412,3 +412,33 @@ Test(agentapi_noroot, no_repo_cache, .init = setup_noroot, .fini = teardown, .ti
 	struct ah_checkout c = co1();
 	expect_row(TOK, &c, 500, "repo cache not initialized");
 }
+
+/* The agent runs before the worker's report of it reaches the local API
+ * (TASK_STATE after the spawn, then AGENT_TASK): a first request a few
+ * hundred ms early waits for its task instead of a 401. */
+struct early { struct ah_resp r; struct ah_checkout c; };
+
+static void *early_checkout(void *arg)
+{
+	struct early *e = arg;
+	checkout("mat_task_late", &e->c, &e->r);
+	return NULL;
+}
+
+Test(agentapi, a_request_ahead_of_its_task_waits_for_it)
+{
+	char wd3[512];
+	snprintf(wd3, sizeof wd3, "%s/" WS "/1234567890ef/workdir", root);
+	mkdirs(wd3);
+	struct early e = { .c = { .agent_name = "Late", .retry_busy = true,
+				  .task_id = "0198c3a2-7b4e-7c1d-9f3a-1234567890ef", .url = REPO,
+				  .workdir = wd3, .workspace_id = WS } };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, early_checkout, &e), 0);
+	usleep(300 * 1000);
+	cr_assert_eq(ah_task_running(&h, "0198c3a2-7b4e-7c1d-9f3a-1234567890ef", WS, "Late", wd3,
+				     "mat_task_late", 0, NULL), 0);
+	pthread_join(th, NULL);
+	cr_expect_eq(e.r.status, 200, "%ld %s", e.r.status, e.r.body);
+	ah_resp_free(&e.r);
+}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -229,4 +230,72 @@ Test(agentapi_daemon, an_agent_checks_out_a_workspace_repo_and_commits_in_it)
 	aapi_str("listen", listen, sizeof listen);
 	cr_assert_gt(port_of(listen), 0);
 	cr_assert(connects(port_of(listen)), "nothing listens on the agents' port");
+}
+
+/* Issue 11 end to end: with agent_uid_range the supervisor tells the
+ * agent-api the workspace's identity, and the cache and the checkout are
+ * made by that uid's git (root only: the daemon switches uids). */
+Test(agentapi_daemon, with_agent_uids_the_checkout_is_made_as_the_agent)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root: agents run as other uids (issue 11)");
+	dfx_start_plane(1, NULL, NULL, NULL);
+	char url[600], body[800], out[600];
+	struct dp_config c = { .workspaces = dfx_ws_list(1, 1) };
+	static char providers[600];
+	snprintf(providers, sizeof providers, "claude = %s\n", FAKE_CLAUDE_BIN);
+	c.providers = providers;
+	c.daemon_extra = "task_poll_interval = 300ms\nagent_uid_range = 61970-61979\n";
+	dfx_prepare_daemon(&c, NULL);
+	/* the source stands for the server's: readable and trusted by anyone */
+	char cfg[600];
+	snprintf(cfg, sizeof cfg, "%s/gitconfig", D.dir);
+	FILE *g = fopen(cfg, "w");
+	cr_assert_not_null(g);
+	fprintf(g, "[safe]\n\tdirectory = *\n");
+	fclose(g);
+	chmod(cfg, 0644);
+	setenv("GIT_CONFIG_GLOBAL", cfg, 1);
+	make_repo(D.dir, url, sizeof url);
+	chmod(D.dir, 0755);
+	char cmd[1400];
+	snprintf(cmd, sizeof cmd, "chmod -R a+rX %s/remote.git", D.dir);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(body, sizeof body, "{\"repos\":[{\"url\":\"%s\",\"description\":\"the code\"}]}", url);
+	char path[128];
+	snprintf(path, sizeof path, "/_admin/repos/%s", WS[1]);
+	cr_assert_eq(dfx_admin("POST", path, body), 200);
+	cr_assert_eq(dp_start(&D), 0);
+	dfx_wait_ws_ready(1, 1, READY_MS);
+
+	char rid[DP_ID_LEN + 1], id[40], env[1600];
+	dfx_runtime_of(1, rid);
+	snprintf(out, sizeof out, "%s/out", D.dir);
+	mkdir(out, 0700);
+	chmod(out, 01777); /* the agent (another uid) writes its result here */
+	snprintf(out, sizeof out, "%s/out/checkout.out", D.dir);
+	snprintf(env, sizeof env,
+		 "\"FAKE_AGENT_MODE\":\"checkout\",\"FAKE_AGENT_REPO_URL\":\"%s\","
+		 "\"FAKE_AGENT_CHECKOUT_OUT\":\"%s\"", url, out);
+	fpt_queue(&FP, rid, env, "", id);
+	bool done = fpt_wait_status(&FP, id, "completed", 60000, NULL);
+	FILE *f = fopen(out, "r");
+	char text[4096] = "";
+	size_t k = f != NULL ? fread(text, 1, sizeof text - 1, f) : 0;
+	if (f != NULL)
+		fclose(f);
+	text[k] = '\0';
+	cr_assert(done, "the checkout task failed: %s", text);
+	cr_assert_neq(k, 0, "the agent wrote no checkout result");
+	cr_assert(strstr(text, "status\t200\n") != NULL, "checkout answer: %s", text);
+	cr_assert(strstr(text, "commit\t0\n") != NULL, "the commit in the checkout failed: %s", text);
+	/* the workspace's cache: the daemon's dir in the agent's group, the
+	 * bare made by the agent uid */
+	snprintf(cmd, sizeof cmd,
+		 "set -e; d=%s/work/.repos/%s; test \"$(stat -c %%a:%%u $d)\" = 2770:0;"
+		 "g=$(stat -c %%g $d); test $g -ge 61970 -a $g -le 61979;"
+		 "b=$(ls -d $d/*.git | head -1); u=$(stat -c %%u $b); test $u -ge 61970 -a $u -le 61979;"
+		 "test \"$(git --git-dir=$b config --get core.sharedRepository)\" = group",
+		 D.state_dir, WS[1]);
+	cr_assert_eq(system(cmd), 0, "the cache is not the agent's: %s", cmd);
 }

@@ -3,13 +3,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +40,20 @@ static int listen_any(int *port)
 	}
 	*port = ntohs(a.sin_port);
 	return fd;
+}
+
+int ah_become_daemon(long uid, long gid)
+{
+	/* Keeps the permitted set across setuid, then makes exactly these
+	 * three effective (and permitted): no CAP_CHOWN, no DAC override. */
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setgroups(0, NULL) < 0 ||
+	    setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0 ||
+	    setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
+		return -1;
+	uint32_t caps = (1u << CAP_SETUID) | (1u << CAP_SETGID) | (1u << CAP_KILL);
+	struct __user_cap_header_struct hd = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { { .effective = caps, .permitted = caps }, { 0 } };
+	return (int)syscall(SYS_capset, &hd, d);
 }
 
 static void flush_all(struct ah *h)
@@ -97,6 +115,10 @@ int ah_start(struct ah *h, const struct ah_opts *o)
 		return -1;
 	if (h->pid == 0) {
 		close(sv[0]);
+		if (o->daemon_uid > 0 && ah_become_daemon(o->daemon_uid, o->daemon_gid) < 0) {
+			perror("agentapi harness: become the daemon's uid");
+			_exit(111);
+		}
 		mc_child_exit(mc_agentapi_main(sv[1], lfd, parent));
 	}
 	close(sv[1]);
@@ -181,6 +203,14 @@ int ah_task_running(struct ah *h, const char *task_id, const char *ws, const cha
 		    const char *work_dir, const char *token, size_t n_repos,
 		    const struct mc_task_repo *repos)
 {
+	return ah_task_running_as(h, task_id, ws, agent_name, work_dir, token, n_repos, repos, 0, 0,
+				  -1);
+}
+
+int ah_task_running_as(struct ah *h, const char *task_id, const char *ws, const char *agent_name,
+		       const char *work_dir, const char *token, size_t n_repos,
+		       const struct mc_task_repo *repos, long uid, long gid, long extra_gid)
+{
 	struct mc_agent_task *t = calloc(1, sizeof *t);
 	if (t == NULL)
 		return -1;
@@ -194,6 +224,10 @@ int ah_task_running(struct ah *h, const char *task_id, const char *ws, const cha
 	t->n_repos = n_repos;
 	for (size_t i = 0; i < n_repos; i++)
 		t->repos[i] = repos[i];
+	t->agent_switch = uid > 0 && gid > 0;
+	t->agent_uid = t->agent_switch ? uid : -1;
+	t->agent_gid = t->agent_switch ? gid : -1;
+	t->agent_extra_gid = t->agent_switch ? extra_gid : -1;
 	int rc = mc_ipc_send_agent_task(&h->wr, t);
 	free(t);
 	flush_all(h);

@@ -19,6 +19,10 @@ struct ah_opts {
 	const char *workspaces_root;    /* NULL: none (repo cache not initialized) */
 	const char *daemon_id;          /* default "test-daemon" */
 	const char *device_name;        /* default "testhost" */
+	/* > 0 (tests run as root): the process runs as this uid and gid with
+	 * CAP_SETUID, CAP_SETGID and CAP_KILL only, as the unit's ambient
+	 * capabilities give multicad (issue 11). 0: the test's own. */
+	long daemon_uid, daemon_gid;
 };
 
 struct ah {
@@ -34,6 +38,9 @@ struct ah {
 	int wstatus;
 };
 
+/* In a child of a root test: becomes uid/gid with CAP_SETUID, CAP_SETGID
+ * and CAP_KILL only (what multicad has). 0 or -1 with errno. */
+int ah_become_daemon(long uid, long gid);
 /* Binds, forks the process, completes the handshake. 0 or -1. */
 int ah_start(struct ah *h, const struct ah_opts *o);
 /* Reads and records frames for up to timeout_ms. */
@@ -44,6 +51,11 @@ long ah_ping(struct ah *h, uint64_t seq, int timeout_ms);
 int ah_task_running(struct ah *h, const char *task_id, const char *ws, const char *agent_name,
 		    const char *work_dir, const char *token, size_t n_repos,
 		    const struct mc_task_repo *repos);
+/* The same with the workspace's agent identity (uid, gid > 0: switched;
+ * extra_gid -1: none). */
+int ah_task_running_as(struct ah *h, const char *task_id, const char *ws, const char *agent_name,
+		       const char *work_dir, const char *token, size_t n_repos,
+		       const struct mc_task_repo *repos, long uid, long gid, long extra_gid);
 int ah_task_ended(struct ah *h, const char *task_id);
 /* STOP, then STOPPED and the exit; the exit code or -1. */
 int ah_stop(struct ah *h, int timeout_ms);

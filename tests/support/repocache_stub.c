@@ -34,6 +34,13 @@ struct mc_repocache *mc_repocache_new(const char *workspaces_root, char *err, si
 	return rc;
 }
 
+int mc_repocache_set_identity(struct mc_repocache *rc, const char *ws,
+			      const struct mc_identity *id, char *err, size_t err_size)
+{
+	(void)rc, (void)ws, (void)id, (void)err, (void)err_size;
+	return 0;
+}
+
 void mc_repocache_free(struct mc_repocache *rc)
 {
 	if (rc != NULL)

@@ -657,6 +657,12 @@ Test(ipc, longest_possible_config_fits_one_frame)
 	memset(c.ca_file, '"', sizeof c.ca_file - 1);
 	memset(c.workspaces_root, '"', sizeof c.workspaces_root - 1);
 	memset(c.state_dir, '"', sizeof c.state_dir - 1);
+	memset(c.agent_home, '"', sizeof c.agent_home - 1);
+	memset(c.agent_home_template, '"', sizeof c.agent_home_template - 1);
+	memset(c.agent_env_file, '"', sizeof c.agent_env_file - 1);
+	c.agent_home[0] = c.agent_home_template[0] = c.agent_env_file[0] = '/';
+	c.agent_switch = c.allow_profile_paths = c.websocket_off = true;
+	c.agent_uid = c.agent_gid = c.agent_extra_gid = 4294967294L;
 	c.task_poll_interval_ms = c.task_idle_timeout_ms = c.task_retention_ms = 400L * 86400000L;
 	c.task_stop_grace_ms = c.stop_timeout_ms = 86400000L;
 	c.max_concurrent_tasks = 1000;

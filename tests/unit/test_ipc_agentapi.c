@@ -290,3 +290,93 @@ Test(ipc_agentapi, task_repos_are_decoded_bounded)
 	cr_assert_eq(mc_task_parse(bad, strlen(bad), &t, err, sizeof err), -1);
 	cr_assert(strstr(err, "repos[1].url") != NULL, "%s", err);
 }
+
+/* Issue 11: the workspace's agent identity rides AGENT_TASK "running". */
+Test(ipc_agentapi, agent_task_carries_the_workspace_identity)
+{
+	struct mc_agent_task *t = running_task(), *back = calloc(1, sizeof *back);
+	t->agent_switch = true;
+	t->agent_uid = 61960;
+	t->agent_gid = 62001;
+	t->agent_extra_gid = 998;
+	char err[256] = "";
+	struct mc_ipc_writer w;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_agent_task(&w, t), 0, "%s", strerror(errno));
+	struct mc_ipc_frame f = queued(&w, MC_IPC_AGENT_TASK);
+	cr_assert_eq(mc_ipc_parse_agent_task(&f, back, err, sizeof err), 0, "%s", err);
+	cr_assert(back->agent_switch);
+	cr_assert_eq(back->agent_uid, 61960);
+	cr_assert_eq(back->agent_gid, 62001);
+	cr_assert_eq(back->agent_extra_gid, 998);
+	mc_ipc_writer_free(&w);
+
+	/* the fallback: sent as false and -1 whatever the ids say */
+	t->agent_switch = false;
+	t->agent_uid = 0;
+	mc_ipc_writer_init(&w);
+	cr_assert_eq(mc_ipc_send_agent_task(&w, t), 0);
+	f = queued(&w, MC_IPC_AGENT_TASK);
+	cr_assert(memmem(f.payload, f.len, "\"agent_switch\":false", 20) != NULL);
+	cr_assert_eq(mc_ipc_parse_agent_task(&f, back, err, sizeof err), 0, "%s", err);
+	cr_assert(!back->agent_switch);
+	cr_assert_eq(back->agent_uid, -1);
+	cr_assert_eq(back->agent_gid, -1);
+	cr_assert_eq(back->agent_extra_gid, -1);
+	mc_ipc_writer_free(&w);
+
+	/* never root, never an id out of range */
+	static const long bad[][3] = {
+		{ 0, 62001, -1 }, { 61960, 0, -1 }, { 61960, 62001, 0 }, { -1, 62001, -1 },
+		{ 61960, 4294967295L, -1 }, { 61960, 62001, -2 },
+	};
+	mc_ipc_writer_init(&w);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		t->agent_switch = true;
+		t->agent_uid = bad[i][0];
+		t->agent_gid = bad[i][1];
+		t->agent_extra_gid = bad[i][2];
+		cr_assert_eq(mc_ipc_send_agent_task(&w, t), -1, "sent case %zu", i);
+		cr_assert_eq(errno, EINVAL);
+	}
+	cr_assert_eq(w.tail, 0, "nothing queued");
+	mc_ipc_writer_free(&w);
+	free(t);
+	free(back);
+
+#define RUNNING "{\"event\":\"running\",\"task_id\":\"" TID "\",\"workspace_id\":\"" WS "\"," \
+		"\"agent_id\":\"" AID "\",\"agent_name\":\"a\",\"work_dir\":\"/w\"," \
+		"\"token_hash\":\"" HASH "\""
+	static const char *const refused[] = {
+		RUNNING ",\"agent_switch\":\"yes\"}",
+		RUNNING ",\"agent_switch\":true}",
+		RUNNING ",\"agent_switch\":true,\"agent_uid\":61960,\"agent_gid\":62001}",
+		RUNNING ",\"agent_switch\":true,\"agent_uid\":0,\"agent_gid\":62001,"
+			"\"agent_extra_gid\":-1}",
+		RUNNING ",\"agent_switch\":true,\"agent_uid\":61960,\"agent_gid\":0,"
+			"\"agent_extra_gid\":-1}",
+		RUNNING ",\"agent_switch\":true,\"agent_uid\":61960,\"agent_gid\":62001,"
+			"\"agent_extra_gid\":0}",
+		RUNNING ",\"agent_switch\":true,\"agent_uid\":61960.5,\"agent_gid\":62001,"
+			"\"agent_extra_gid\":-1}",
+		RUNNING ",\"agent_switch\":true,\"agent_uid\":4294967295,\"agent_gid\":62001,"
+			"\"agent_extra_gid\":-1}",
+	};
+	struct mc_agent_task *p = calloc(1, sizeof *p);
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		char e[256] = "";
+		struct mc_ipc_frame rf = frame_str(MC_IPC_AGENT_TASK, refused[i]);
+		cr_assert_eq(mc_ipc_parse_agent_task(&rf, p, e, sizeof e), -1, "accepted %s",
+			     refused[i]);
+		cr_assert_eq(errno, EPROTO);
+		cr_assert_neq(e[0], '\0');
+	}
+	/* absent: the daemon's own user (an older sender) */
+	struct mc_ipc_frame ok = frame_str(MC_IPC_AGENT_TASK, RUNNING "}");
+	char e[256] = "";
+	cr_assert_eq(mc_ipc_parse_agent_task(&ok, p, e, sizeof e), 0, "%s", e);
+	cr_assert(!p->agent_switch);
+	cr_assert_eq(p->agent_uid, -1);
+#undef RUNNING
+	free(p);
+}

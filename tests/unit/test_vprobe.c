@@ -199,3 +199,63 @@ Test(vprobe, a_forgotten_result_is_probed_again)
 	cr_assert_str_eq(v, "v2");
 	mc_vprobe_cache_free(c);
 }
+
+/* A worker's probe of a custom profile (issue 11): as the agent identity,
+ * with the environment the worker gives it (never the daemon's own), a
+ * bare command found on that environment's PATH by the child. */
+static int env_calls;
+
+static char **probe_envp(void *ctx)
+{
+	env_calls++;
+	char **v = calloc(3, sizeof *v);
+	cr_assert_not_null(v);
+	size_t n = strlen((const char *)ctx) + 6;
+	v[0] = malloc(n);
+	cr_assert_not_null(v[0]);
+	snprintf(v[0], n, "PATH=%s", (const char *)ctx);
+	v[1] = strdup("HOME=/agent-home");
+	return v;
+}
+
+Test(vprobe, runs_as_the_agent_with_its_environment_and_path)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root: probes as uid 61970");
+	cr_assert_eq(chmod(DIR_, 0755), 0);
+	char path[128], pathenv[200];
+	write_script("probe-cli", "echo \"$(id -u):$(id -g) $HOME ${SECRET_OF_DAEMON:-none}\"\n",
+		     path, sizeof path);
+	snprintf(pathenv, sizeof pathenv, "/nonexistent:%s:/usr/bin:/bin", DIR_);
+	setenv("SECRET_OF_DAEMON", "leak", 1);
+	struct mc_identity as = { .sw = true, .uid = 61970, .gid = 61971, .extra_gid = (gid_t)-1 };
+	struct mc_vprobe_cache *c = mc_vprobe_cache_new(5000);
+	struct mc_vprobe_runas r = { .as = &as, .env = probe_envp, .ctx = pathenv };
+	mc_vprobe_set_runas(c, &r);
+	const char *v = NULL;
+	cr_assert_eq(mc_vprobe_get(c, "probe-cli", NULL, 0, &v), 0);
+	run_until_idle(c, 5000);
+	cr_assert_eq(mc_vprobe_get(c, "probe-cli", NULL, 0, &v), 1);
+	cr_assert_str_eq(v, "61970:61971 /agent-home none");
+	cr_assert_eq(env_calls, 1);
+	/* not found on the agent's PATH (the daemon's has it): no version */
+	char daemon_only[160], saved[4096];
+	snprintf(daemon_only, sizeof daemon_only, "%s/daemon-bin", DIR_);
+	cr_assert_eq(mkdir(daemon_only, 0755), 0);
+	char only[200];
+	snprintf(only, sizeof only, "%s/only-here", daemon_only);
+	FILE *f = fopen(only, "w");
+	cr_assert_not_null(f);
+	fputs("#!/bin/sh\necho 9.9\n", f);
+	fclose(f);
+	cr_assert_eq(chmod(only, 0755), 0);
+	snprintf(saved, sizeof saved, "%s", getenv("PATH") ? getenv("PATH") : "");
+	setenv("PATH", daemon_only, 1);
+	cr_assert_eq(mc_vprobe_get(c, "only-here", NULL, 0, &v), 0);
+	run_until_idle(c, 5000);
+	setenv("PATH", saved, 1);
+	cr_assert_eq(mc_vprobe_get(c, "only-here", NULL, 0, &v), 1);
+	cr_assert_str_eq(v, "");
+	mc_vprobe_cache_free(c);
+	unsetenv("SECRET_OF_DAEMON");
+}
