@@ -70,19 +70,6 @@ static int opt_id(const cJSON *o, const char *key, long *out, char *err, size_t 
 	return mc_ipc_get_long(o, key, -1, ID_MAX, out, err, err_size);
 }
 
-static int opt_abs(const cJSON *o, const char *key, char *dst, size_t size, char *err,
-		   size_t err_size)
-{
-	dst[0] = '\0';
-	if (cJSON_GetObjectItemCaseSensitive(o, key) == NULL)
-		return 0;
-	if (mc_ipc_get_str(o, key, dst, size, true, err, err_size) < 0)
-		return -1;
-	if (dst[0] != '\0' && dst[0] != '/')
-		return mc_ipc_fail(err, err_size, "%s: not an absolute path", key);
-	return 0;
-}
-
 int mc_ipc_config_agent_get(const cJSON *o, struct mc_worker_config *c, char *err,
 			    size_t err_size)
 {
@@ -90,11 +77,12 @@ int mc_ipc_config_agent_get(const cJSON *o, struct mc_worker_config *c, char *er
 	    opt_id(o, "agent_uid", &c->agent_uid, err, err_size) ||
 	    opt_id(o, "agent_gid", &c->agent_gid, err, err_size) ||
 	    opt_id(o, "agent_extra_gid", &c->agent_extra_gid, err, err_size) ||
-	    opt_abs(o, "agent_home", c->agent_home, sizeof c->agent_home, err, err_size) ||
-	    opt_abs(o, "agent_home_template", c->agent_home_template,
-		    sizeof c->agent_home_template, err, err_size) ||
-	    opt_abs(o, "agent_env_file", c->agent_env_file, sizeof c->agent_env_file, err,
-		    err_size) ||
+	    mc_ipc_get_opt_path(o, "agent_home", c->agent_home, sizeof c->agent_home, err,
+				err_size) ||
+	    mc_ipc_get_opt_path(o, "agent_home_template", c->agent_home_template,
+				sizeof c->agent_home_template, err, err_size) ||
+	    mc_ipc_get_opt_path(o, "agent_env_file", c->agent_env_file, sizeof c->agent_env_file,
+				err, err_size) ||
 	    opt_bool(o, "allow_profile_paths", &c->allow_profile_paths, err, err_size) ||
 	    opt_bool(o, "websocket_off", &c->websocket_off, err, err_size))
 		return -1;

@@ -382,8 +382,8 @@ static int opt_long(const cJSON *o, const char *key, long max, long *out, char *
 	return mc_ipc_get_long(o, key, 0, max, out, err, err_size);
 }
 
-static int opt_path(const cJSON *o, const char *key, char *dst, size_t size, char *err,
-		    size_t err_size)
+int mc_ipc_get_opt_path(const cJSON *o, const char *key, char *dst, size_t size, char *err,
+			size_t err_size)
 {
 	dst[0] = '\0';
 	if (cJSON_GetObjectItemCaseSensitive(o, key) == NULL)
@@ -406,9 +406,10 @@ static int parse_task_fields(const cJSON *o, struct mc_worker_config *c, char *e
 	    opt_long(o, "task_retention_ms", TASK_MS_MAX, &c->task_retention_ms, err, err_size) ||
 	    opt_long(o, "stop_timeout_ms", 86400000L, &c->stop_timeout_ms, err, err_size) ||
 	    opt_long(o, "agent_api_port", 65535, &port, err, err_size) ||
-	    opt_path(o, "workspaces_root", c->workspaces_root, sizeof c->workspaces_root, err,
-		     err_size) ||
-	    opt_path(o, "state_dir", c->state_dir, sizeof c->state_dir, err, err_size))
+	    mc_ipc_get_opt_path(o, "workspaces_root", c->workspaces_root,
+				sizeof c->workspaces_root, err, err_size) ||
+	    mc_ipc_get_opt_path(o, "state_dir", c->state_dir, sizeof c->state_dir, err,
+				err_size))
 		return -1;
 	c->max_concurrent_tasks = (int)slots;
 	c->agent_api_port = (int)port;

@@ -26,6 +26,9 @@ cJSON *mc_ipc_parse_object(const struct mc_ipc_frame *f, char *err, size_t err_s
 /* A string field that fits dst and holds no control bytes. */
 int mc_ipc_get_str(const cJSON *obj, const char *key, char *dst, size_t dst_size,
 		   bool allow_empty, char *err, size_t err_size);
+/* An optional string field: absent or "" is "", else an absolute path. */
+int mc_ipc_get_opt_path(const cJSON *o, const char *key, char *dst, size_t size, char *err,
+			size_t err_size);
 /* An integer field within [min, max]. */
 int mc_ipc_get_long(const cJSON *obj, const char *key, long min, long max, long *out,
 		    char *err, size_t err_size);
