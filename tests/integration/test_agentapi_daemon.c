@@ -242,8 +242,17 @@ Test(agentapi_daemon, with_agent_uids_the_checkout_is_made_as_the_agent)
 	dfx_start_plane(1, NULL, NULL, NULL);
 	char url[600], body[800], out[600];
 	struct dp_config c = { .workspaces = dfx_ws_list(1, 1) };
+	/* The agent (another uid) must reach the fake CLI: the build dir may
+	 * sit under a 0700 directory (CI clones into mktemp -d). */
+	static char bindir[] = "/tmp/mc-fakebin-XXXXXX";
+	cr_assert_not_null(mkdtemp(bindir));
+	chmod(bindir, 0755);
+	char cp[1400];
+	snprintf(cp, sizeof cp, "cp %s %s/fake_claude && chmod 0755 %s/fake_claude",
+		 FAKE_CLAUDE_BIN, bindir, bindir);
+	cr_assert_eq(system(cp), 0);
 	static char providers[600];
-	snprintf(providers, sizeof providers, "claude = %s\n", FAKE_CLAUDE_BIN);
+	snprintf(providers, sizeof providers, "claude = %s/fake_claude\n", bindir);
 	c.providers = providers;
 	c.daemon_extra = "task_poll_interval = 300ms\nagent_uid_range = 61970-61979\n";
 	dfx_prepare_daemon(&c, NULL);
@@ -298,4 +307,6 @@ Test(agentapi_daemon, with_agent_uids_the_checkout_is_made_as_the_agent)
 		 "test \"$(git --git-dir=$b config --get core.sharedRepository)\" = group",
 		 D.state_dir, WS[1]);
 	cr_assert_eq(system(cmd), 0, "the cache is not the agent's: %s", cmd);
+	snprintf(cp, sizeof cp, "rm -rf %s", bindir);
+	cr_expect_eq(system(cp), 0);
 }

@@ -137,6 +137,16 @@ Test(sv_agents, without_capabilities_agents_run_as_the_daemon_and_it_says_so)
 	dfx_start_plane(1, NULL, NULL, NULL);
 	struct dp_config c = { .workspaces = WS[1], .daemon_extra = "agent_user = nobody\n" };
 	dfx_prepare_daemon(&c, NULL);
+	/* The unprivileged uid must reach the binary: the build dir may sit
+	 * under a 0700 directory (CI clones into mktemp -d). */
+	static char bindir[] = "/tmp/mc-svbin-XXXXXX";
+	static char bin[64], cmd[1200];
+	cr_assert_not_null(mkdtemp(bindir));
+	chmod(bindir, 0755);
+	snprintf(bin, sizeof bin, "%s/multicad", bindir);
+	snprintf(cmd, sizeof cmd, "cp '%s' %s && chmod 0755 %s", MULTICAD_BIN, bin, bin);
+	cr_assert_eq(system(cmd), 0);
+	D.exec_path = bin;
 	cr_assert_eq(dp_run_as(&D, UNPRIV_UID, UNPRIV_UID), 0);
 	cr_assert_eq(dp_start(&D), 0);
 	dfx_wait_ws_ready(1, 1, READY_MS);
@@ -150,6 +160,8 @@ Test(sv_agents, without_capabilities_agents_run_as_the_daemon_and_it_says_so)
 	cJSON_Delete(st);
 	cr_assert(dp_log_has(&D, "level=warn", MC_IDENTITY_FALLBACK_WARNING, "lacks CAP_SETUID",
 			     NULL));
+	snprintf(cmd, sizeof cmd, "rm -rf %s", bindir);
+	cr_expect_eq(system(cmd), 0);
 }
 
 Test(sv_agents, one_agent_user_isolates_and_closes_state_dir)
