@@ -420,7 +420,11 @@ static void on_fetch_done(struct mc_worker *w)
 			/* Same profiles; but did a command appear or vanish here? */
 			if (!make_payload(w, &w->fetched))
 				return;
-			if (!resolution_changed(w)) {
+			/* A changed built-in set has its own step, jittered so that
+			 * every worker (told at once) does not re-register at once:
+			 * an early check (a push's, a reconnect's) leaves it to it. */
+			if (!resolution_changed(w) ||
+			    (w->builtins_changed && mc_now_ms() < w->builtins_due_at)) {
 				finish_step(w, true);
 				return;
 			}
