@@ -53,8 +53,11 @@ static void link_config(struct mc_sv *sv, struct mc_hostproc *hp, struct mc_work
 static void link_spawned(struct mc_sv *sv, struct mc_hostproc *hp)
 {
 	(void)hp;
-	sv->link->outstanding = 0;
-	mc_push_link_gone(sv); /* a restart (new CONFIG) calls no gone: the old socket is */
+	/* A restart (new CONFIG) calls no gone: the old process's open claim
+	 * and its grant (the slots go back) and its socket are over. A new
+	 * link's SLOTS_REQ met a claim still open and was killed for it. */
+	mc_route_link_gone(sv);
+	mc_push_link_gone(sv);
 }
 
 static void link_ready(struct mc_sv *sv, struct mc_hostproc *hp)
