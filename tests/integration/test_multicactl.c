@@ -866,7 +866,7 @@ Test(multicactl_client, bad_replies)
 	}
 }
 
-Test(multicactl_client, silent_daemon_times_out, .timeout = 40)
+Test(multicactl_client, silent_daemon_times_out, .timeout = 90)
 {
 	/* A daemon that accepts and reads but never answers (hung loop):
 	 * multicactl gives up after its 10 s and says so, exit 3. */
@@ -1061,7 +1061,7 @@ static int run_multicad_until_exit(const char *conf, const char *log, int timeou
 /* Whatever sits at control_socket that is not a socket (a file, a
  * symlink to one) is not multicad's to delete or chmod: it refuses to start
  * and says why; the file is untouched. */
-Test(multicad_control_path, refuses_what_is_not_a_socket, .timeout = 60)
+Test(multicad_control_path, refuses_what_is_not_a_socket, .timeout = 90)
 {
 	memset(&fx, 0, sizeof fx);
 	const char *tmp = getenv("TMPDIR");

@@ -799,8 +799,12 @@ Test(worker_faults, builtins_changed_during_the_first_register_are_registered)
 	cr_assert_eq(fp_fault(&fx.fp, "{\"method\":\"POST\",\"path_prefix\":\"" REG_PATH "\","
 				      "\"delay_ms\":1000,\"count\":1}"), 200);
 	fx_start_worker(&fx, true);
-	/* Let the worker fetch and send its REG (held 1 s at the server). */
-	wh_pump(&fx.h, 300);
+	/* Let the worker fetch and send its REG (held 1 s at the server): the
+	 * fetch answered, the payload is built at once (waiting for the fetch,
+	 * not a fixed time: a loaded sanitizer run was slower than 300 ms). */
+	cr_assert(fx_wait_jcount(&fx, "GET", PROF_PATH, 200, 0, NULL, 1, 10000),
+		  "the worker never fetched its profiles");
+	wh_pump(&fx.h, 150);
 	cr_assert_eq(fx_count(&fx, "POST", REG_PATH), 0, "the first REG was not held");
 	const struct mc_builtin updated = { "claude", "Claude", "9.9.9", "" };
 	cr_assert_eq(wh_send_probes(&fx.h, &updated, 1), 0);
